@@ -1,0 +1,214 @@
+"""`cachetune prepare`: real queries in, clean de-duplicated group-aware splits out.
+
+Order of work: read rows -> clean text and drop by length -> near-duplicate clusters -> join groups
+that share a text into components -> keep the first query of each cluster -> (optionally) take a
+seeded sample of components -> assign components to splits -> write queries, pairs and a report.
+"""
+
+import hashlib
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+from cachetune.data.clean import length_problem, near_duplicate_clusters
+from cachetune.data.negatives import lexical_negatives
+from cachetune.data.sources import SOURCES, SourceData, SourceOptions, load_source
+from cachetune.data.split import SPLITS, assign_splits, component_labels, seeded_order
+from cachetune.records import OnError, Pair, Query, RecordError, RejectLog, rejects_path, write_json, write_jsonl
+from cachetune.text import clean_text, match_key
+
+
+@dataclass(frozen=True)
+class PrepareSettings:
+    source: str
+    input: str
+    output: Path
+    domain: str | None = None
+    min_chars: int = 10
+    max_chars: int = 200
+    dedupe: Literal["exact", "near"] = "near"
+    near_threshold: float = 0.95
+    val: float = 0.05
+    test: float = 0.1
+    seed: int = 42
+    max_queries: int | None = None
+    on_error: OnError = "fail"
+    text_field: str | None = None
+    group_field: str | None = None
+    hf_split: str = "train"
+
+
+@dataclass(frozen=True)
+class _Text:
+    text: str
+    key: str
+    group: str
+
+
+@dataclass(frozen=True)
+class _Pair:
+    first: _Text
+    second: _Text
+    label: int
+    source: str
+
+
+def prepare(settings: PrepareSettings) -> dict:
+    """Run the prepare stage and return its report (also written to OUTPUT/prepare_report.json)."""
+    if settings.source not in SOURCES:
+        raise RecordError(f"unknown --source '{settings.source}'; choose from {', '.join(SOURCES)}")
+    domain = settings.domain or SOURCES[settings.source].domain
+    if not domain:
+        raise RecordError(f"--source {settings.source} needs --domain (e.g. programming, medical)")
+    if not 0 < settings.near_threshold <= 1:
+        raise RecordError(f"--near-threshold must be in (0, 1], got {settings.near_threshold}")
+    rejects = RejectLog()
+    options = SourceOptions(settings.text_field, settings.group_field, settings.hf_split, settings.on_error)
+    data = load_source(settings.source, settings.input, options, rejects)
+
+    query_drops: Counter = Counter()
+    pair_drops: Counter = Counter()
+    texts = _clean_queries(data, settings, query_drops)
+    pairs = _clean_pairs(data, settings, pair_drops)
+
+    keys = list(dict.fromkeys(text.key for text in texts))
+    labels = near_duplicate_clusters(keys, settings.near_threshold) if settings.dedupe == "near" else range(len(keys))
+    cluster_of = {key: keys[label] for key, label in zip(keys, labels)}
+    component_of = _components(texts, pairs, cluster_of)
+
+    kept = _dedupe(texts, cluster_of, query_drops)
+    sizes = Counter(component_of[text.group] for text in kept)
+    if settings.max_queries is not None:
+        sizes = _sample(sizes, settings.max_queries, settings.seed)
+        query_drops["over_max_queries"] = sum(component_of[t.group] not in sizes for t in kept)
+        kept = [text for text in kept if component_of[text.group] in sizes]
+    split_of = assign_splits(dict(sizes), settings.val, settings.test, settings.seed)
+
+    output = Path(settings.output)
+    report_splits = {}
+    negatives_added = 0
+    for split in SPLITS:
+        queries = [
+            Query(id=_query_id(settings.source, t.key), text=t.text, domain=domain, source=settings.source, group=component_of[t.group])
+            for t in kept
+            if split_of[component_of[t.group]] == split
+        ]
+        write_jsonl(output / f"queries.{split}.jsonl", queries)
+        report_splits[split] = {"queries": len(queries)}
+        if data.pairs:
+            split_pairs = [p for p in pairs if split_of.get(component_of[p.first.group]) == split]
+            records = [Pair(query1=p.first.text, query2=p.second.text, label=p.label, domain=domain, source=p.source) for p in split_pairs]
+            groups = [component_of[p.first.group] for p in split_pairs]
+            if records and all(record.label == 1 for record in records):
+                negatives = lexical_negatives(records, groups)
+                negatives_added += len(negatives)
+                records += negatives
+            write_jsonl(output / f"pairs.{split}.jsonl", records)
+            report_splits[split]["pairs"] = len(records)
+            report_splits[split]["positive_pairs"] = sum(record.label for record in records)
+    if data.pairs:
+        pair_drops["over_max_queries"] = sum(component_of[p.first.group] not in split_of for p in pairs)
+
+    report = {
+        "source": settings.source,
+        "input": settings.input,
+        "domain": domain,
+        "settings": {k: v for k, v in asdict(settings).items() if k not in ("source", "input", "output", "domain")},
+        "rows_read": data.rows_read,
+        "rows_skipped": dict(data.skipped),
+        "rows_rejected": rejects.counts(),
+        "queries": {"from_rows": len(data.queries), "dropped": _nonzero(query_drops), "kept": len(kept)},
+        "near_duplicate_clusters": len({cluster for key, cluster in cluster_of.items() if key != cluster}),
+        "components": len(sizes),
+        "largest_component": max(sizes.values(), default=0),
+        "splits": report_splits,
+    }
+    if data.pairs:
+        report["pairs"] = {"from_rows": len(data.pairs), "dropped": _nonzero(pair_drops), "lexical_negatives_added": negatives_added}
+    if rejects:
+        rejects.write(rejects_path(output))
+    write_json(output / "prepare_report.json", report)
+    return report
+
+
+def _clean_queries(data: SourceData, settings: PrepareSettings, drops: Counter) -> list[_Text]:
+    texts = []
+    for query in data.queries:
+        text = clean_text(query.text)
+        problem = length_problem(text, settings.min_chars, settings.max_chars)
+        key = match_key(text)
+        if problem or not key:
+            drops[problem or "no_words"] += 1
+            continue
+        texts.append(_Text(text, key, query.group))
+    return texts
+
+
+def _clean_pairs(data: SourceData, settings: PrepareSettings, drops: Counter) -> list[_Pair]:
+    pairs, seen = [], set()
+    for pair in data.pairs:
+        first, second = clean_text(pair.text1), clean_text(pair.text2)
+        problem = length_problem(first, settings.min_chars, settings.max_chars) or length_problem(
+            second, settings.min_chars, settings.max_chars
+        )
+        first_key, second_key = match_key(first), match_key(second)
+        if not problem and first_key == second_key:
+            problem = "same_text"
+        if not problem and (first_key, second_key, pair.label) in seen:
+            problem = "duplicate_pair"
+        if problem:
+            drops[problem] += 1
+            continue
+        seen.add((first_key, second_key, pair.label))
+        pairs.append(_Pair(_Text(first, first_key, pair.group), _Text(second, second_key, pair.group), pair.label, pair.source))
+    return pairs
+
+
+def _components(texts: list[_Text], pairs: list[_Pair], cluster_of: dict[str, str]) -> dict[str, str]:
+    """Component name per group: groups sharing a text or a near-duplicate cluster are one component."""
+    groups: dict[str, int] = {}
+    first_group_of_cluster: dict[str, int] = {}
+    rows, cols = [], []
+    for text in texts + [side for pair in pairs for side in (pair.first, pair.second)]:
+        node = groups.setdefault(text.group, len(groups))
+        cluster = cluster_of.get(text.key, text.key)
+        other = first_group_of_cluster.setdefault(cluster, node)
+        if other != node:
+            rows.append(other)
+            cols.append(node)
+    names = list(groups)
+    labels = component_labels(len(names), rows, cols)
+    return {name: names[label] for name, label in zip(names, labels)}
+
+
+def _dedupe(texts: list[_Text], cluster_of: dict[str, str], drops: Counter) -> list[_Text]:
+    kept, seen_keys, seen_clusters = [], set(), set()
+    for text in texts:
+        if text.key in seen_keys:
+            drops["exact_duplicate"] += 1
+        elif cluster_of[text.key] in seen_clusters:
+            drops["near_duplicate"] += 1
+        else:
+            kept.append(text)
+        seen_keys.add(text.key)
+        seen_clusters.add(cluster_of[text.key])
+    return kept
+
+
+def _sample(sizes: Counter, max_queries: int, seed: int) -> Counter:
+    """Whole components in seeded order, as many as fit in `max_queries` queries."""
+    chosen, total = Counter(), 0
+    for component in seeded_order(list(sizes), seed):
+        if total + sizes[component] <= max_queries:
+            chosen[component] = sizes[component]
+            total += sizes[component]
+    return chosen
+
+
+def _query_id(source: str, key: str) -> str:
+    return f"{source}-{hashlib.sha1(key.encode()).hexdigest()[:12]}"
+
+
+def _nonzero(counts: Counter) -> dict[str, int]:
+    return {reason: count for reason, count in sorted(counts.items()) if count}

@@ -23,3 +23,40 @@ def offline_hub(monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def conala_prepared(shared_data, tmp_path_factory) -> Path:
+    """A real CoNaLa sample through `prepare`: queries and labelled pairs, train/val/test."""
+    from cachetune.data.prepare import PrepareSettings, prepare
+
+    output = tmp_path_factory.mktemp("conala")
+    prepare(PrepareSettings("conala", str(shared_data / "programming" / "conala-train.json"), output, max_queries=900, val=0.15, test=0.15))
+    return output
+
+
+@pytest.fixture(scope="session")
+def conala_triplets(conala_prepared) -> Path:
+    """Triplets from the real pairs: a rewrite as positive, the lexical negative of the same query as negative."""
+    from cachetune.records import Pair, Triplet, read_records, write_jsonl
+
+    pairs = read_records(conala_prepared / "pairs.train.jsonl", Pair)
+    negative_of = {pair.query1: pair.query2 for pair in pairs if pair.label == 0}
+    triplets = [
+        Triplet(anchor=p.query1, positive=p.query2, hard_negative=negative_of[p.query1], domain="programming", source="conala")
+        for p in pairs
+        if p.label == 1 and p.query1 in negative_of
+    ]
+    path = conala_prepared / "triplets.train.jsonl"
+    write_jsonl(path, triplets)
+    return path
+
+
+@pytest.fixture(scope="session")
+def adapter(conala_triplets, tmp_path_factory) -> Path:
+    """A small LoRA adapter trained by `cachetune.train` for a few steps on the real triplets."""
+    from cachetune.train.trainer import TrainSettings, train
+
+    output = tmp_path_factory.mktemp("adapter") / "model"
+    train(TrainSettings(train_data=(conala_triplets,), output=output, batch_size=16, lr=1e-3, max_steps=3, max_seq_length=64))
+    return output

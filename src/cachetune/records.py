@@ -130,6 +130,26 @@ def read_records(
     return records
 
 
+def read_pairs_or_triplets(path: Path, on_error: OnError = "fail", rejects: RejectLog | None = None) -> tuple[str, list]:
+    """("pairs" or "triplets", records) for a file of either, told apart by its first record's fields."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecordError(f"{path}: no such file")
+    with path.open(encoding="utf-8") as lines:
+        first = next((line for line in lines if line.strip()), None)
+    if first is None:
+        raise RecordError(f"{path}: empty file, no records")
+    try:
+        fields = set(json.loads(first))
+    except (json.JSONDecodeError, TypeError):
+        fields = set()
+    if "anchor" in fields:
+        return "triplets", read_records(path, Triplet, on_error, rejects)
+    if "query1" in fields:
+        return "pairs", read_records(path, Pair, on_error, rejects)
+    raise RecordError(f"{path}:1: neither a triplet (anchor, positive, hard_negative) nor a pair (query1, query2, label)")
+
+
 def describe_validation_error(error: ValidationError) -> str:
     """The first problem pydantic found, in words a data file's author can act on."""
     problem = error.errors()[0]
@@ -160,10 +180,17 @@ def atomic_write(path: Path) -> Iterator[IO[str]]:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(handle.name, 0o666 & ~_umask())  # temporary files are created 0600
         os.replace(handle.name, path)
     except BaseException:
         Path(handle.name).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def to_json_line(value: Record | dict) -> str:

@@ -1,0 +1,5 @@
+"""`python -m cachetune`, as `torchrun -m cachetune train ...` needs."""
+
+from cachetune.cli import run
+
+run()

@@ -1,0 +1,115 @@
+"""Metrics on labelled pairs: what a cache serves at a threshold, and how sure we are of it.
+
+Thresholds for operating the cache are chosen on validation pairs and only then measured on test
+pairs; a tuned model shifts its similarity scale, so each model gets its own threshold.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_auc_score
+
+from cachetune.metrics import average_precision, recall_at_precision
+
+RECALL_AT = (0.90, 0.95, 0.99)
+
+
+def at_threshold(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
+    """The cache's outcome when it serves every pair scoring >= threshold."""
+    predicted = (scores >= threshold).astype(int)
+    true_negative, false_hit, missed, hit = confusion_matrix(labels, predicted, labels=[0, 1]).ravel()
+    served = hit + false_hit
+    return {
+        "threshold": round(float(threshold), 4),
+        "precision": float(hit / served) if served else 1.0,
+        "recall": float(hit / (hit + missed)),
+        "f1": float(2 * hit / (2 * hit + false_hit + missed)),
+        "false_hit_rate": float(false_hit / (false_hit + true_negative)),
+        "miss_rate": float(missed / (hit + missed)),
+        "accuracy": float((hit + true_negative) / len(labels)),
+    }
+
+
+def best_f05_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
+    """The threshold with the best F0.5 (precision weighted over recall: a false hit costs more than a miss)."""
+    precision, recall, thresholds = precision_recall_curve(labels, scores)
+    precision, recall = precision[:-1], recall[:-1]  # the last point has no threshold
+    denominator = 0.25 * precision + recall
+    f05 = np.divide(1.25 * precision * recall, denominator, out=np.zeros_like(denominator), where=denominator > 0)
+    return float(thresholds[int(np.argmax(f05))])
+
+
+def target_precision_threshold(labels: np.ndarray, scores: np.ndarray, target: float) -> float | None:
+    """The lowest threshold whose precision reaches `target` (most hits at that precision); None if none does."""
+    return recall_at_precision(labels, scores, target)[1]
+
+
+def threshold_free(labels: np.ndarray, scores: np.ndarray) -> dict:
+    return {
+        "ap": average_precision(labels, scores),
+        "roc_auc": float(roc_auc_score(labels, scores)),
+        **{f"recall_at_p{round(p * 100)}": recall_at_precision(labels, scores, p)[0] for p in RECALL_AT},
+    }
+
+
+@dataclass(frozen=True)
+class OperatingPoints:
+    """Thresholds chosen on validation pairs, per model."""
+
+    best_f05: float
+    target_precision: float | None
+
+    @classmethod
+    def choose(cls, labels: np.ndarray, scores: np.ndarray, target: float) -> "OperatingPoints":
+        return cls(best_f05_threshold(labels, scores), target_precision_threshold(labels, scores, target))
+
+
+def bootstrap(
+    labels: np.ndarray, scores_by_model: dict[str, np.ndarray], thresholds: dict[str, float | None], target: float, rounds: int, seed: int
+) -> dict:
+    """Percentile 95% intervals per model, and for the difference between the first two models from paired
+    resamples (both models scored on the same resampled pairs); the difference reported is the full-data one.
+
+    Metrics: AP, recall at `target` precision (threshold-free), and recall and false-hit rate at each
+    model's validation-chosen threshold.
+    """
+    target_key = f"recall_at_p{round(target * 100)}"
+
+    def metrics(sample_labels: np.ndarray, scores: np.ndarray, threshold: float | None) -> dict[str, float]:
+        values = {"ap": average_precision(sample_labels, scores), target_key: recall_at_precision(sample_labels, scores, target)[0]}
+        if threshold is not None:
+            point = at_threshold(sample_labels, scores, threshold)
+            values["recall_at_operating_threshold"] = point["recall"]
+            values["false_hit_rate_at_operating_threshold"] = point["false_hit_rate"]
+        return values
+
+    names = list(scores_by_model)
+    full = {name: metrics(labels, scores_by_model[name], thresholds[name]) for name in names}
+    rng = np.random.default_rng(seed)
+    samples: dict[str, dict[str, list[float]]] = {name: {metric: [] for metric in full[name]} for name in names}
+    for _ in range(rounds):
+        index = rng.integers(0, len(labels), len(labels))
+        if labels[index].min() == labels[index].max():
+            continue
+        for name in names:
+            for metric, value in metrics(labels[index], scores_by_model[name][index], thresholds[name]).items():
+                samples[name][metric].append(value)
+    intervals = {name: {metric: _interval(values) for metric, values in by_metric.items()} for name, by_metric in samples.items()}
+    tuned, base = names[0], names[1]
+    differences = {}
+    for metric in sorted(samples[tuned].keys() & samples[base].keys()):
+        low, high = _interval(np.array(samples[tuned][metric]) - np.array(samples[base][metric]))
+        higher_is_better = not metric.startswith("false_hit")
+        if low > 0:
+            verdict = "better" if higher_is_better else "worse"
+        elif high < 0:
+            verdict = "worse" if higher_is_better else "better"
+        else:
+            verdict = "no significant difference"
+        differences[metric] = {"difference": full[tuned][metric] - full[base][metric], "interval": [low, high], "verdict": verdict}
+    return {"rounds": rounds, "intervals": intervals, "difference": differences}
+
+
+def _interval(values) -> list[float]:
+    low, high = np.percentile(np.asarray(values, dtype=float), [2.5, 97.5])
+    return [float(low), float(high)]

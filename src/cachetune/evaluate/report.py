@@ -1,0 +1,210 @@
+"""The evaluation report: report.json (everything), report.md (the side-by-side table), PNG plots."""
+
+from pathlib import Path
+
+import numpy as np
+
+from cachetune.records import write_json
+
+def write_report(report: dict, output: Path) -> list[Path]:
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    write_json(output / "report.json", report)
+    (output / "report.md").write_text(markdown(report))
+    return [output / "report.json", output / "report.md", *plots(report, output)]
+
+
+def _f(value, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _with_interval(value: float, interval: list[float] | None) -> str:
+    return _f(value) if not interval else f"{_f(value)} [{_f(interval[0])}, {_f(interval[1])}]"
+
+
+def markdown(report: dict) -> str:
+    models = report["models"]
+    lines = [
+        "# cachetune evaluation: tuned model against its baseline",
+        "",
+        f"- tuned: `{models['tuned']['spec']}`",
+        f"- baseline: `{models['baseline']['spec']}`",
+    ]
+    thresholds = report["operating_thresholds"]
+    if thresholds:
+        val = report["val_data"]
+        lines.append(
+            f"- operating thresholds chosen on `{val['file']}` ({val['pairs']} pairs), never on test data: "
+            + "; ".join(
+                f"{name} {_f(points['target_precision'])} (precision >= {report['target_precision']}), {_f(points['best_f05'])} (best F0.5)"
+                for name, points in thresholds.items()
+            )
+        )
+    else:
+        lines.append("- no --val-data: no operating threshold chosen; fixed thresholds and threshold-free metrics only")
+    for section in report["pairs"]:
+        lines += _pairs_markdown(section, report["target_precision"])
+    for section in report["triplets"]:
+        lines += _triplets_markdown(section)
+    lines += _replay_markdown(report["replay"])
+    lines += _probes_markdown(report["probes"])
+    if "speed" in report:
+        lines += _speed_markdown(report)
+    return "\n".join(lines) + "\n"
+
+
+def _pairs_markdown(section: dict, target: float) -> list[str]:
+    base, tuned = section["baseline"], section["tuned"]
+    boot = section.get("bootstrap", {})
+    intervals = boot.get("intervals", {"baseline": {}, "tuned": {}})
+    difference = boot.get("difference", {})
+    lines = [
+        "",
+        f"## Pairs: `{section['file']}` ({section['pairs']} pairs, {section['positives']} same-intent)",
+        "",
+        "| metric | baseline | tuned | tuned - baseline (95% CI) | verdict |",
+        "|---|---:|---:|---:|---|",
+    ]
+
+    def row(label: str, key: str, base_value, tuned_value) -> None:
+        diff = difference.get(key)
+        change = f"{diff['difference']:+.3f} [{diff['interval'][0]:+.3f}, {diff['interval'][1]:+.3f}]" if diff else f"{tuned_value - base_value:+.3f}"
+        lines.append(
+            f"| {label} | {_with_interval(base_value, intervals['baseline'].get(key))} | "
+            f"{_with_interval(tuned_value, intervals['tuned'].get(key))} | {change} | {diff['verdict'] if diff else ''} |"
+        )
+
+    row("average precision", "ap", base["ap"], tuned["ap"])
+    row("ROC-AUC", "roc_auc", base["roc_auc"], tuned["roc_auc"])
+    for key in ("recall_at_p90", "recall_at_p95", "recall_at_p99"):
+        row(f"recall at precision 0.{key[-2:]} (best threshold on test)", key, base[key], tuned[key])
+    if "at_operating_thresholds" in tuned:
+        for point, title in (("target_precision", f"threshold for precision {target} on val"), ("best_f05", "best-F0.5 threshold on val")):
+            base_point, tuned_point = base["at_operating_thresholds"][point], tuned["at_operating_thresholds"][point]
+            if base_point is None or tuned_point is None:
+                continue
+            lines.append(f"| **at the {title}** | t={_f(base_point['threshold'])} | t={_f(tuned_point['threshold'])} | | |")
+            for metric, label in (("precision", "precision"), ("recall", "recall (hits served)"), ("false_hit_rate", "false-hit rate"), ("miss_rate", "miss rate"), ("f1", "F1"), ("accuracy", "accuracy")):
+                key = f"{metric}_at_operating_threshold" if point == "target_precision" else None
+                if key and key in difference:
+                    row(f"&nbsp;&nbsp;{label}", key, base_point[metric], tuned_point[metric])
+                else:
+                    lines.append(f"| &nbsp;&nbsp;{label} | {_f(base_point[metric])} | {_f(tuned_point[metric])} | {tuned_point[metric] - base_point[metric]:+.3f} | |")
+    lines += ["", "At fixed thresholds (a tuned model shifts its similarity scale, so compare at each model's own threshold above):", ""]
+    lines += ["| threshold | baseline P / R / false-hit | tuned P / R / false-hit |", "|---:|---|---|"]
+    for base_point, tuned_point in zip(base["at_thresholds"], tuned["at_thresholds"]):
+        lines.append(
+            f"| {base_point['threshold']:.2f} | {_f(base_point['precision'])} / {_f(base_point['recall'])} / {_f(base_point['false_hit_rate'])} | "
+            f"{_f(tuned_point['precision'])} / {_f(tuned_point['recall'])} / {_f(tuned_point['false_hit_rate'])} |"
+        )
+    return lines
+
+
+def _triplets_markdown(section: dict) -> list[str]:
+    base, tuned = section["baseline"], section["tuned"]
+    lines = ["", f"## Triplets: `{section['file']}` ({tuned['triplets']} triplets, pool of {tuned['pool']})", "", "| metric | baseline | tuned |", "|---|---:|---:|"]
+    for key, label in (
+        ("mean_cos_anchor_positive", "mean cos(anchor, positive)"),
+        ("mean_cos_anchor_negative", "mean cos(anchor, negative)"),
+        ("margin", "margin (the two above, subtracted)"),
+        ("accuracy", "triplet accuracy"),
+        ("mrr_at_10", "MRR@10"),
+        ("recall_at_1", "recall@1"),
+        ("recall_at_5", "recall@5"),
+    ):
+        lines.append(f"| {label} | {_f(base[key])} | {_f(tuned[key])} |")
+    return lines
+
+
+def _replay_markdown(section: dict) -> list[str]:
+    lines = [
+        "",
+        f"## Cache replay ({section['queries']} queries in seeded order, {section['repeats']} of them repeat an earlier intent)",
+        "",
+        "| model | threshold | hit rate | correct hits | false hits | precision of hits |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name in ("baseline", "tuned"):
+        point = section[name]["at_operating_threshold"]
+        if point:
+            lines.append(
+                f"| {name} | {_f(point['threshold'])} | {_f(point['hit_rate'])} | {_f(point['correct_hit_rate'])} | {_f(point['false_hit_rate'])} | {_f(point['hit_precision'])} |"
+            )
+    return lines
+
+
+def _probes_markdown(probes: dict) -> list[str]:
+    lines = ["", "## Look-alike probes (different meaning, one word apart)", "", "| model | probes | false hits at its threshold | mean similarity |", "|---|---:|---:|---:|"]
+    for name in ("baseline", "tuned"):
+        p = probes[name]
+        lines.append(f"| {name} | {p['probes']} | {p['false_hits'] if p['threshold'] is not None else 'n/a'} | {_f(p['mean_similarity'])} |")
+    return lines
+
+
+def _speed_markdown(report: dict) -> list[str]:
+    lines = ["", "## Speed and size (this machine)", "", "| model | p50 ms | p99 ms | texts/s (batch 64) | model MB | adapter MB |", "|---|---:|---:|---:|---:|---:|"]
+    for name in ("baseline", "tuned"):
+        speed, model = report["speed"][name], report["models"][name]
+        adapter = f"{model['adapter_bytes'] / 1e6:.2f}" if model["adapter_bytes"] else "-"
+        size = f"{model['model_bytes'] / 1e6:.1f}" if model["model_bytes"] else "n/a"
+        lines.append(f"| {name} | {speed['latency_ms_p50']:.1f} | {speed['latency_ms_p99']:.1f} | {speed['throughput_texts_per_second']:.0f} | {size} | {adapter} |")
+    return lines
+
+
+def plots(report: dict, output: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import precision_recall_curve
+
+    written = []
+    for section in report["pairs"]:
+        stem = Path(section["file"]).stem.replace(".", "_")
+        labels = np.array(section["labels"])
+        figure, axis = plt.subplots(figsize=(6, 5))
+        for name in ("baseline", "tuned"):
+            precision, recall, _ = precision_recall_curve(labels, np.array(section["scores"][name]))
+            axis.plot(recall, precision, label=f"{name} (AP {section[name]['ap']:.3f})")
+            point = section[name].get("at_operating_thresholds", {}).get("target_precision")
+            if point:
+                axis.scatter([point["recall"]], [point["precision"]], marker="o", zorder=3)
+        axis.axhline(report["target_precision"], color="grey", linestyle=":", linewidth=1)
+        axis.set(xlabel="recall (same-intent pairs served)", ylabel="precision (served pairs that were right)", title=f"Precision-recall: {stem}", ylim=(0.4, 1.01))
+        axis.legend(loc="lower left")
+        written.append(_save(figure, output / f"pr_{stem}.png"))
+
+        figure, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+        bins = np.linspace(-0.2, 1.0, 49)
+        for axis, name in zip(axes, ("baseline", "tuned")):
+            scores = np.array(section["scores"][name])
+            axis.hist(scores[labels == 1], bins=bins, alpha=0.6, label="same intent")
+            axis.hist(scores[labels == 0], bins=bins, alpha=0.6, label="different intent")
+            threshold = report["operating_thresholds"].get(name, {}).get("target_precision")
+            if threshold is not None:
+                axis.axvline(threshold, color="black", linestyle="--", linewidth=1, label=f"threshold {threshold:.2f}")
+            axis.set(title=name, xlabel="cosine similarity")
+            axis.legend(loc="upper left")
+        axes[0].set_ylabel("pairs")
+        written.append(_save(figure, output / f"similarity_{stem}.png"))
+
+    figure, axis = plt.subplots(figsize=(6, 5))
+    for name in ("baseline", "tuned"):
+        curve = report["replay"][name]["curve"]
+        axis.plot([p["false_hit_rate"] for p in curve], [p["correct_hit_rate"] for p in curve], marker=".", label=name)
+        point = report["replay"][name]["at_operating_threshold"]
+        if point:
+            axis.scatter([point["false_hit_rate"]], [point["correct_hit_rate"]], s=60, zorder=3)
+    axis.set(xlabel="false-hit rate (wrong answers served / queries)", ylabel="correct-hit rate (right answers served / queries)", title="Cache replay, thresholds 0.30-0.98")
+    axis.legend(loc="lower right")
+    written.append(_save(figure, output / "replay.png"))
+    return written
+
+
+def _save(figure, path: Path) -> Path:
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
+    return path

@@ -1,0 +1,190 @@
+"""`cachetune evaluate`: a tuned model and its baseline side by side, on data neither was tuned on.
+
+Every input is read and checked before a model is loaded. Each model encodes every distinct text
+once; all metrics are computed from those vectors.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cachetune.evaluate.pairs import OperatingPoints, at_threshold, bootstrap, threshold_free
+from cachetune.evaluate.report import write_report
+from cachetune.evaluate.probes import load_probes, probe_false_hits
+from cachetune.evaluate.replay import CURVE_THRESHOLDS, replay, replay_stream
+from cachetune.evaluate.speed import encode_speed, size_on_disk
+from cachetune.evaluate.triplets import triplet_metrics
+from cachetune.metrics import check_labels
+from cachetune.models import DEFAULT_BASE_MODEL, adapter_base_name, is_adapter, load_encoder
+from cachetune.records import Pair, RecordError, read_pairs_or_triplets, read_records
+
+MODELS = ("tuned", "baseline")
+
+
+@dataclass(frozen=True)
+class EvaluateSettings:
+    model: str
+    test_data: tuple[Path, ...]
+    output: Path
+    baseline: str | None = None
+    val_data: Path | None = None
+    thresholds: tuple[float, ...] = (0.80, 0.85, 0.90, 0.95)
+    target_precision: float = 0.95
+    bootstrap: int = 1000
+    seed: int = 42
+    measure_speed: bool = True
+
+
+@dataclass(frozen=True)
+class TestFile:
+    path: Path
+    kind: str
+    records: list
+
+
+def default_baseline(model: str) -> str:
+    """An adapter is compared with the base it was trained on; anything else with the default base."""
+    path = Path(model)
+    return adapter_base_name(path) if is_adapter(path) else DEFAULT_BASE_MODEL
+
+
+def read_inputs(settings: EvaluateSettings) -> tuple[list[TestFile], list[Pair]]:
+    if not settings.test_data:
+        raise RecordError("no --test-data given")
+    if not 0 < settings.target_precision < 1:
+        raise RecordError(f"--target-precision must be in (0, 1), got {settings.target_precision}")
+    files = []
+    for path in settings.test_data:
+        kind, records = read_pairs_or_triplets(path)
+        if not records:
+            raise RecordError(f"{path}: no records")
+        if kind == "pairs":
+            _both_labels(records, path)
+        files.append(TestFile(Path(path), kind, records))
+    val_pairs = read_records(settings.val_data, Pair) if settings.val_data else []
+    if settings.val_data:
+        _both_labels(val_pairs, settings.val_data)
+    return files, val_pairs
+
+
+def _both_labels(pairs: list[Pair], path: Path) -> None:
+    try:
+        check_labels(np.array([pair.label for pair in pairs]), str(path))
+    except ValueError as error:
+        raise RecordError(str(error)) from None
+
+
+def evaluate(settings: EvaluateSettings) -> dict:
+    files, val_pairs = read_inputs(settings)
+    specs = {"tuned": settings.model, "baseline": settings.baseline or default_baseline(settings.model)}
+    encoders = {name: load_encoder(spec) for name, spec in specs.items()}
+    probes = load_probes()
+    texts = list(
+        dict.fromkeys(
+            [text for file in files for record in file.records for text in _texts(record)]
+            + [text for pair in val_pairs for text in (pair.query1, pair.query2)]
+            + [text for _, first, second in probes for text in (first, second)]
+        )
+    )
+    vector_of = {name: dict(zip(texts, _encode(encoder, texts))) for name, encoder in encoders.items()}
+
+    operating = {}
+    if val_pairs:
+        val_labels = np.array([pair.label for pair in val_pairs])
+        for name in MODELS:
+            scores = _pair_scores(val_pairs, vector_of[name])
+            operating[name] = OperatingPoints.choose(val_labels, scores, settings.target_precision)
+
+    report: dict = {
+        "models": {name: {"spec": spec, **size_on_disk(spec)} for name, spec in specs.items()},
+        "test_data": [{"file": str(file.path), "kind": file.kind, "records": len(file.records)} for file in files],
+        "val_data": {"file": str(settings.val_data), "pairs": len(val_pairs)} if settings.val_data else None,
+        "target_precision": settings.target_precision,
+        "operating_thresholds": {
+            name: {"best_f05": points.best_f05, "target_precision": points.target_precision} for name, points in operating.items()
+        },
+        "pairs": [_pairs_section(file, vector_of, operating, settings) for file in files if file.kind == "pairs"],
+        "triplets": [
+            {"file": str(file.path), **{name: triplet_metrics(file.records, vector_of[name]) for name in MODELS}}
+            for file in files
+            if file.kind == "triplets"
+        ],
+        "replay": _replay_section(files, vector_of, operating, settings.seed),
+        "probes": {name: probe_false_hits(probes, vector_of[name], _threshold(operating, name)) for name in MODELS},
+    }
+    if settings.measure_speed:
+        sample = texts[:200]
+        report["speed"] = {name: encode_speed(encoder, sample) for name, encoder in encoders.items()}
+    write_report(report, settings.output)
+    return report
+
+
+def _texts(record) -> tuple[str, ...]:
+    return (record.query1, record.query2) if isinstance(record, Pair) else (record.anchor, record.positive, record.hard_negative)
+
+
+def _encode(encoder, texts: list[str]) -> np.ndarray:
+    return np.asarray(encoder.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True), dtype=np.float32)
+
+
+def _pair_scores(pairs: list[Pair], vector_of: dict[str, np.ndarray]) -> np.ndarray:
+    return np.array([float(vector_of[p.query1] @ vector_of[p.query2]) for p in pairs])
+
+
+def _threshold(operating: dict, name: str) -> float | None:
+    """The operating threshold: the lowest meeting the target precision on validation, else the best F0.5."""
+    if name not in operating:
+        return None
+    points = operating[name]
+    return points.target_precision if points.target_precision is not None else points.best_f05
+
+
+def _pairs_section(file: TestFile, vector_of: dict, operating: dict, settings: EvaluateSettings) -> dict:
+    labels = np.array([pair.label for pair in file.records])
+    scores = {name: _pair_scores(file.records, vector_of[name]) for name in MODELS}
+    section = {"file": str(file.path), "pairs": len(labels), "positives": int(labels.sum())}
+    for name in MODELS:
+        result = {
+            **threshold_free(labels, scores[name]),
+            "at_thresholds": [at_threshold(labels, scores[name], t) for t in settings.thresholds],
+        }
+        if name in operating:
+            points = operating[name]
+            result["at_operating_thresholds"] = {
+                "best_f05": at_threshold(labels, scores[name], points.best_f05),
+                "target_precision": at_threshold(labels, scores[name], points.target_precision) if points.target_precision is not None else None,
+            }
+        result["similarity"] = {
+            "positives_mean": float(scores[name][labels == 1].mean()),
+            "negatives_mean": float(scores[name][labels == 0].mean()),
+        }
+        section[name] = result
+    section["scores"] = {name: scores[name].round(5).tolist() for name in MODELS}
+    section["labels"] = labels.tolist()
+    if settings.bootstrap:
+        thresholds = {name: _threshold(operating, name) for name in MODELS}
+        section["bootstrap"] = bootstrap(labels, scores, thresholds, settings.target_precision, settings.bootstrap, settings.seed)
+    return section
+
+
+def _replay_section(files: list[TestFile], vector_of: dict, operating: dict, seed: int) -> dict:
+    same_intent, texts = [], []
+    for file in files:
+        for record in file.records:
+            texts += _texts(record)
+            if isinstance(record, Pair):
+                if record.label == 1:
+                    same_intent.append((record.query1, record.query2))
+            else:
+                same_intent.append((record.anchor, record.positive))
+    stream, intents = replay_stream(same_intent, texts, seed)
+    section = {"queries": len(stream), "repeats": len(stream) - len(set(intents))}
+    for name in MODELS:
+        vectors = np.stack([vector_of[name][text] for text in stream])
+        threshold = _threshold(operating, name)
+        section[name] = {
+            "curve": replay(vectors, intents, list(CURVE_THRESHOLDS)),
+            "at_operating_threshold": replay(vectors, intents, [threshold])[0] if threshold is not None else None,
+        }
+    return section

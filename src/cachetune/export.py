@@ -1,0 +1,171 @@
+"""`cachetune export`: a merged model, an ONNX graph that matches it, and a per-channel int8 ONNX.
+
+ONNX goes through the dynamo exporter (`torch.onnx.export(..., dynamo=True)`): the TorchScript exporter
+gives wrong vectors for this model without any error. Every ONNX file is compared with torch on
+`PARITY_TEXTS` and refused (not written) when the mean cosine to torch is below 0.99, or for fp32 when
+any text falls below it. int8 is dynamic quantization of the weight MatMuls only, per output channel:
+quantizing everything (onnxruntime's default op set) loses far more.
+"""
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from cachetune.models import ModelError, load_model
+from cachetune.records import write_json
+
+MIN_COSINE = 0.99
+ONNX_DIR = "onnx"
+EXPORT_INFO = "cachetune_export.json"
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+
+# Short and long, programming, medical and general prompts: what a cache sees.
+PARITY_TEXTS = [
+    "ok",
+    "reverse a list",
+    "How do I reverse a string in Python?",
+    "How do I reverse a list in Python without creating a copy?",
+    "python sort dictionary by value descending",
+    "Convert a list of strings to a list of integers",
+    "What is the difference between a process and a thread?",
+    "SQL query to find duplicate rows in a table with three key columns",
+    "How do I enable JavaScript in Chrome?",
+    "How do I disable JavaScript in Chrome?",
+    "What are the symptoms of type 1 diabetes?",
+    "What are the symptoms of type 2 diabetes?",
+    "Can I drink alcohol while taking azithromycin for a sinus infection?",
+    "My blood pressure goes up at night while I sleep even though I take four medicines, why does that happen?",
+    "What causes low blood pressure after standing up quickly?",
+    "Is it safe to take ibuprofen and paracetamol together for a fever in a child of six?",
+    "The weather is nice today and we are going for a walk in the park.",
+    "A man is playing a guitar on a stage in front of a small crowd.",
+]
+
+
+class OnnxEncoder:
+    """Encodes with an exported ONNX graph and the tokenizer saved beside it.
+
+    `encode(texts)` returns L2-normalised sentence embeddings as a numpy array, like a
+    SentenceTransformer's `encode(..., normalize_embeddings=True)`.
+    """
+
+    def __init__(self, onnx_file: Path, tokenizer_folder: Path, max_seq_length: int) -> None:
+        import onnxruntime
+        from transformers import AutoTokenizer
+
+        self.path = Path(onnx_file)
+        self.session = onnxruntime.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+        self.tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_folder))
+        self.max_seq_length = max_seq_length
+
+    @classmethod
+    def from_file(cls, onnx_file: Path) -> "OnnxEncoder":
+        """An ONNX file written by `cachetune export` (EXPORT/onnx/model*.onnx)."""
+        import json
+
+        folder = Path(onnx_file).resolve().parent.parent
+        info_path = folder / EXPORT_INFO
+        if not info_path.is_file():
+            raise ModelError(f"{onnx_file}: not inside a `cachetune export` folder (no {EXPORT_INFO} in {folder})")
+        return cls(onnx_file, folder, json.loads(info_path.read_text())["max_seq_length"])
+
+    def encode(self, texts: list[str], batch_size: int = 32, **_) -> np.ndarray:
+        batches = []
+        for start in range(0, len(texts), batch_size):
+            tokens = self.tokenizer(
+                list(texts[start : start + batch_size]), padding=True, truncation=True, max_length=self.max_seq_length, return_tensors="np"
+            )
+            feed = {name: tokens[name].astype(np.int64) for name in INPUT_NAMES}
+            batches.append(self.session.run(None, feed)[0])
+        vectors = np.concatenate(batches) if batches else np.zeros((0, 0), dtype=np.float32)
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def export_model(model_spec: str, output: Path, merge: bool, onnx: bool, int8: bool) -> dict:
+    """Write the requested artifacts into `output`; returns what was written and the parity found."""
+    if not (merge or onnx or int8):
+        raise ModelError("nothing to export: pass --merge, --onnx and/or --int8")
+    model = load_model(model_spec, merge=True)
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    info: dict = {"model": model_spec, "max_seq_length": model.max_seq_length, "files": [], "parity": {}}
+    if merge:
+        model.save(str(output))
+        info["files"].append("model.safetensors")
+    else:
+        model.tokenizer.save_pretrained(str(output))
+    if onnx or int8:
+        reference = model.encode(PARITY_TEXTS, normalize_embeddings=True, convert_to_numpy=True)
+        with tempfile.TemporaryDirectory() as scratch:
+            fp32 = _export_onnx(model, Path(scratch))
+            info["parity"]["fp32"] = _parity(fp32, output, model.max_seq_length, reference, strict=True)
+            if int8:
+                quantized = _quantize(fp32)
+                info["parity"]["int8"] = _parity(quantized, output, model.max_seq_length, reference, strict=False)
+                info["files"].append(_keep(quantized, output, "model_int8.onnx"))
+            if onnx:
+                info["files"].append(_keep(fp32, output, "model.onnx"))
+    write_json(output / EXPORT_INFO, info)
+    return info
+
+
+def _export_onnx(model, folder: Path) -> Path:
+    """Export tokens -> normalised sentence embedding as one graph, batch and length dynamic."""
+    import onnx
+    import torch
+
+    class SentenceEncoder(torch.nn.Module):
+        def __init__(self, sentence_transformer) -> None:
+            super().__init__()
+            self.sentence_transformer = sentence_transformer
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            features = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+            return self.sentence_transformer(features)["sentence_embedding"]
+
+    tokens = model.tokenizer(PARITY_TEXTS[:4], padding=True, return_tensors="pt")
+    batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
+    exported = folder / "exported.onnx"
+    with torch.no_grad():
+        torch.onnx.export(
+            SentenceEncoder(model.cpu()).eval(),
+            tuple(tokens[name] for name in INPUT_NAMES),
+            str(exported),
+            dynamo=True,
+            input_names=list(INPUT_NAMES),
+            output_names=["sentence_embedding"],
+            dynamic_shapes={name: {0: batch, 1: sequence} for name in INPUT_NAMES},
+            verbose=False,
+        )
+    single = folder / "model.onnx"  # weights inside the file: one file to ship
+    onnx.save(onnx.load(str(exported)), str(single))
+    return single
+
+
+def _quantize(fp32: Path) -> Path:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantized = fp32.with_name("model_int8.onnx")
+    quantize_dynamic(str(fp32), str(quantized), per_channel=True, op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8)
+    return quantized
+
+
+def _parity(onnx_file: Path, tokenizer_folder: Path, max_seq_length: int, reference: np.ndarray, strict: bool) -> dict:
+    vectors = OnnxEncoder(onnx_file, tokenizer_folder, max_seq_length).encode(PARITY_TEXTS)
+    cosines = np.einsum("ij,ij->i", vectors, reference)
+    result = {"texts": len(PARITY_TEXTS), "mean_cosine": float(cosines.mean()), "min_cosine": float(cosines.min())}
+    if result["mean_cosine"] < MIN_COSINE or (strict and result["min_cosine"] < MIN_COSINE):
+        raise ModelError(
+            f"{onnx_file.name}: cosine to torch mean {result['mean_cosine']:.4f}, min {result['min_cosine']:.4f}, "
+            f"below {MIN_COSINE}; not written"
+        )
+    return result
+
+
+def _keep(source: Path, output: Path, name: str) -> str:
+    target = output / ONNX_DIR / name
+    target.parent.mkdir(exist_ok=True)
+    shutil.move(str(source), str(target))
+    return f"{ONNX_DIR}/{name}"

@@ -1,0 +1,358 @@
+"""`cachetune train`: sentence-transformers' trainer with a PEFT LoRA adapter (or full fine-tuning).
+
+Everything that can be wrong with the input (files, columns, losses, base model, output folder) is
+checked by `plan` before a model is loaded. Training checkpoints to OUTPUT/checkpoints, validates on
+labelled pairs at each checkpoint, keeps the best one by average precision, and resumes from the last
+checkpoint with `--resume`. The finished folder holds the adapter, training_info.json and a model card.
+Under `torchrun --nproc_per_node N` the same code trains with DDP; only rank 0 writes the result.
+"""
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from cachetune.models import (
+    TRAINING_INFO,
+    ResolvedModel,
+    files_sha256,
+    resolve_base_model,
+    save_adapter,
+    weights_sha256,
+)
+from cachetune.records import Pair, RecordError, read_records, write_json
+from cachetune.train.data import TrainingFile, read_training_file, to_dataset
+from cachetune.train.losses import LOSSES, Distance, LossOptions, Mining, loss_for, with_defaults
+from cachetune.train.model_card import model_card
+
+CHECKPOINTS = "checkpoints"
+SETTINGS_FILE = "settings.json"
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    train_data: tuple[Path, ...]
+    output: Path
+    val_data: Path | None = None
+    base_model: str | None = None
+    epochs: float = 1.0
+    batch_size: int = 128
+    lr: float = 2e-5
+    temperature: float | None = None
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    losses: tuple[str, ...] = ("mnr",)
+    margin: float | None = None
+    distance: Distance = "cosine"
+    mining: Mining = "hardest"
+    mini_batch_size: int = 32
+    lora: bool = True
+    lora_rank: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.1
+    target_modules: tuple[str, ...] = ("query", "value")
+    max_seq_length: int = 128
+    max_steps: int | None = None
+    checkpoint_steps: int | None = None
+    resume: bool = False
+    seed: int = 42
+    tensorboard: bool = False
+
+
+@dataclass
+class Plan:
+    """What `train` will do, known before any model is loaded."""
+
+    settings: TrainSettings
+    base: ResolvedModel
+    files: list[TrainingFile]
+    file_losses: list[str]  # loss name per file
+    loss_options: dict[str, LossOptions]  # per loss name, defaults filled in
+    val_pairs: list[Pair] = field(default_factory=list)
+
+
+def plan(settings: TrainSettings) -> Plan:
+    """Check the whole input; raise RecordError or ModelError with one clear message."""
+    unknown = [name for name in settings.losses if name not in LOSSES]
+    if unknown:
+        raise RecordError(f"unknown --loss {', '.join(unknown)}; choose from {', '.join(LOSSES)}")
+    _check_numbers(settings)
+    if not settings.train_data:
+        raise RecordError("no --train-data given")
+    files, file_losses = [], []
+    for path in settings.train_data:
+        file = read_training_file(path)
+        if not file.records:
+            raise RecordError(f"{path}: no training rows")
+        loss = loss_for(file.kind, list(settings.losses))
+        if loss is None:
+            fits = [name for name, spec in LOSSES.items() if file.kind in spec.reads]
+            raise RecordError(
+                f"{path}: holds {file.kind}, and no --loss given ({', '.join(settings.losses)}) learns from {file.kind}; "
+                f"add one of: {', '.join(fits)}"
+            )
+        files.append(file)
+        file_losses.append(loss)
+    unused = [name for name in settings.losses if name not in file_losses]
+    if unused:
+        raise RecordError(f"--loss {', '.join(unused)}: no training file of the kind it learns from")
+    val_pairs = []
+    if settings.val_data is not None:
+        val_pairs = read_records(settings.val_data, Pair)
+        labels = {pair.label for pair in val_pairs}
+        if labels != {0, 1}:
+            raise RecordError(f"{settings.val_data}: validation needs pairs with label 1 and label 0, found {sorted(labels) or 'no pairs'}")
+    _check_output(settings)
+    base = resolve_base_model(settings.base_model)
+    options = LossOptions(settings.temperature, settings.margin, settings.distance, settings.mining, settings.mini_batch_size)
+    loss_options = {name: with_defaults(name, options) for name in settings.losses}
+    return Plan(settings, base, files, file_losses, loss_options, val_pairs)
+
+
+def _check_numbers(settings: TrainSettings) -> None:
+    checks = [
+        (settings.epochs > 0, f"--epochs must be > 0, got {settings.epochs}"),
+        (settings.batch_size >= 2, f"--batch-size must be >= 2, got {settings.batch_size}"),
+        (settings.lr > 0, f"--lr must be > 0, got {settings.lr}"),
+        (0 <= settings.warmup_ratio < 1, f"--warmup-ratio must be in [0, 1), got {settings.warmup_ratio}"),
+        (settings.temperature is None or settings.temperature > 0, f"--temperature must be > 0, got {settings.temperature}"),
+        (settings.lora_rank >= 1, f"--lora-rank must be >= 1, got {settings.lora_rank}"),
+        (settings.max_seq_length >= 8, f"--max-seq-length must be >= 8, got {settings.max_seq_length}"),
+        (settings.max_steps is None or settings.max_steps >= 1, f"--max-steps must be >= 1, got {settings.max_steps}"),
+        (bool(settings.target_modules) or not settings.lora, "--target-modules is empty"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise RecordError(message)
+
+
+def _check_output(settings: TrainSettings) -> None:
+    output = Path(settings.output)
+    if (output / TRAINING_INFO).is_file():
+        raise RecordError(f"{output}: already holds a trained model; choose another --output or remove it")
+    checkpoints = output / CHECKPOINTS
+    if not settings.resume and checkpoints.is_dir() and any(checkpoints.glob("checkpoint-*")):
+        raise RecordError(f"{output}: holds checkpoints of an unfinished run; pass --resume to continue it, or choose another --output")
+    saved = checkpoints / SETTINGS_FILE
+    if settings.resume and saved.is_file():
+        before = json.loads(saved.read_text())
+        now = _settings_record(settings)
+        changed = sorted(key for key in now if key != "resume" and before.get(key) != now[key])
+        if changed:
+            raise RecordError(f"--resume with changed settings ({', '.join(changed)}); the checkpoints in {checkpoints} were made with others")
+
+
+def _settings_record(settings: TrainSettings) -> dict:
+    record = asdict(settings)
+    record["train_data"] = [str(path) for path in settings.train_data]
+    record["output"] = str(settings.output)
+    record["val_data"] = str(settings.val_data) if settings.val_data else None
+    record["target_modules"] = list(settings.target_modules)
+    record["losses"] = list(settings.losses)
+    return record
+
+
+def _batch_sampler(dataset, **kwargs):
+    """Per dataset: intent-labelled texts need batches with several labels; triplets need no duplicate texts
+    in a batch (a duplicate would be an in-batch 'negative' equal to the positive); pairs need neither."""
+    from torch.utils.data import RandomSampler
+
+    from sentence_transformers.base.sampler import DefaultBatchSampler, GroupByLabelBatchSampler, NoDuplicatesBatchSampler
+
+    if "text" in dataset.column_names:
+        return GroupByLabelBatchSampler(dataset, **kwargs)
+    if "anchor" in dataset.column_names:
+        return NoDuplicatesBatchSampler(dataset, **kwargs)
+    return DefaultBatchSampler(RandomSampler(dataset, generator=kwargs["generator"]), **kwargs)
+
+
+def _step(checkpoint: Path) -> int:
+    return int(Path(checkpoint).name.rsplit("-", 1)[-1])
+
+
+def last_complete_checkpoint(checkpoints: Path) -> Path | None:
+    """The newest checkpoint that was fully written, removing any newer one a kill cut short.
+
+    The trainer writes trainer_state.json last, so a checkpoint without a readable one is partial.
+    """
+    for checkpoint in sorted(Path(checkpoints).glob("checkpoint-*"), key=_step, reverse=True):
+        try:
+            json.loads((checkpoint / "trainer_state.json").read_text())
+            return checkpoint
+        except (OSError, ValueError):
+            shutil.rmtree(checkpoint)
+    return None
+
+
+def train(settings: TrainSettings, command: list[str] | None = None) -> dict:
+    """Train and save; returns training_info (as written to OUTPUT/training_info.json)."""
+    work = plan(settings)
+    started = time.time()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import torch
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+
+    from cachetune.train.validation import PairValidation
+
+    torch.manual_seed(settings.seed)
+    model = SentenceTransformer(work.base.location)
+    model.max_seq_length = settings.max_seq_length
+    if settings.lora:
+        from peft import LoraConfig, TaskType
+
+        model.add_adapter(
+            LoraConfig(
+                r=settings.lora_rank,
+                lora_alpha=settings.lora_alpha,
+                lora_dropout=settings.lora_dropout,
+                target_modules=list(settings.target_modules),
+                task_type=TaskType.FEATURE_EXTRACTION,
+            )
+        )
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+
+    datasets, losses = {}, {}
+    guide = lambda: SentenceTransformer(work.base.location, device=str(model.device))  # noqa: E731 (GIST's frozen guide)
+    for number, (file, loss_name) in enumerate(zip(work.files, work.file_losses)):
+        name = f"{number}_{file.path.stem}".replace(".", "_")
+        datasets[name] = to_dataset(file, labelled_texts=loss_name == "hard-triplet")
+        losses[name] = LOSSES[loss_name].build(model, work.loss_options[loss_name], guide)
+
+    steps_per_epoch = sum(math.ceil(len(dataset) / settings.batch_size) for dataset in datasets.values())
+    total_steps = settings.max_steps or math.ceil(steps_per_epoch * settings.epochs)
+    checkpoint_steps = settings.checkpoint_steps or max(10, total_steps // 10)
+    evaluator = PairValidation(work.val_pairs) if work.val_pairs else None
+    base_validation = evaluator(model) if evaluator else None
+
+    output = Path(settings.output)
+    checkpoints = output / CHECKPOINTS
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if settings.tensorboard:
+        os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(output / "tensorboard"))
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(checkpoints),
+        num_train_epochs=settings.epochs,
+        max_steps=settings.max_steps or -1,
+        per_device_train_batch_size=settings.batch_size,
+        learning_rate=settings.lr,
+        warmup_steps=settings.warmup_ratio,  # transformers 5: a float below 1 is a fraction of all steps
+        weight_decay=settings.weight_decay,
+        seed=settings.seed,
+        data_seed=settings.seed,
+        batch_sampler=_batch_sampler,
+        eval_strategy="steps" if evaluator else "no",
+        eval_steps=checkpoint_steps,
+        save_strategy="steps",
+        save_steps=checkpoint_steps,
+        save_total_limit=2,
+        load_best_model_at_end=evaluator is not None,
+        metric_for_best_model="eval_val_ap" if evaluator else None,
+        logging_steps=max(1, min(10, checkpoint_steps)),
+        report_to=["tensorboard"] if settings.tensorboard else [],
+        use_cpu=not torch.cuda.is_available(),
+        ddp_backend="gloo" if distributed and not torch.cuda.is_available() else None,
+    )
+    trainer = SentenceTransformerTrainer(
+        model=model, args=args, train_dataset=datasets, loss=losses, evaluator=evaluator
+    )
+    if trainer.is_world_process_zero():
+        write_json(checkpoints / SETTINGS_FILE, _settings_record(settings))
+    resume_from = last_complete_checkpoint(checkpoints) if settings.resume else None
+    run = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    if not trainer.is_world_process_zero():
+        return {}
+
+    final_validation = evaluator(model) if evaluator else None
+    if settings.lora:
+        save_adapter(model, output, work.base.name)
+    else:
+        model.save(str(output))
+    info = _training_info(work, trainer, run.metrics, trainable, total, base_validation, final_validation, resume_from, started, command)
+    write_json(output / TRAINING_INFO, info)
+    (output / "README.md").write_text(model_card(info))
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    return info
+
+
+def _training_info(
+    work: Plan, trainer, run_metrics: dict, trainable: int, total: int, base_validation, final_validation, resumed_from, started, command
+) -> dict:
+    import peft
+    import sentence_transformers
+    import torch
+    import transformers
+
+    from cachetune import __version__
+
+    state = trainer.state
+    settings = work.settings
+    best_step = _step(Path(state.best_model_checkpoint)) if state.best_model_checkpoint else None
+    hyperparameters = _settings_record(settings)
+    for key in ("train_data", "val_data", "output", "resume", "base_model"):
+        hyperparameters.pop(key)
+    return {
+        "cachetune_version": __version__,
+        "base_model": {"name": work.base.name, "sha256": weights_sha256(work.base.location)},
+        "adapter": (
+            {"type": "lora", "rank": settings.lora_rank, "alpha": settings.lora_alpha, "dropout": settings.lora_dropout, "target_modules": list(settings.target_modules)}
+            if settings.lora
+            else {"type": "full"}
+        ),
+        "train_data": [
+            {"file": file.path.name, "sha256": file.sha256, "kind": file.kind, "rows": len(file.records), "loss": loss}
+            for file, loss in zip(work.files, work.file_losses)
+        ],
+        "val_data": (
+            {"file": Path(settings.val_data).name, "pairs": len(work.val_pairs), "sha256": files_sha256([Path(settings.val_data)])}
+            if settings.val_data
+            else None
+        ),
+        "hyperparameters": hyperparameters,
+        "losses": {name: {"about": LOSSES[name].about, **asdict(work.loss_options[name])} for name in settings.losses},
+        "trainable_parameters": trainable,
+        "total_parameters": total,
+        "world_size": trainer.args.world_size,
+        "steps": state.global_step,
+        "resumed_from_step": _step(resumed_from) if resumed_from else None,
+        "epochs": state.epoch,
+        "loss_curve": [{"step": entry["step"], "loss": entry["loss"]} for entry in state.log_history if "loss" in entry],
+        "validation": {
+            "base": base_validation,
+            "during_training": [
+                {"step": entry["step"], **{key.removeprefix("eval_"): value for key, value in entry.items() if key.startswith("eval_val_")}}
+                for entry in state.log_history
+                if "eval_val_ap" in entry
+            ],
+            "best_step": best_step,
+            "final": final_validation,
+        },
+        "wall_time_seconds": round(time.time() - started, 1),
+        "train_seconds": round(run_metrics["train_runtime"], 2),  # the training loop alone (this run, if resumed)
+        "train_rows_per_second": round(run_metrics["train_samples_per_second"], 2),
+        "versions": {
+            "python": sys.version.split()[0],
+            "torch": torch.__version__,
+            "sentence_transformers": sentence_transformers.__version__,
+            "transformers": transformers.__version__,
+            "peft": peft.__version__,
+        },
+        "git_commit": _git_commit(),
+        "command": command,
+    }
+
+
+def _git_commit() -> str | None:
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() or None if result.returncode == 0 else None
+

@@ -1,0 +1,164 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score, precision_score, recall_score, roc_auc_score
+
+from cachetune.evaluate.replay import replay, replay_stream
+from cachetune.evaluate.run import EvaluateSettings, evaluate
+from cachetune.evaluate.triplets import triplet_metrics
+from cachetune.models import ModelError, load_model
+from cachetune.records import Pair, RecordError, Triplet, read_records, write_jsonl
+
+
+def brute_force_recall_at_precision(labels, scores, target):
+    best = 0.0
+    for threshold in np.unique(scores):
+        served = scores >= threshold
+        if labels[served].mean() >= target:
+            best = max(best, labels[served].sum() / labels.sum())
+    return best
+
+
+@pytest.fixture(scope="module")
+def report(adapter, conala_prepared, tmp_path_factory):
+    output = tmp_path_factory.mktemp("report")
+    settings = EvaluateSettings(
+        model=str(adapter),
+        test_data=(conala_prepared / "pairs.test.jsonl",),
+        val_data=conala_prepared / "pairs.val.jsonl",
+        output=output,
+        bootstrap=200,
+        measure_speed=True,
+    )
+    return evaluate(settings), output
+
+
+def test_pair_metrics_agree_with_scikit_learn_on_the_same_scores(report, adapter, conala_prepared):
+    result, _ = report
+    pairs = read_records(conala_prepared / "pairs.test.jsonl", Pair)
+    labels = np.array([p.label for p in pairs])
+    model = load_model(str(adapter))
+    a = model.encode([p.query1 for p in pairs], normalize_embeddings=True)
+    b = model.encode([p.query2 for p in pairs], normalize_embeddings=True)
+    scores = np.einsum("ij,ij->i", a, b)
+    section = result["pairs"][0]
+    assert np.allclose(section["scores"]["tuned"], scores, atol=1e-4)
+    tuned = section["tuned"]
+    assert tuned["ap"] == pytest.approx(average_precision_score(labels, scores), abs=1e-3)
+    assert tuned["roc_auc"] == pytest.approx(roc_auc_score(labels, scores), abs=1e-3)
+    assert tuned["recall_at_p95"] == pytest.approx(brute_force_recall_at_precision(labels, scores, 0.95), abs=1e-2)
+    for point in tuned["at_thresholds"]:
+        served = scores >= point["threshold"]
+        assert point["precision"] == pytest.approx(precision_score(labels, served, zero_division=1), abs=1e-3)
+        assert point["recall"] == pytest.approx(recall_score(labels, served), abs=1e-3)
+        assert point["false_hit_rate"] == pytest.approx(served[labels == 0].mean(), abs=1e-3)
+
+
+def test_operating_threshold_is_chosen_on_validation_not_test(report, adapter, conala_prepared):
+    result, _ = report
+    val = read_records(conala_prepared / "pairs.val.jsonl", Pair)
+    model = load_model(str(adapter))
+    scores = np.einsum(
+        "ij,ij->i", model.encode([p.query1 for p in val], normalize_embeddings=True), model.encode([p.query2 for p in val], normalize_embeddings=True)
+    )
+    labels = np.array([p.label for p in val])
+    chosen = result["operating_thresholds"]["tuned"]["target_precision"]
+    served = scores >= chosen - 1e-6
+    assert labels[served].mean() >= 0.95
+    lower = scores[scores < chosen - 1e-6]
+    if len(lower):  # one step lower no longer meets the target on val: it is the lowest threshold that does
+        assert labels[scores >= lower.max()].mean() < 0.95
+    point = result["pairs"][0]["tuned"]["at_operating_thresholds"]["target_precision"]
+    assert point["threshold"] == pytest.approx(chosen, abs=1e-4)
+
+
+def test_report_has_intervals_verdicts_tables_and_plots(report):
+    result, output = report
+    section = result["pairs"][0]
+    for name in ("tuned", "baseline"):
+        low, high = section["bootstrap"]["intervals"][name]["ap"]
+        assert low <= section[name]["ap"] <= high
+    verdicts = {metric: value["verdict"] for metric, value in section["bootstrap"]["difference"].items()}
+    assert set(verdicts.values()) <= {"better", "worse", "no significant difference"} and "ap" in verdicts
+    markdown = (output / "report.md").read_text()
+    assert "| average precision |" in markdown and "false-hit rate" in markdown and "Cache replay" in markdown
+    for name in ("pr_pairs_test.png", "similarity_pairs_test.png", "replay.png"):
+        assert (output / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    assert json.loads((output / "report.json").read_text())["models"]["tuned"]["adapter_bytes"] < 1_000_000
+    assert result["speed"]["tuned"]["latency_ms_p99"] >= result["speed"]["tuned"]["latency_ms_p50"] > 0
+    probes = result["probes"]["baseline"]
+    assert probes["probes"] == 30 and 0 <= probes["false_hits"] <= 30
+
+
+def test_replay_counts_correct_and_false_hits():
+    # Unit vectors: a2 is a rewording of a1 (cos 0.9), b looks like a1 (cos 0.85) but asks something else.
+    a1 = np.array([1.0, 0.0, 0.0])
+    a2 = np.array([0.9, np.sqrt(1 - 0.81), 0.0])
+    b = np.array([0.85, 0.0, np.sqrt(1 - 0.85**2)])
+    c = np.array([0.0, 0.0, 1.0])
+    vectors, intents = np.stack([a1, a2, b, c]), [0, 0, 1, 2]
+    at_80, at_88, at_95 = replay(vectors, intents, [0.80, 0.88, 0.95])
+    assert (at_80["hit_rate"], at_80["correct_hit_rate"], at_80["false_hit_rate"]) == (0.5, 0.25, 0.25)
+    assert (at_88["hit_rate"], at_88["correct_hit_rate"], at_88["false_hit_rate"]) == (0.25, 0.25, 0.0)
+    assert at_95["hit_rate"] == 0.0 and at_95["repeat_rate"] == 0.25
+    stream, stream_intents = replay_stream([("x", "y")], ["x", "y", "z"], seed=1)
+    assert sorted(stream) == ["x", "y", "z"]
+    assert stream_intents[stream.index("x")] == stream_intents[stream.index("y")] != stream_intents[stream.index("z")]
+
+
+def test_triplet_metrics_show_both_similarities_and_retrieval():
+    vector_of = {
+        "q": np.array([1.0, 0.0]),
+        "p": np.array([0.8, 0.6]),
+        "n": np.array([0.6, 0.8]),
+        "q2": np.array([0.0, 1.0]),
+        "p2": np.array([0.28, 0.96]),
+    }
+    triplets = [
+        Triplet(anchor="q", positive="p", hard_negative="n", domain="d", source="s"),
+        Triplet(anchor="q2", positive="p2", hard_negative="p", domain="d", source="s"),
+    ]
+    result = triplet_metrics(triplets, vector_of)
+    assert result["mean_cos_anchor_positive"] == pytest.approx((0.8 + 0.96) / 2)
+    assert result["mean_cos_anchor_negative"] == pytest.approx((0.6 + 0.6) / 2)
+    assert result["accuracy"] == 1.0
+    # q ranks p first; q2 ranks p2 first (0.96 > n 0.8): both found at rank 1.
+    assert result["mrr_at_1"] == 1.0 and result["recall_at_1"] == 1.0
+
+
+def test_bad_input_is_one_clear_message(adapter, conala_prepared, tmp_path):
+    pairs = read_records(conala_prepared / "pairs.test.jsonl", Pair)
+    one_class = tmp_path / "positives.jsonl"
+    write_jsonl(one_class, [p for p in pairs if p.label == 1])
+    settings = lambda **kw: EvaluateSettings(model=str(adapter), output=tmp_path / "r", bootstrap=0, measure_speed=False, **kw)  # noqa: E731
+    with pytest.raises(RecordError, match="needs pairs with label 1 and label 0, found only label \\[1\\]"):
+        evaluate(settings(test_data=(one_class,)))
+    unknown = tmp_path / "unknown.jsonl"
+    unknown.write_text(json.dumps({"query1": "a b c", "query2": "a b d", "label": 1, "domain": "x", "source": "y", "score": 3}) + "\n")
+    with pytest.raises(RecordError, match=f"{unknown}:1: unknown field 'score'"):
+        evaluate(settings(test_data=(unknown,)))
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    with pytest.raises(RecordError, match="empty file"):
+        evaluate(settings(test_data=(empty,)))
+    not_a_model = tmp_path / "folder"
+    not_a_model.mkdir()
+    with pytest.raises(ModelError, match="not a model folder"):
+        evaluate(EvaluateSettings(model=str(not_a_model), test_data=(conala_prepared / "pairs.test.jsonl",), output=tmp_path / "r"))
+
+
+def test_cli_takes_several_thresholds_after_one_flag(adapter, conala_prepared, tmp_path):
+    cachetune = Path(sys.executable).with_name("cachetune")
+    command = [
+        str(cachetune), "evaluate", "--model", str(adapter), "--test-data", str(conala_prepared / "pairs.test.jsonl"),
+        "--thresholds", "0.7", "0.8", "0.9", "--bootstrap", "0", "--no-speed", "--output", str(tmp_path / "r"),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, env={"HF_HUB_OFFLINE": "1", "PATH": ""})
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert [p["threshold"] for p in report["pairs"][0]["tuned"]["at_thresholds"]] == [0.7, 0.8, 0.9]
+    assert "no --val-data" in (tmp_path / "r" / "report.md").read_text()

@@ -1,0 +1,75 @@
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from cachetune.cli import app
+from cachetune.export import PARITY_TEXTS, OnnxEncoder, _parity, export_model
+from cachetune.models import ModelError, load_model
+from cachetune.records import Query, read_records
+
+
+@pytest.fixture(scope="module")
+def real_queries(conala_prepared):
+    return [query.text for query in read_records(conala_prepared / "queries.val.jsonl", Query)][:64]
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    return np.einsum("ij,ij->i", a, b)
+
+
+def test_merged_and_onnx_exports_match_the_adapter(adapter, real_queries, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    result = CliRunner().invoke(app, ["export", "--model", str(adapter), "--output", str(tmp_path / "ex"), "--merge", "--onnx", "--int8"])
+    assert result.exit_code == 0, result.output
+    info = json.loads((tmp_path / "ex" / "cachetune_export.json").read_text())
+    assert sorted(info["files"]) == ["model.safetensors", "onnx/model.onnx", "onnx/model_int8.onnx"]
+    assert info["parity"]["fp32"]["min_cosine"] >= 0.99 and info["parity"]["int8"]["mean_cosine"] >= 0.99
+
+    reference = load_model(str(adapter)).encode(real_queries)
+    merged = SentenceTransformer(str(tmp_path / "ex"))
+    assert merged.max_seq_length == 64
+    assert cosines(merged.encode(real_queries), reference).min() > 0.9999
+    fp32 = OnnxEncoder.from_file(tmp_path / "ex" / "onnx" / "model.onnx").encode(real_queries)
+    assert cosines(fp32, reference).min() > 0.999
+    int8 = OnnxEncoder.from_file(tmp_path / "ex" / "onnx" / "model_int8.onnx").encode(real_queries)
+    assert cosines(int8, reference).mean() > 0.99
+    assert (tmp_path / "ex" / "onnx" / "model_int8.onnx").stat().st_size < 0.7 * (tmp_path / "ex" / "onnx" / "model.onnx").stat().st_size
+
+
+def test_evaluate_accepts_an_onnx_export(adapter, conala_prepared, tmp_path):
+    from cachetune.evaluate.run import EvaluateSettings, evaluate
+
+    export_model(str(adapter), tmp_path / "ex", merge=False, onnx=True, int8=False)
+    test = conala_prepared / "pairs.test.jsonl"
+    common = {"test_data": (test,), "baseline": str(adapter), "bootstrap": 0, "measure_speed": False}
+    report = evaluate(EvaluateSettings(model=str(tmp_path / "ex"), output=tmp_path / "report", **common))
+    section = report["pairs"][0]
+    assert section["tuned"]["ap"] == pytest.approx(section["baseline"]["ap"], abs=1e-3)
+    assert report["models"]["tuned"]["model_bytes"] == (tmp_path / "ex" / "onnx" / "model.onnx").stat().st_size
+
+
+def test_onnx_alone_needs_no_torch_weights(adapter, tmp_path):
+    info = export_model(str(adapter), tmp_path / "onnx-only", merge=False, onnx=True, int8=False)
+    assert info["files"] == ["onnx/model.onnx"]
+    assert not (tmp_path / "onnx-only" / "model.safetensors").exists()
+    assert OnnxEncoder.from_file(tmp_path / "onnx-only" / "onnx" / "model.onnx").encode(["reverse a list"]).shape == (1, 384)
+
+
+def test_parity_check_refuses_a_graph_that_disagrees_with_torch(adapter, tmp_path):
+    export_model(str(adapter), tmp_path / "ex", merge=False, onnx=True, int8=False)
+    model = load_model(str(adapter))
+    reference = model.encode(PARITY_TEXTS, normalize_embeddings=True)
+    onnx_file = tmp_path / "ex" / "onnx" / "model.onnx"
+    assert _parity(onnx_file, tmp_path / "ex", 64, reference, strict=True)["min_cosine"] > 0.999
+    with pytest.raises(ModelError, match="below 0.99; not written"):
+        _parity(onnx_file, tmp_path / "ex", 64, np.roll(reference, 1, axis=0), strict=True)
+
+
+def test_export_needs_something_to_write(adapter, tmp_path):
+    with pytest.raises(ModelError, match="nothing to export"):
+        export_model(str(adapter), tmp_path, merge=False, onnx=False, int8=False)

@@ -1,0 +1,186 @@
+"""`cachetune generate` on the real 0.5B model, through llama.cpp in-process and through an OpenAI-compatible server."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from cachetune.records import Query, RecordError, Triplet, read_records, write_jsonl
+from cachetune.synth.backends.base import BackendError, Request
+from cachetune.synth.backends.openai import OpenAIBackend
+from cachetune.synth.generate import GenerateError, GenerateSettings, generate
+from cachetune.synth.gguf import resolve_gguf
+from cachetune.synth.journal import progress_path
+from cachetune.synth.prompts import load_prompt, output_schema
+
+
+@pytest.fixture(scope="module")
+def queries(conala_prepared, tmp_path_factory) -> Path:
+    rows = read_records(conala_prepared / "queries.train.jsonl", Query)[:9]
+    path = tmp_path_factory.mktemp("queries") / "queries.jsonl"
+    write_jsonl(path, rows)
+    return path
+
+
+def check_output(output: Path, queries: Path, expected_queries: int) -> list[Triplet]:
+    texts = {q.id: q.text for q in read_records(queries, Query)}
+    triplets = read_records(output, Triplet)
+    entries = [json.loads(line) for line in progress_path(output).read_text().splitlines()]
+    assert sorted(e["id"] for e in entries) == sorted(list(texts)[:expected_queries])  # every query exactly once
+    assert len(triplets) == sum(e["rows"] for e in entries)
+    assert Counter((t.anchor, t.positive, t.hard_negative) for t in triplets).most_common(1)[0][1] == 1
+    by_anchor = Counter(t.anchor for t in triplets)
+    for entry in entries:
+        assert by_anchor[texts[entry["id"]]] == entry["rows"]
+    for t in triplets:
+        assert t.anchor in texts.values() and t.positive != t.anchor and t.hard_negative not in (t.anchor, t.positive)
+    return triplets
+
+
+def test_llama_cpp_backend_turns_real_queries_into_triplets(queries, tmp_path):
+    output = tmp_path / "triplets.jsonl"
+    report = generate(GenerateSettings(input=queries, output=output, max_queries=6, batch_size=3))
+    triplets = check_output(output, queries, 6)
+    assert len(triplets) >= 12  # most of 6 x 6 survive the filters with the 0.5B model
+    assert {t.source for t in triplets} == {"llama-cpp:qwen2.5-coder-0.5b-instruct-q4_k_m:programming-v1"}
+    assert report["queries_done"] == 6 and report["rows"] == len(triplets)
+    assert report["completion_tokens"] > 0 and report["completion_tokens_per_second"] > 0
+    assert json.loads((tmp_path / "generate_report.json").read_text())["rejects"] == report["rejects"]
+    with pytest.raises(RecordError, match="already exists; pass --resume"):
+        generate(GenerateSettings(input=queries, output=output))
+
+
+def test_killed_run_resumes_with_every_query_exactly_once(queries, tmp_path):
+    output = tmp_path / "triplets.jsonl"
+    command = [sys.executable, "-m", "cachetune", "generate", "--input", str(queries), "--output", str(output), "--batch-size", "3"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        log = progress_path(output)
+        if log.exists() and len(log.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.1)
+    assert process.poll() is None, "generation ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    committed = len(progress_path(output).read_text().splitlines())
+    assert 3 <= committed < 9
+    resumed = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    check_output(output, queries, 9)
+    report = json.loads((tmp_path / "generate_report.json").read_text())
+    assert report["queries_done"] == 9 and report["queries"] == 9
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_openai_backend_against_a_real_llama_cpp_server(queries, tmp_path):
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(resolve_gguf(None)), "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base_url = f"http://127.0.0.1:{port}/v1"
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        output = tmp_path / "triplets.jsonl"
+        report = generate(
+            GenerateSettings(input=queries, output=output, backend="openai", base_url=base_url, model="qwen", max_queries=2, batch_size=2, concurrency=2)
+        )
+        triplets = check_output(output, queries, 2)
+        assert triplets and {t.source for t in triplets} == {"openai:qwen:programming-v1"}
+        assert report["prompt_tokens"] > 0
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+class FailingServer(ThreadingHTTPServer):
+    """An OpenAI-compatible endpoint that answers `good` requests properly, then fails as `mode` says."""
+
+    def __init__(self, mode: str, good: int = 0) -> None:
+        self.mode, self.good, self.requests = mode, good, 0
+        answer = json.dumps({"paraphrases": ["reverse a python list", "python list reversed", "flip the order of a list"], "negatives": ["reverse a string in python", "sort a list in python"]})
+        self.completion = json.dumps({"choices": [{"message": {"content": answer}}], "usage": {"prompt_tokens": 10, "completion_tokens": 20}}).encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(handler) -> None:  # noqa: N802
+                handler.rfile.read(int(handler.headers["Content-Length"]))
+                self.requests += 1
+                if self.requests <= self.good:
+                    status, body = 200, self.completion
+                elif self.mode == "error":
+                    status, body = 500, b'{"error": "model crashed"}'
+                elif self.mode == "garbage":
+                    status, body = 200, b"<html>proxy error</html>"
+                else:  # slow
+                    time.sleep(1.0)
+                    status, body = 200, self.completion
+                handler.send_response(status)
+                handler.send_header("Content-Type", "application/json")
+                handler.send_header("Content-Length", str(len(body)))
+                handler.end_headers()
+                handler.wfile.write(body)
+
+            def log_message(handler, *args) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+
+@pytest.mark.parametrize(("mode", "message"), [("error", "HTTP 500"), ("garbage", "not a chat completion"), ("slow", "ReadTimeout")])
+def test_openai_backend_retries_then_names_the_last_error(mode, message):
+    server = FailingServer(mode)
+    backend = OpenAIBackend(server.url, "m", timeout=0.3, retries=2, backoff=0.01)
+    request = Request(load_prompt("programming").messages("reverse a list", 3, 2), output_schema(3, 2), 64, 0.7, 1)
+    with pytest.raises(BackendError, match=f"3 attempts failed; last: {message}"):
+        backend.complete([request])
+    assert server.requests == 3
+    server.shutdown()
+
+
+def test_server_failure_mid_run_keeps_the_work_done(queries, tmp_path):
+    server = FailingServer("error", good=4)
+    output = tmp_path / "triplets.jsonl"
+    settings = GenerateSettings(input=queries, output=output, backend="openai", base_url=server.url, model="m", batch_size=2, concurrency=1, retries=1)
+    with pytest.raises(GenerateError, match=r"openai failed: .*HTTP 500.* 4 of 9 queries are done and kept in .*rerun with --resume"):
+        generate(settings)
+    assert len(progress_path(output).read_text().splitlines()) == 4
+    server.good = 10**6  # the server is back
+    generate(GenerateSettings(**{**settings.__dict__, "resume": True}))
+    check_output(output, queries, 9)
+    server.shutdown()
+
+
+def test_unreachable_server_fails_with_a_clear_message(queries, tmp_path):
+    settings = GenerateSettings(
+        input=queries, output=tmp_path / "t.jsonl", backend="openai", base_url=f"http://127.0.0.1:{free_port()}/v1", model="m", retries=1
+    )
+    with pytest.raises(GenerateError, match="ConnectError.* 0 of 9 queries are done"):
+        generate(settings)
+    assert os.path.getsize(tmp_path / "t.jsonl") == 0

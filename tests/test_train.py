@@ -1,0 +1,185 @@
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from cachetune.models import DEFAULT_BASE_MODEL, ModelError, load_model
+from cachetune.records import Pair, RecordError, read_records, write_jsonl
+from cachetune.train.data import read_training_file, to_dataset
+from cachetune.train.losses import LOSSES, LossOptions, with_defaults
+from cachetune.train.trainer import TrainSettings, train
+
+
+def settings(output: Path, *train_data: Path, **overrides) -> TrainSettings:
+    values = {"batch_size": 16, "lr": 2e-4, "max_seq_length": 48, **overrides}
+    return TrainSettings(train_data=tuple(train_data), output=output, **values)
+
+
+def run_cli(*args: str, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "cachetune", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+def test_lora_adapter_is_small_portable_and_reports_its_parameters(conala_triplets, conala_prepared, tmp_path):
+    info = train(settings(tmp_path / "model", conala_triplets, val_data=conala_prepared / "pairs.val.jsonl", max_steps=4, checkpoint_steps=2))
+    assert info["trainable_parameters"] == 73_728
+    assert (tmp_path / "model" / "adapter_model.safetensors").stat().st_size < 1_000_000
+    assert not (tmp_path / "model" / "checkpoints").exists()
+    for name in ("adapter_config.json", "training_info.json", "README.md"):
+        text = (tmp_path / "model" / name).read_text()
+        assert "site-packages" not in text and str(tmp_path) not in text, name
+    assert json.loads((tmp_path / "model" / "adapter_config.json").read_text())["base_model_name_or_path"] == DEFAULT_BASE_MODEL
+    assert info["base_model"]["sha256"] and len(info["train_data"][0]["sha256"]) == 64
+    assert info["hyperparameters"]["lr"] == 2e-4 and info["versions"]["torch"] == torch.__version__
+    assert [entry["step"] for entry in info["validation"]["during_training"]] == [2, 4]
+    best = max(entry["val_ap"] for entry in info["validation"]["during_training"])
+    assert info["validation"]["final"]["val_ap"] == pytest.approx(best)
+
+    moved = tmp_path / "elsewhere" / "adapter"
+    moved.parent.mkdir()
+    (tmp_path / "model").rename(moved)
+    model = load_model(str(moved))
+    assert model.max_seq_length == 48
+    pairs = read_records(conala_prepared / "pairs.val.jsonl", Pair)
+    from cachetune.metrics import average_precision, pair_similarities
+
+    scores = pair_similarities(model.encode, [p.query1 for p in pairs], [p.query2 for p in pairs])
+    assert average_precision([p.label for p in pairs], scores) == pytest.approx(info["validation"]["final"]["val_ap"], abs=1e-6)
+
+
+def test_mnr_learns_from_the_hard_negative_column(conala_triplets):
+    from sentence_transformers import SentenceTransformer
+
+    from cachetune.models import packaged_minilm
+
+    file = read_training_file(conala_triplets)
+    dataset = to_dataset(file, labelled_texts=False)
+    assert dataset.column_names == ["anchor", "positive", "negative"]
+    model = SentenceTransformer(str(packaged_minilm()))
+    loss = LOSSES["mnr"].build(model, with_defaults("mnr", LossOptions()), None)
+    rows = dataset.select(range(8))
+
+    def loss_value(negatives: list[str]) -> float:
+        features = [model.preprocess(rows[column]) for column in ("anchor", "positive")] + [model.preprocess(negatives)]
+        with torch.no_grad():
+            return float(loss(features, None))
+
+    # With the positive repeated as its own "negative" the softmax splits between two equal candidates,
+    # so the loss is at least log 2; the real hard negatives cost less. Either way the column counts.
+    assert loss_value(rows["positive"]) > math.log(2)
+    assert loss_value(rows["positive"]) > loss_value(rows["negative"]) + 0.1
+
+
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+def test_every_loss_trains(loss, conala_triplets, conala_prepared, tmp_path):
+    data = conala_prepared / "pairs.train.jsonl" if "pairs" in LOSSES[loss].reads and "triplets" not in LOSSES[loss].reads else conala_triplets
+    info = train(settings(tmp_path / loss, data, losses=(loss,), max_steps=2, batch_size=8))
+    assert info["steps"] == 2
+    assert info["train_data"][0]["loss"] == loss
+    assert all(entry["loss"] == entry["loss"] for entry in info["loss_curve"])  # no NaN
+
+
+def test_mixed_triplets_and_pairs_train_with_a_loss_each(conala_triplets, conala_prepared, tmp_path):
+    pairs = conala_prepared / "pairs.train.jsonl"
+    info = train(settings(tmp_path / "mixed", conala_triplets, pairs, losses=("mnr", "online-contrastive"), batch_size=32, tensorboard=True))
+    assert [(d["kind"], d["loss"]) for d in info["train_data"]] == [("triplets", "mnr"), ("pairs", "online-contrastive")]
+    rows = [d["rows"] for d in info["train_data"]]
+    assert info["steps"] >= sum(-(-n // 32) for n in rows) - 1
+    assert list((tmp_path / "mixed" / "tensorboard").rglob("events.out.tfevents.*"))
+
+
+def test_full_fine_tuning_trains_every_weight(conala_triplets, tmp_path):
+    info = train(settings(tmp_path / "full", conala_triplets, lora=False, max_steps=1))
+    assert info["adapter"] == {"type": "full"}
+    assert info["trainable_parameters"] == info["total_parameters"] > 20_000_000
+    assert (tmp_path / "full" / "model.safetensors").is_file()
+
+
+@pytest.fixture
+def no_model_loading(monkeypatch):
+    import sentence_transformers
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded before the input was checked")
+
+    monkeypatch.setattr(sentence_transformers, "SentenceTransformer", refuse)
+
+
+def test_bad_input_fails_before_any_model_is_loaded(no_model_loading, conala_triplets, conala_prepared, tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(RecordError, match="empty file"):
+        train(settings(tmp_path / "o", empty))
+
+    missing = tmp_path / "missing.jsonl"
+    write_jsonl(missing, [{"query1": "how to sort a list", "query2": "sort list", "domain": "programming", "source": "me"}])
+    with pytest.raises(RecordError, match=rf"{missing}:1: missing field 'label'"):
+        train(settings(tmp_path / "o", missing))
+
+    with pytest.raises(RecordError, match="holds pairs, and no --loss given \\(mnr\\) learns from pairs; add one of: hard-triplet, cosine, online-contrastive"):
+        train(settings(tmp_path / "o", conala_prepared / "pairs.train.jsonl"))
+
+    with pytest.raises(RecordError, match="unknown --loss margin-mse"):
+        train(settings(tmp_path / "o", conala_triplets, losses=("margin-mse",)))
+
+    with pytest.raises(RecordError, match="--loss online-contrastive: no training file"):
+        train(settings(tmp_path / "o", conala_triplets, losses=("mnr", "online-contrastive")))
+
+    positives = tmp_path / "positives.jsonl"
+    write_jsonl(positives, [p for p in read_records(conala_prepared / "pairs.val.jsonl", Pair) if p.label == 1])
+    with pytest.raises(RecordError, match="validation needs pairs with label 1 and label 0"):
+        train(settings(tmp_path / "o", conala_triplets, val_data=positives))
+
+    with pytest.raises(ModelError, match="no such folder"):
+        train(settings(tmp_path / "o", conala_triplets, base_model=str(tmp_path / "no-model")))
+    assert not (tmp_path / "o").exists()
+
+
+def test_run_killed_mid_epoch_resumes_to_the_same_number_of_steps(conala_triplets, tmp_path):
+    rows = [json.loads(line) for line in conala_triplets.read_text().splitlines()[:120]]
+    data = tmp_path / "triplets.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    args = ["train", "--train-data", str(data), "--batch-size", "8", "--lr", "2e-4", "--max-seq-length", "32", "--checkpoint-steps", "3"]
+
+    uninterrupted = train(settings(tmp_path / "whole", data, batch_size=8, max_seq_length=32, checkpoint_steps=3))
+
+    output = tmp_path / "killed"
+    process = run_cli(*args, "--output", str(output))
+    deadline = time.time() + 240
+    while not list((output / "checkpoints").glob("checkpoint-6")) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    assert process.poll() is None, process.stdout.read()
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (output / "training_info.json").exists()
+
+    refused = run_cli(*args, "--output", str(output))
+    assert refused.wait() == 1 and "pass --resume" in refused.stdout.read()
+
+    resumed = run_cli(*args, "--output", str(output), "--resume")
+    log = resumed.stdout.read()
+    assert resumed.wait() == 0, log
+    info = json.loads((output / "training_info.json").read_text())
+    assert info["resumed_from_step"] in (3, 6)  # 6 if its checkpoint was complete when killed
+    assert info["steps"] == uninterrupted["steps"] == 15
+
+
+def test_ddp_on_two_cpu_processes(conala_triplets, tmp_path):
+    output = tmp_path / "ddp"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533", "-m", "cachetune", "train",
+        "--train-data", str(conala_triplets), "--output", str(output), "--batch-size", "8", "--max-steps", "3", "--max-seq-length", "32",
+    ]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    info = json.loads((output / "training_info.json").read_text())
+    assert info["world_size"] == 2 and info["steps"] == 3
+    assert (output / "adapter_model.safetensors").is_file()

@@ -303,3 +303,20 @@ def evaluate(
         for metric, result in section.get("bootstrap", {}).get("difference", {}).items():
             console.print(f"  {metric}: {result['verdict']} ({result['difference']:+.3f}, 95% CI [{result['interval'][0]:+.3f}, {result['interval'][1]:+.3f}])")
     console.print(f"report: {output / 'report.md'}")
+
+
+@app.command()
+def serve(
+    config: Annotated[Path, typer.Option(help="Cache configuration (YAML): domains, models, thresholds, TTLs, store.")],
+    host: str = "127.0.0.1",
+    port: int = 8080,
+) -> None:
+    """Run the multi-domain semantic cache as an HTTP service (check, store, healthz, metrics)."""
+    import uvicorn
+
+    from cachetune.cache.semantic_cache import SemanticCache
+    from cachetune.cache.service import create_app
+
+    cache = run_stage(SemanticCache.from_config, config)
+    console.print(f"serving domains {', '.join(cache.domains)} on http://{host}:{port}")
+    uvicorn.run(create_app(cache), host=host, port=port, log_level="warning")

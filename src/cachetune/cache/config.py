@@ -1,0 +1,116 @@
+"""The cache's YAML configuration, validated by pydantic: a wrong field names itself and its file.
+
+```yaml
+semantic_cache:
+  backend_type: memory            # memory | milvus
+  base_model: sentence-transformers/all-MiniLM-L6-v2   # optional; the default packaged copy
+  adapter_mode: switched          # switched: one base, PEFT adapters switched per request | merged: a copy per domain
+  domains:
+    coding:
+      namespace: coding
+      embedding_model_path: models/programming-cache-lora   # adapter or full model; absent = the base model
+      similarity_threshold: 0.92
+      ttl_seconds: 7200
+      max_entries: 100000
+      eviction: lru                # lru | fifo | lfu
+```
+Relative model paths and store paths are resolved against the config file's folder.
+"""
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from cachetune.records import RecordError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DomainConfig(_Strict):
+    namespace: str | None = None  # default: the domain's name
+    embedding_model_path: str | None = None
+    similarity_threshold: float = Field(0.9, gt=-1.0, le=1.0)
+    ttl_seconds: float | None = Field(None, gt=0)
+    max_entries: int = Field(100_000, ge=1)
+    eviction: Literal["lru", "fifo", "lfu"] = "lru"
+
+
+class MemoryStoreConfig(_Strict):
+    index: Literal["exact", "ann", "auto"] = "auto"  # auto: exact search up to `ann_above` entries, then HNSW
+    ann_above: int = Field(20_000, ge=1)
+    persist_path: str | None = None  # saved on close and loaded on start when set
+
+
+class MilvusStoreConfig(_Strict):
+    uri: str = "milvus.db"  # a local file runs Milvus Lite in process; http://host:19530 a Milvus server or cluster
+    token: str | None = None
+    collection_prefix: str = "cachetune_"
+
+
+class LimitsConfig(_Strict):
+    max_body_bytes: int = Field(1_000_000, ge=1024)
+    max_prompt_chars: int = Field(20_000, ge=1)
+    max_response_chars: int = Field(500_000, ge=1)
+
+
+class CacheConfig(_Strict):
+    backend_type: Literal["memory", "milvus"] = "memory"
+    base_model: str | None = None
+    adapter_mode: Literal["switched", "merged"] = "switched"
+    domains: dict[str, DomainConfig]
+    memory: MemoryStoreConfig = MemoryStoreConfig()
+    milvus: MilvusStoreConfig = MilvusStoreConfig()
+    limits: LimitsConfig = LimitsConfig()
+
+    @model_validator(mode="after")
+    def _namespaces_are_distinct(self) -> "CacheConfig":
+        if not self.domains:
+            raise ValueError("domains: at least one domain is needed")
+        seen: dict[str, str] = {}
+        for name, domain in self.domains.items():
+            namespace = domain.namespace or name
+            if namespace in seen:
+                raise ValueError(f"domains: {seen[namespace]} and {name} share namespace '{namespace}'")
+            seen[namespace] = name
+        return self
+
+
+def load_config(path: Path) -> CacheConfig:
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise RecordError(f"{path}: no such file") from None
+    except yaml.YAMLError as error:
+        raise RecordError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(document, dict) or "semantic_cache" not in document:
+        raise RecordError(f"{path}: expected a top-level 'semantic_cache' mapping")
+    try:
+        config = CacheConfig.model_validate(document["semantic_cache"])
+    except ValidationError as error:
+        problem = error.errors()[0]
+        field = ".".join(str(part) for part in ("semantic_cache", *problem["loc"]))
+        raise RecordError(f"{path}: {field}: {problem['msg']}") from None
+    return _resolve_paths(config, path.parent)
+
+
+def _resolve_paths(config: CacheConfig, folder: Path) -> CacheConfig:
+    """Paths in the file are relative to the file; a model name that is not a path stays a name."""
+
+    def resolve(value: str | None) -> str | None:
+        if value is None or Path(value).is_absolute() or not (folder / value).exists():
+            return value
+        return str(folder / value)
+
+    domains = {name: d.model_copy(update={"embedding_model_path": resolve(d.embedding_model_path)}) for name, d in config.domains.items()}
+    memory = config.memory
+    if memory.persist_path and not Path(memory.persist_path).is_absolute():
+        memory = memory.model_copy(update={"persist_path": str(folder / memory.persist_path)})
+    milvus = config.milvus
+    if "://" not in milvus.uri and not Path(milvus.uri).is_absolute():
+        milvus = milvus.model_copy(update={"uri": str(folder / milvus.uri)})
+    return config.model_copy(update={"domains": domains, "memory": memory, "milvus": milvus, "base_model": resolve(config.base_model)})

@@ -1,0 +1,62 @@
+"""One base model for every domain, each domain's adapter applied on it.
+
+`switched` (default): the base model is loaded once and every domain's LoRA adapter is loaded into it
+by name (PEFT); a request activates its domain's adapter (or none) under a lock. Memory grows by the
+adapter (~0.3 MB) per domain. `merged`: each domain with an adapter gets its own copy of the model with
+the adapter merged in: no switching and no lock between domains, but a full model (~90 MB) per domain.
+benchmarks/results/cache_speed.md measures both.
+"""
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from cachetune.models import TRAINING_INFO, ModelError, adapter_base_name, is_adapter, load_encoder, load_model, resolve_base_model
+
+
+class DomainEncoders:
+    def __init__(self, base_model: str | None, models: dict[str, str | None], mode: str = "switched") -> None:
+        from sentence_transformers import SentenceTransformer
+
+        base = resolve_base_model(base_model)
+        self._base = SentenceTransformer(base.location)
+        self._base_length = self._base.max_seq_length
+        self._lock = threading.Lock()
+        self._separate: dict[str, object] = {}  # domain -> its own encoder (merged copies, full models)
+        self._adapters: dict[str, int] = {}  # domain -> max_seq_length, for adapters switched on the base
+        for domain, spec in models.items():
+            if spec is None:
+                continue
+            path = Path(spec)
+            if not is_adapter(path):
+                self._separate[domain] = load_encoder(spec)
+                continue
+            adapter_base = resolve_base_model(adapter_base_name(path)).location
+            if adapter_base != base.location:
+                raise ModelError(f"domain {domain}: adapter {spec} was trained on {adapter_base_name(path)}, not on the cache's base model {base.name}")
+            if mode == "merged":
+                self._separate[domain] = load_model(spec, merge=True)
+            else:
+                self._base.load_adapter(str(path), adapter_name=domain)
+                info = path / TRAINING_INFO
+                self._adapters[domain] = json.loads(info.read_text())["hyperparameters"]["max_seq_length"] if info.is_file() else self._base_length
+        self.dim = self._base.get_embedding_dimension()
+
+    def encode(self, domain: str, text: str) -> np.ndarray:
+        """The L2-normalised embedding of `text` as `domain` sees it."""
+        model = self._separate.get(domain)
+        if model is not None:
+            return np.asarray(model.encode([text], normalize_embeddings=True, convert_to_numpy=True)[0], dtype=np.float32)
+        with self._lock:  # the active adapter is state shared by every request
+            if self._adapters:
+                if domain in self._adapters:
+                    self._base.enable_adapters()
+                    self._base.set_adapter(domain)
+                    self._base.max_seq_length = self._adapters[domain]
+                else:
+                    self._base.disable_adapters()
+                    self._base.max_seq_length = self._base_length
+            vector = self._base.encode([text], normalize_embeddings=True, convert_to_numpy=True)[0]
+        return np.asarray(vector, dtype=np.float32)

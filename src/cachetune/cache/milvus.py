@@ -1,0 +1,115 @@
+"""A Milvus store: the same cache on a vector database that scales out beyond one machine.
+
+`uri` as a local file runs Milvus Lite inside the process (what the tests use); `http://host:19530`
+talks to a Milvus server or cluster with the same client and the same code. One collection per
+namespace; the tenant and the expiry time are scalar fields used as filters in every search, so
+isolation and TTL are enforced by the database (filter values are quoted, never
+spliced into the expression unescaped: strings go in as JSON string literals). Hits update `last_used`/`hits` for LRU and LFU eviction.
+"""
+
+import json
+
+import numpy as np
+
+from cachetune.cache.config import MilvusStoreConfig
+from cachetune.cache.stores import Entry, NamespaceSettings
+
+NEVER = 1e18  # `expires` of an entry without TTL
+SORT_FIELD = {"lru": "last_used", "fifo": "created", "lfu": "hits"}
+FIELDS = ["id", "tenant", "prompt", "response", "metadata", "created", "expires", "last_used", "hits"]
+TEXT_LIMIT = 65_535
+
+
+class MilvusStore:
+    def __init__(self, config: MilvusStoreConfig, dim: int, namespaces: dict[str, NamespaceSettings]) -> None:
+        from pymilvus import MilvusClient
+
+        self._client = MilvusClient(uri=config.uri, token=config.token or "")
+        self._settings = namespaces
+        self._collections = {name: f"{config.collection_prefix}{name}" for name in namespaces}
+        self._dim = dim
+        for collection in self._collections.values():
+            if not self._client.has_collection(collection):
+                self._create(collection)
+        self._next_id = max((self._max_id(c) for c in self._collections.values()), default=0) + 1
+
+    def _create(self, collection: str) -> None:
+        from pymilvus import DataType, MilvusClient
+
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("tenant", DataType.VARCHAR, max_length=512)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self._dim)
+        schema.add_field("prompt", DataType.VARCHAR, max_length=TEXT_LIMIT)
+        schema.add_field("response", DataType.VARCHAR, max_length=TEXT_LIMIT)
+        schema.add_field("metadata", DataType.JSON)
+        for field in ("created", "expires", "last_used"):
+            schema.add_field(field, DataType.DOUBLE)
+        schema.add_field("hits", DataType.INT64)
+        index = self._client.prepare_index_params()
+        index.add_index(field_name="vector", index_type="AUTOINDEX", metric_type="IP")
+        self._client.create_collection(collection, schema=schema, index_params=index)
+
+    def _max_id(self, collection: str) -> int:
+        rows = self._client.query(collection, filter="id >= 0", output_fields=["id"], limit=16_384)
+        return max((row["id"] for row in rows), default=0)
+
+    def nearest(self, namespace: str, tenant: str, vector: np.ndarray, now: float) -> tuple[Entry, float] | None:
+        results = self._client.search(
+            self._collections[namespace],
+            data=[np.asarray(vector, dtype=np.float32).tolist()],
+            limit=1,
+            filter=f"tenant == {_quote(tenant)} and expires > {float(now)!r}",
+            output_fields=FIELDS,
+            search_params={"metric_type": "IP"},
+        )
+        if not results or not results[0]:
+            return None
+        match = results[0][0]
+        return _entry(match["entity"]), float(match["distance"])
+
+    def used(self, namespace: str, entry: Entry, now: float) -> None:
+        collection = self._collections[namespace]
+        rows = self._client.query(collection, filter=f"id == {int(entry.id)}", output_fields=[*FIELDS, "vector"])
+        if rows:  # it may have been evicted since the lookup
+            row = dict(rows[0])
+            row.update(hits=row["hits"] + 1, last_used=now)
+            self._client.upsert(collection, [row])
+
+    def add(self, namespace: str, tenant: str, vector: np.ndarray, prompt: str, response: str, now: float, ttl: float | None, metadata: dict | None) -> int:
+        collection = self._collections[namespace]
+        self._client.delete(collection, filter=f"expires <= {float(now)!r}")
+        over = self.count(namespace) - self._settings[namespace].max_entries + 1
+        if over > 0:
+            order = SORT_FIELD[self._settings[namespace].eviction]
+            rows = self._client.query(collection, filter="id >= 0", output_fields=["id", order, "last_used"])
+            victims = sorted(rows, key=lambda row: (row[order], row["last_used"], row["id"]))[:over]
+            self._client.delete(collection, ids=[row["id"] for row in victims])
+        key, self._next_id = self._next_id, self._next_id + 1
+        row = {
+            "id": key, "tenant": tenant, "vector": np.asarray(vector, dtype=np.float32).tolist(), "prompt": prompt[:TEXT_LIMIT],
+            "response": response[:TEXT_LIMIT], "metadata": metadata or {}, "created": now, "expires": now + ttl if ttl else NEVER,
+            "last_used": now, "hits": 0,
+        }
+        self._client.insert(collection, [row])
+        return key
+
+    def count(self, namespace: str) -> int:
+        rows = self._client.query(self._collections[namespace], filter="", output_fields=["count(*)"])
+        return int(rows[0]["count(*)"])
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _quote(value: str) -> str:
+    """A Milvus string literal: JSON's quoting escapes quotes and backslashes, so a value cannot end the literal."""
+    return json.dumps(value)
+
+
+def _entry(row: dict) -> Entry:
+    metadata = row.get("metadata")
+    if isinstance(metadata, str):
+        metadata = json.loads(metadata)
+    expires = row["expires"]
+    return Entry(row["id"], row["tenant"], row["prompt"], row["response"], row["created"], None if expires >= NEVER else expires, metadata or None, row["hits"])

@@ -1,0 +1,174 @@
+"""Where cached entries live, behind one interface: the embedded in-process store (this file) and Milvus.
+
+Isolation is structural: every namespace (domain) and, inside it, every tenant has its own index, so
+a lookup never sees another tenant's vectors; nothing about a tenant is ever added to the prompt.
+Each namespace keeps its own TTLs, size limit and eviction order, and its own lock.
+"""
+
+import heapq
+import json
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from cachetune.cache.eviction import EvictionOrder, Policy
+from cachetune.cache.index import AnnIndex, ExactIndex
+
+@dataclass
+class Entry:
+    id: int
+    tenant: str
+    prompt: str
+    response: str
+    created: float
+    expires: float | None
+    metadata: dict | None = None
+    hits: int = 0
+
+
+@dataclass(frozen=True)
+class NamespaceSettings:
+    max_entries: int
+    eviction: Policy
+
+
+class Store(Protocol):
+    def nearest(self, namespace: str, tenant: str, vector: np.ndarray, now: float) -> tuple[Entry, float] | None:
+        """The most similar live entry of this tenant in this namespace and its similarity; None if there is none."""
+        ...
+
+    def used(self, namespace: str, entry: Entry, now: float) -> None:
+        """Count a hit on `entry` (for LRU and LFU eviction)."""
+        ...
+
+    def add(self, namespace: str, tenant: str, vector: np.ndarray, prompt: str, response: str, now: float, ttl: float | None, metadata: dict | None) -> int:
+        """Store an entry, evicting (expired entries first) to stay within the namespace's max entries."""
+        ...
+
+    def count(self, namespace: str) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class _Namespace:
+    def __init__(self, dim: int, settings: NamespaceSettings, index: str, ann_above: int) -> None:
+        self.dim, self.settings, self.index_kind, self.ann_above = dim, settings, index, ann_above
+        self.entries: dict[int, Entry] = {}
+        self.partitions: dict[str, ExactIndex | AnnIndex] = {}
+        self.order = EvictionOrder(settings.eviction)
+        self.expiry: list[tuple[float, int]] = []  # heap of (expires, id)
+        self.lock = threading.RLock()
+
+    def partition(self, tenant: str) -> ExactIndex | AnnIndex:
+        index = self.partitions.get(tenant)
+        if index is None:
+            index = AnnIndex(self.dim) if self.index_kind == "ann" else ExactIndex(self.dim)
+            self.partitions[tenant] = index
+        elif self.index_kind == "auto" and isinstance(index, ExactIndex) and len(index) >= self.ann_above:
+            keys, vectors = index.vectors()
+            index = AnnIndex(self.dim)
+            index.add_many(keys, vectors)
+            self.partitions[tenant] = index
+        return index
+
+    def remove(self, key: int) -> None:
+        entry = self.entries.pop(key)
+        self.partitions[entry.tenant].remove(key)
+        self.order.removed(key)
+
+    def purge_expired(self, now: float) -> None:
+        """Drop every entry whose TTL has passed, so lookups only ever see live ones."""
+        while self.expiry and self.expiry[0][0] <= now:
+            _, key = heapq.heappop(self.expiry)
+            if key in self.entries:
+                self.remove(key)
+
+    def insert(self, entry: Entry, vector: np.ndarray) -> None:
+        self.partition(entry.tenant).add(entry.id, vector)
+        self.entries[entry.id] = entry
+        self.order.added(entry.id, entry.hits)
+        if entry.expires is not None:
+            heapq.heappush(self.expiry, (entry.expires, entry.id))
+
+
+class MemoryStore:
+    """In-process store: exact search for small partitions, HNSW (usearch) for large ones; optionally
+    saved to a file on close and loaded from it on start."""
+
+    def __init__(self, dim: int, namespaces: dict[str, NamespaceSettings], index: str = "auto", ann_above: int = 20_000, persist_path: str | None = None) -> None:
+        self._namespaces = {name: _Namespace(dim, settings, index, ann_above) for name, settings in namespaces.items()}
+        self._next_id = 1
+        self._id_lock = threading.Lock()
+        self._persist_path = Path(persist_path) if persist_path else None
+        if self._persist_path and self._persist_path.exists():
+            self._load(self._persist_path)
+
+    def nearest(self, namespace: str, tenant: str, vector: np.ndarray, now: float) -> tuple[Entry, float] | None:
+        space = self._namespaces[namespace]
+        with space.lock:
+            space.purge_expired(now)
+            found = space.partition(tenant).search(vector, 1) if tenant in space.partitions else []
+            if not found:
+                return None
+            key, score = found[0]
+            return space.entries[key], score
+
+    def used(self, namespace: str, entry: Entry, now: float) -> None:
+        space = self._namespaces[namespace]
+        with space.lock:
+            if entry.id in space.entries:  # it may have been evicted since the lookup
+                entry.hits += 1
+                space.order.used(entry.id)
+
+    def add(self, namespace: str, tenant: str, vector: np.ndarray, prompt: str, response: str, now: float, ttl: float | None, metadata: dict | None) -> int:
+        space = self._namespaces[namespace]
+        with self._id_lock:
+            key, self._next_id = self._next_id, self._next_id + 1
+        entry = Entry(key, tenant, prompt, response, now, now + ttl if ttl else None, metadata)
+        with space.lock:
+            space.purge_expired(now)
+            while len(space.entries) >= space.settings.max_entries:
+                space.remove(space.order.victim())
+            space.insert(entry, np.asarray(vector, dtype=np.float32))
+        return key
+
+    def count(self, namespace: str) -> int:
+        return len(self._namespaces[namespace].entries)
+
+    def close(self) -> None:
+        if self._persist_path:
+            self.save(self._persist_path)
+
+    def save(self, path: Path) -> None:
+        """One .npz: the vectors, and the entries as JSON in eviction order (so the order survives a restart)."""
+        arrays, documents = {}, {}
+        for name, space in self._namespaces.items():
+            with space.lock:
+                keys = space.order.keys()
+                vectors = {}
+                for index in space.partitions.values():
+                    index_keys, index_vectors = index.vectors()
+                    vectors.update(zip(index_keys.tolist(), index_vectors))
+                arrays[f"{name}.vectors"] = np.stack([vectors[k] for k in keys]) if keys else np.zeros((0, 1), np.float32)
+                documents[name] = [asdict(space.entries[k]) for k in keys]
+        arrays["entries"] = np.frombuffer(json.dumps({"next_id": self._next_id, "namespaces": documents}).encode(), dtype=np.uint8)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(path.name + ".tmp.npz")
+        np.savez(temporary, **arrays)
+        temporary.replace(path)
+
+    def _load(self, path: Path) -> None:
+        with np.load(path) as data:
+            document = json.loads(data["entries"].tobytes())
+            self._next_id = document["next_id"]
+            for name, entries in document["namespaces"].items():
+                if name not in self._namespaces:
+                    continue  # a namespace no longer configured
+                vectors = data[f"{name}.vectors"]
+                space = self._namespaces[name]
+                for row, fields in enumerate(entries):
+                    space.insert(Entry(**fields), vectors[row])

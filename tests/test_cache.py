@@ -1,0 +1,183 @@
+"""The semantic cache as a library: hits, misses, isolation, TTL, eviction, adapters, stores."""
+
+import numpy as np
+import pytest
+import yaml
+
+from cachetune.cache.config import load_config
+from cachetune.cache.encoders import DomainEncoders
+from cachetune.cache.eviction import EvictionOrder
+from cachetune.cache.index import AnnIndex, ExactIndex
+from cachetune.cache.semantic_cache import CacheError, SemanticCache
+from cachetune.models import load_model
+from cachetune.records import RecordError
+
+QUESTION = "How do I reverse a list in Python?"
+REWORDED = "How can I reverse a list in python?"
+UNRELATED = "What are the symptoms of type 2 diabetes?"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def write_config(folder, domains: dict, **cache) -> str:
+    path = folder / "cache.yaml"
+    path.write_text(yaml.safe_dump({"semantic_cache": {"domains": domains, **cache}}))
+    return str(path)
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def cache(tmp_path, clock):
+    domains = {
+        "coding": {"similarity_threshold": 0.85, "ttl_seconds": 60, "max_entries": 3, "eviction": "lru"},
+        "support": {"namespace": "help", "similarity_threshold": 0.85},
+    }
+    return SemanticCache.from_config(write_config(tmp_path, domains), clock=clock)
+
+
+def test_paraphrase_hits_unrelated_misses(cache, clock):
+    assert cache.check(QUESTION, "coding") is None
+    cache.store(QUESTION, "use reversed() or list[::-1]", "coding", metadata={"model": "gpt"})
+    clock.now += 5
+    hit = cache.check(REWORDED, "coding")
+    assert hit.response == "use reversed() or list[::-1]" and hit.prompt == QUESTION
+    assert 0.85 <= hit.similarity < 1.0 and hit.age_seconds == 5 and hit.metadata == {"model": "gpt"}
+    assert cache.check(UNRELATED, "coding") is None
+
+
+def test_tenants_and_domains_never_see_each_other(cache):
+    cache.store(QUESTION, "tenant a's answer", "coding", tenant="a")
+    assert cache.check(QUESTION, "coding", tenant="b") is None
+    assert cache.check(QUESTION, "coding") is None  # the default tenant is a tenant too
+    assert cache.check(QUESTION, "support", tenant="a") is None
+    assert cache.check(QUESTION, "coding", tenant="a").response == "tenant a's answer"
+
+
+def test_entries_expire_after_their_ttl(cache, clock):
+    cache.store(QUESTION, "answer", "coding")
+    cache.store(UNRELATED, "answer 2", "coding", ttl=600)
+    clock.now += 59
+    assert cache.check(QUESTION, "coding") is not None
+    clock.now += 2
+    assert cache.check(QUESTION, "coding") is None
+    assert cache.check(UNRELATED, "coding") is not None and cache.entries("coding") == 1
+
+
+def test_least_recently_used_goes_when_full(cache):
+    prompts = ["How do I reverse a list in Python?", "How to read a CSV file with pandas?", "How do I merge two dicts?"]
+    for number, prompt in enumerate(prompts):
+        cache.store(prompt, f"answer {number}", "coding")
+    assert cache.check(prompts[0], "coding") is not None  # now the second is least recently used
+    cache.store("How do I start a Docker container?", "answer 3", "coding")
+    assert cache.entries("coding") == 3
+    assert cache.check(prompts[1], "coding") is None
+    assert cache.check(prompts[0], "coding") is not None and cache.check(prompts[2], "coding") is not None
+
+
+def test_a_miss_embeds_the_prompt_once(cache, monkeypatch):
+    calls = []
+    encode = cache._encoders.encode
+    monkeypatch.setattr(cache._encoders, "encode", lambda domain, text: calls.append(text) or encode(domain, text))
+    assert cache.check(QUESTION, "coding") is None
+    cache.store(QUESTION, "answer", "coding")
+    assert calls == [QUESTION]
+    cache.store(UNRELATED, "answer", "coding")  # no miss before it: embedded here
+    assert calls == [QUESTION, UNRELATED]
+
+
+def test_bad_requests_and_configs_say_what_is_wrong(cache, tmp_path):
+    with pytest.raises(CacheError, match="unknown domain 'legal'; configured: coding, support"):
+        cache.check(QUESTION, "legal")
+    with pytest.raises(CacheError, match="prompt is empty"):
+        cache.store("  ", "answer", "coding")
+    with pytest.raises(RecordError, match="semantic_cache.domains.coding.treshold: Extra inputs are not permitted"):
+        load_config(write_config(tmp_path, {"coding": {"treshold": 0.9}}))
+    with pytest.raises(RecordError, match="semantic_cache.domains.coding.eviction: Input should be 'lru', 'fifo' or 'lfu'"):
+        load_config(write_config(tmp_path, {"coding": {"eviction": "random"}}))
+    with pytest.raises(RecordError, match="share namespace 'x'"):
+        load_config(write_config(tmp_path, {"a": {"namespace": "x"}, "b": {"namespace": "x"}}))
+    with pytest.raises(RecordError, match="no such file"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_eviction_orders():
+    for policy, expected in (("fifo", 1), ("lru", 2), ("lfu", 3)):
+        order = EvictionOrder(policy)
+        for key in (1, 2, 3):
+            order.added(key)
+        for key in (2, 2, 3, 1):
+            order.used(key)
+        # fifo: first in; lru: 2 was used longest ago; lfu: 1 and 3 were used least, 3 longer ago
+        assert order.victim() == expected, policy
+        order.removed(expected)
+        assert expected not in order.keys()
+
+
+def test_exact_and_hnsw_indexes_find_the_same_neighbours():
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(2_000, 32)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    exact, ann = ExactIndex(32), AnnIndex(32)
+    for key, vector in enumerate(vectors):
+        exact.add(key, vector)
+        ann.add(key, vector)
+    for key in range(0, 2_000, 3):
+        exact.remove(key)
+        ann.remove(key)
+    queries = vectors[1::7] + rng.normal(scale=0.05, size=(len(vectors[1::7]), 32)).astype(np.float32)
+    agree = [exact.search(q, 1)[0][0] == ann.search(q, 1)[0][0] for q in queries]
+    assert np.mean(agree) > 0.95 and all(exact.search(q, 1)[0][0] % 3 for q in queries)
+    assert len(exact) == len(ann) == 1_333
+
+
+def test_store_persists_and_switches_to_hnsw(tmp_path, clock):
+    domains = {"coding": {"similarity_threshold": 0.85}}
+    config = write_config(tmp_path, domains, memory={"index": "auto", "ann_above": 3, "persist_path": "cache.npz"})
+    cache = SemanticCache.from_config(config, clock=clock)
+    prompts = ["How do I reverse a list in Python?", "How to read a CSV file with pandas?", "How do I merge two dicts?", "How do I start a Docker container?"]
+    for prompt in prompts:
+        cache.store(prompt, f"answer to {prompt}", "coding")
+    assert type(cache._store._namespaces["coding"].partitions[""]).__name__ == "AnnIndex"
+    cache.close()
+    reopened = SemanticCache.from_config(config, clock=clock)
+    assert reopened.entries("coding") == 4
+    assert reopened.check(REWORDED, "coding").response == f"answer to {QUESTION}"
+
+
+def test_switched_adapters_encode_like_their_own_models(adapter, tmp_path):
+    switched = DomainEncoders(None, {"tuned": str(adapter), "plain": None}, "switched")
+    merged = DomainEncoders(None, {"tuned": str(adapter), "plain": None}, "merged")
+    tuned, base = load_model(str(adapter)), load_model(None)
+    for text in (QUESTION, UNRELATED):
+        expected = tuned.encode([text], normalize_embeddings=True)[0]
+        assert np.dot(switched.encode("tuned", text), expected) > 0.9999
+        assert np.dot(merged.encode("tuned", text), expected) > 0.9999
+        plain = base.encode([text], normalize_embeddings=True)[0]
+        assert np.dot(switched.encode("plain", text), plain) > 0.9999  # the adapter is off for other domains
+    assert np.abs(switched.encode("tuned", QUESTION) - switched.encode("plain", QUESTION)).max() > 1e-4
+
+
+def test_milvus_store_keeps_the_same_promises(tmp_path, clock):
+    domains = {"coding": {"similarity_threshold": 0.85, "ttl_seconds": 60, "max_entries": 2, "eviction": "fifo"}}
+    cache = SemanticCache.from_config(write_config(tmp_path, domains, backend_type="milvus", milvus={"uri": "milvus.db"}), clock=clock)
+    cache.store(QUESTION, "answer", "coding", tenant='acme" or tenant != "x')
+    assert cache.check(REWORDED, "coding", tenant='acme" or tenant != "x').response == "answer"
+    assert cache.check(REWORDED, "coding", tenant="other") is None
+    assert cache.check(REWORDED, "coding") is None
+    cache.store("How to read a CSV file with pandas?", "csv", "coding")
+    cache.store("How do I merge two dicts?", "merge", "coding")  # full: the first stored goes (fifo)
+    assert cache.entries("coding") == 2
+    assert cache.check(REWORDED, "coding", tenant='acme" or tenant != "x') is None
+    clock.now += 61
+    assert cache.check("How do I merge two dicts?", "coding") is None
+    cache.close()

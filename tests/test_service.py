@@ -1,0 +1,115 @@
+"""The HTTP service, started with `cachetune serve` and talked to over loopback."""
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+QUESTION = "How do I reverse a list in Python?"
+REWORDED = "How can I reverse a list in python?"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def service(adapter, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("service")
+    config = {
+        "semantic_cache": {
+            "domains": {
+                "coding": {"embedding_model_path": str(adapter), "similarity_threshold": 0.85, "ttl_seconds": 3600},
+                "small": {"similarity_threshold": 0.85, "max_entries": 2, "eviction": "fifo"},
+            },
+            "limits": {"max_body_bytes": 4096, "max_prompt_chars": 500},
+        }
+    }
+    (folder / "cache.yaml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    cachetune = Path(sys.executable).with_name("cachetune")
+    process = subprocess.Popen([str(cachetune), "serve", "--config", str(folder / "cache.yaml"), "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    deadline = time.time() + 120
+    while True:
+        try:
+            if client.get("/healthz").status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert time.time() < deadline and process.poll() is None, process.stdout.read().decode()
+        time.sleep(0.3)
+    yield client
+    client.close()
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def check(client, prompt, domain="coding", tenant=None):
+    response = client.post("/v1/cache/check", json={"prompt": prompt, "domain": domain, "tenant": tenant})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def store(client, prompt, answer, domain="coding", tenant=None, ttl=None):
+    response = client.post("/v1/cache/store", json={"prompt": prompt, "response": answer, "domain": domain, "tenant": tenant, "ttl": ttl, "metadata": {"by": "test"}})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_store_then_a_paraphrase_hits(service):
+    assert check(service, QUESTION, tenant="t1") == {"hit": False}
+    assert store(service, QUESTION, "list[::-1]", tenant="t1")["stored"] is True
+    hit = check(service, REWORDED, tenant="t1")
+    assert hit["hit"] is True and hit["response"] == "list[::-1]" and hit["prompt"] == QUESTION
+    assert hit["similarity"] >= 0.85 and hit["age_seconds"] >= 0 and hit["metadata"] == {"by": "test"}
+
+
+def test_unrelated_prompt_and_other_tenant_miss(service):
+    store(service, QUESTION, "list[::-1]", tenant="t2")
+    assert check(service, "What are the symptoms of type 2 diabetes?", tenant="t2") == {"hit": False}
+    assert check(service, QUESTION, tenant="t3") == {"hit": False}
+
+
+def test_expired_entry_misses(service):
+    store(service, "How do I sort a dict by value?", "sorted(d.items(), key=...)", tenant="t4", ttl=1)
+    assert check(service, "How do I sort a dict by value?", tenant="t4")["hit"] is True
+    time.sleep(1.2)
+    assert check(service, "How do I sort a dict by value?", tenant="t4") == {"hit": False}
+
+
+def test_eviction_at_max_entries(service):
+    prompts = ["How to read a CSV file with pandas?", "How do I merge two dicts?", "How do I start a Docker container?"]
+    for prompt in prompts:
+        store(service, prompt, f"answer: {prompt}", domain="small")
+    assert check(service, prompts[0], domain="small") == {"hit": False}
+    assert check(service, prompts[2], domain="small")["response"] == f"answer: {prompts[2]}"
+
+
+def test_bad_requests_get_a_clear_4xx(service):
+    unknown = service.post("/v1/cache/check", json={"prompt": QUESTION, "domain": "legal"})
+    assert unknown.status_code == 404 and unknown.json()["detail"] == "unknown domain 'legal'; configured: coding, small"
+    malformed = service.post("/v1/cache/store", json={"prompt": QUESTION, "domain": "coding"})
+    assert malformed.status_code == 422 and malformed.json()["detail"] == "response: Field required"
+    not_json = service.post("/v1/cache/check", content=b"{nope", headers={"content-type": "application/json"})
+    assert not_json.status_code == 422
+    too_long = service.post("/v1/cache/check", json={"prompt": "x" * 501, "domain": "coding"})
+    assert too_long.status_code == 422 and "over the limit of 500" in too_long.json()["detail"]
+    too_big = service.post("/v1/cache/store", json={"prompt": QUESTION, "response": "y" * 5000, "domain": "coding"})
+    assert too_big.status_code == 413
+
+
+def test_metrics_count_hits_misses_and_errors(service):
+    check(service, "a prompt nobody stored", tenant="t9")
+    text = service.get("/metrics").text
+    assert 'cachetune_hits_total{domain="coding"}' in text and 'cachetune_misses_total{domain="coding"}' in text
+    assert 'cachetune_errors_total{domain="legal",kind="unknown_domain"}' in text
+    assert 'cachetune_request_seconds_bucket{domain="coding",le="0.1",operation="check"}' in text
+    assert 'cachetune_entries{domain="small"} 2.0' in text

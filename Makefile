@@ -2,8 +2,6 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-SHARED_DATA ?= ../shared/data
-DEMO_DIR ?= runs/demo
 
 .PHONY: install demo test
 
@@ -16,14 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: install
-	@if [ -d "$(SHARED_DATA)" ]; then \
-	  $(BIN)/cachetune prepare --source conala --input $(SHARED_DATA)/programming/conala-train.json \
-	    --domain programming --output $(DEMO_DIR)/prepare --max-queries 600; \
-	else \
-	  echo "$(SHARED_DATA) not found: reading CoNaLa from the Hugging Face Hub"; \
-	  $(BIN)/cachetune prepare --source hf --input codeparrot/conala-mined-curated \
-	    --domain programming --output $(DEMO_DIR)/prepare --max-queries 600; \
-	fi
+	$(BIN)/cachetune pipeline --config configs/demo.yaml
 
 test: install
 	$(BIN)/python -m pytest

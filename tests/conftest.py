@@ -1,4 +1,5 @@
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,15 @@ def adapter(conala_triplets, tmp_path_factory) -> Path:
     output = tmp_path_factory.mktemp("adapter") / "model"
     train(TrainSettings(train_data=(conala_triplets,), output=output, batch_size=16, lr=1e-3, max_steps=3, max_seq_length=64))
     return output
+
+
+@pytest.fixture(scope="session")
+def free_port():
+    """A function that returns a loopback port nobody listens on."""
+
+    def pick() -> int:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+
+    return pick

@@ -81,13 +81,8 @@ def test_killed_run_resumes_with_every_query_exactly_once(queries, tmp_path):
     assert report["queries_done"] == 9 and report["queries"] == 9
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
-
-def test_openai_backend_against_a_real_llama_cpp_server(queries, tmp_path):
+def test_openai_backend_against_a_real_llama_cpp_server(queries, tmp_path, free_port):
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", str(resolve_gguf(None)), "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"],
@@ -177,7 +172,7 @@ def test_server_failure_mid_run_keeps_the_work_done(queries, tmp_path):
     server.shutdown()
 
 
-def test_unreachable_server_fails_with_a_clear_message(queries, tmp_path):
+def test_unreachable_server_fails_with_a_clear_message(queries, tmp_path, free_port):
     settings = GenerateSettings(
         input=queries, output=tmp_path / "t.jsonl", backend="openai", base_url=f"http://127.0.0.1:{free_port()}/v1", model="m", retries=1
     )

@@ -1,6 +1,5 @@
 """The HTTP service, started with `cachetune serve` and talked to over loopback."""
 
-import socket
 import subprocess
 import sys
 import time
@@ -14,14 +13,9 @@ QUESTION = "How do I reverse a list in Python?"
 REWORDED = "How can I reverse a list in python?"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
-def service(adapter, tmp_path_factory):
+def service(adapter, tmp_path_factory, free_port):
     folder = tmp_path_factory.mktemp("service")
     config = {
         "semantic_cache": {

@@ -20,7 +20,7 @@ app = typer.Typer(
 console = Console()
 errors = Console(stderr=True)
 
-SourceName = Literal["conala", "medquad", "staqc", "cosqa", "mqp", "rqe", "meqsum", "jsonl", "csv", "text", "hf"]
+SourceName = Literal["conala", "medquad", "staqc", "cosqa", "mqp", "rqe", "meqsum", "stsb", "mrpc", "jsonl", "csv", "text", "hf"]
 OnErrorOption = Annotated[
     Literal["fail", "skip"],
     typer.Option(help="fail: stop at the first bad row; skip: set bad rows aside in OUTPUT.rejects.jsonl and go on."),
@@ -78,6 +78,22 @@ def print_table(title: str, header: list[str], rows: list[list]) -> None:
     for row in rows:
         table.add_row(*(str(cell) for cell in row))
     console.print(table)
+
+
+def print_report(report: dict) -> None:
+    """The side-by-side table of an evaluation report, one per test file of pairs."""
+    for section in report["pairs"]:
+        rows = []
+        for name in ("baseline", "tuned"):
+            result = section[name]
+            point = (result.get("at_operating_thresholds") or {}).get("target_precision")
+            rows.append(
+                [name, f"{result['ap']:.3f}", f"{result['recall_at_p95']:.3f}"]
+                + ([f"{point['threshold']:.3f}", f"{point['precision']:.3f}", f"{point['recall']:.3f}", f"{point['false_hit_rate']:.3f}"] if point else ["-"] * 4)
+            )
+        print_table(section["file"], ["model", "AP", "recall@P0.95", "threshold (val)", "precision", "recall", "false-hit rate"], rows)
+        for metric, result in section.get("bootstrap", {}).get("difference", {}).items():
+            console.print(f"  {metric}: {result['verdict']} ({result['difference']:+.3f}, 95% CI [{result['interval'][0]:+.3f}, {result['interval'][1]:+.3f}])")
 
 
 @app.command()
@@ -290,18 +306,7 @@ def evaluate(
         target_precision=target_precision, bootstrap=bootstrap, seed=seed, measure_speed=speed,
     )
     report = run_stage(run_evaluate, settings)
-    for section in report["pairs"]:
-        rows = []
-        for name in ("baseline", "tuned"):
-            result = section[name]
-            point = (result.get("at_operating_thresholds") or {}).get("target_precision")
-            rows.append(
-                [name, f"{result['ap']:.3f}", f"{result['recall_at_p95']:.3f}"]
-                + ([f"{point['threshold']:.3f}", f"{point['precision']:.3f}", f"{point['recall']:.3f}", f"{point['false_hit_rate']:.3f}"] if point else ["-"] * 4)
-            )
-        print_table(section["file"], ["model", "AP", "recall@P0.95", "threshold (val)", "precision", "recall", "false-hit rate"], rows)
-        for metric, result in section.get("bootstrap", {}).get("difference", {}).items():
-            console.print(f"  {metric}: {result['verdict']} ({result['difference']:+.3f}, 95% CI [{result['interval'][0]:+.3f}, {result['interval'][1]:+.3f}])")
+    print_report(report)
     console.print(f"report: {output / 'report.md'}")
 
 
@@ -320,3 +325,18 @@ def serve(
     cache = run_stage(SemanticCache.from_config, config)
     console.print(f"serving domains {', '.join(cache.domains)} on http://{host}:{port}")
     uvicorn.run(create_app(cache), host=host, port=port, log_level="warning")
+
+
+@app.command()
+def pipeline(
+    config: Annotated[Path, typer.Option(help="Pipeline configuration (YAML), e.g. configs/programming.yaml.")],
+    run_dir: Annotated[Path | None, typer.Option(help="Run folder; default: the config's run_dir, else runs/NAME.")] = None,
+) -> None:
+    """prepare -> generate/mine -> train -> evaluate; unchanged stages are skipped, interrupted ones resumed."""
+    from cachetune.pipeline import run_pipeline
+
+    run, report = run_stage(run_pipeline, config, run_dir)
+    for stage, outcome in run.log:
+        console.print(f"  {stage:<24} {outcome}")
+    print_report(report)
+    console.print(f"run folder: {run.folder}; report: {run.folder / 'evaluate' / 'report.md'}")

@@ -74,6 +74,21 @@ def _resolve_hub_id(hub_id: str) -> ResolvedModel:
 
 ADAPTER_CONFIG = "adapter_config.json"
 TRAINING_INFO = "training_info.json"
+SHIPPED_ADAPTERS = Path(__file__).resolve().parent / "adapters"
+
+
+def locate(spec: str | None) -> str | None:
+    """A shipped adapter's name (`programming`, `medical`) -> its folder in the package; anything else as given.
+
+    A local path of the same name wins, so a folder called `medical` in the working directory is not shadowed.
+    """
+    if spec and not Path(spec).exists() and (SHIPPED_ADAPTERS / spec / ADAPTER_CONFIG).is_file():
+        return str(SHIPPED_ADAPTERS / spec)
+    return spec
+
+
+def shipped_adapters() -> list[str]:
+    return sorted(p.parent.name for p in SHIPPED_ADAPTERS.glob(f"*/{ADAPTER_CONFIG}"))
 
 
 def is_adapter(path: Path) -> bool:
@@ -93,6 +108,7 @@ def load_model(spec: str | None = None, device: str | None = None, merge: bool =
     """
     from sentence_transformers import SentenceTransformer
 
+    spec = locate(spec)
     path = Path(spec).expanduser() if spec else None
     if path is None or not is_adapter(path):
         return SentenceTransformer(resolve_base_model(spec).location, device=device)
@@ -122,6 +138,7 @@ def onnx_file_of(path: Path | None) -> Path | None:
 
 def load_encoder(spec: str | None = None):
     """What evaluation and the cache encode with: a SentenceTransformer, or an `OnnxEncoder` for an ONNX export."""
+    spec = locate(spec)
     onnx_file = onnx_file_of(Path(spec)) if spec else None
     if onnx_file is not None:
         from cachetune.export import OnnxEncoder

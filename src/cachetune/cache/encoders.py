@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cachetune.models import TRAINING_INFO, ModelError, adapter_base_name, is_adapter, load_encoder, load_model, resolve_base_model
+from cachetune.models import TRAINING_INFO, ModelError, adapter_base_name, is_adapter, load_encoder, load_model, locate, resolve_base_model
 
 
 class DomainEncoders:
@@ -27,6 +27,7 @@ class DomainEncoders:
         self._separate: dict[str, object] = {}  # domain -> its own encoder (merged copies, full models)
         self._adapters: dict[str, int] = {}  # domain -> max_seq_length, for adapters switched on the base
         for domain, spec in models.items():
+            spec = locate(spec)
             if spec is None:
                 continue
             path = Path(spec)

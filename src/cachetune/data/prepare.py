@@ -52,6 +52,7 @@ class _Pair:
     second: _Text
     label: int
     source: str
+    score: float | None
 
 
 def prepare(settings: PrepareSettings) -> dict:
@@ -98,7 +99,10 @@ def prepare(settings: PrepareSettings) -> dict:
         report_splits[split] = {"queries": len(queries)}
         if data.pairs:
             split_pairs = [p for p in pairs if split_of.get(component_of[p.first.group]) == split]
-            records = [Pair(query1=p.first.text, query2=p.second.text, label=p.label, domain=domain, source=p.source) for p in split_pairs]
+            records = [
+                Pair(query1=p.first.text, query2=p.second.text, label=p.label, domain=domain, similarity_score=p.score, source=p.source)
+                for p in split_pairs
+            ]
             groups = [component_of[p.first.group] for p in split_pairs]
             if records and all(record.label == 1 for record in records):
                 negatives = lexical_negatives(records, groups)
@@ -161,7 +165,7 @@ def _clean_pairs(data: SourceData, settings: PrepareSettings, drops: Counter) ->
             drops[problem] += 1
             continue
         seen.add((first_key, second_key, pair.label))
-        pairs.append(_Pair(_Text(first, first_key, pair.group), _Text(second, second_key, pair.group), pair.label, pair.source))
+        pairs.append(_Pair(_Text(first, first_key, pair.group), _Text(second, second_key, pair.group), pair.label, pair.source, pair.score))
     return pairs
 
 

@@ -36,6 +36,7 @@ class SourcePair:
     label: int
     group: str
     source: str
+    score: float | None = None  # a graded similarity from the source (STS-B), scaled to [0, 1]
 
 
 @dataclass
@@ -86,9 +87,9 @@ def _group_id(row: dict, name: str) -> str:
     return str(row[name])
 
 
-def _add_pair(data: SourceData, text1: str, text2: str, label: int, group: str, source: str) -> None:
+def _add_pair(data: SourceData, text1: str, text2: str, label: int, group: str, source: str, score: float | None = None) -> None:
     data.queries += [SourceQuery(text1, group), SourceQuery(text2, group)]
-    data.pairs.append(SourcePair(text1, text2, label, group, source))
+    data.pairs.append(SourcePair(text1, text2, label, group, source, score))
 
 
 def convert_conala(row: dict, data: SourceData) -> None:
@@ -138,6 +139,25 @@ def convert_meqsum(row: dict, data: SourceData) -> None:
     _add_pair(data, _text(row, "CHQ"), _text(row, "Summary"), 1, group, "meqsum")
 
 
+STSB_SAME_MEANING = 4.0  # of 5: "mostly equivalent" and up count as the same meaning
+
+
+def convert_stsb(row: dict, data: SourceData) -> None:
+    """STS Benchmark: a sentence pair with a 0-5 similarity; label 1 from 4 up, the score kept as similarity_score."""
+    try:
+        score = float(_text(row, "score"))
+    except ValueError:
+        raise RowError(f"field 'score': not a number: {row['score']!r}") from None
+    first = _text(row, "sentence1")
+    _add_pair(data, first, _text(row, "sentence2"), int(score >= STSB_SAME_MEANING), f"stsb:{match_key(first)}", "stsb", score / 5)
+
+
+def convert_mrpc(row: dict, data: SourceData) -> None:
+    """Microsoft Research Paraphrase Corpus: news sentence pairs judged paraphrase (1) or not (0)."""
+    first = _text(row, "#1 String")
+    _add_pair(data, first, _text(row, "#2 String"), _label(row, "Quality"), f"mrpc:{match_key(first)}", "mrpc")
+
+
 def generic_converter(name: str, text_field: str, group_field: str | None) -> Converter:
     def convert(row: dict, data: SourceData) -> None:
         text = _text(row, text_field)
@@ -167,6 +187,21 @@ def csv_rows(path: Path) -> Rows:
         reader = csv.DictReader(handle)
         for row in reader:
             yield f"{path}:{reader.line_num}", row
+
+
+def tsv_rows(path: Path, columns: list[str] | None = None) -> Rows:
+    """Tab-separated rows, unquoted; with `columns` the file has no header (extra trailing fields are ignored)."""
+    if not Path(path).is_file():
+        raise RecordError(f"{path}: no such file")
+    with Path(path).open(encoding="utf-8-sig") as handle:
+        header = columns or handle.readline().rstrip("\n").split("\t")
+        first_line = 1 if columns else 2
+        for number, line in enumerate(handle, start=first_line):
+            if line.strip():
+                yield f"{path}:{number}", dict(zip(header, line.rstrip("\n").split("\t")))
+
+
+STSB_COLUMNS = ["genre", "file", "year", "id", "score", "sentence1", "sentence2"]
 
 
 def text_rows(path: Path) -> Rows:
@@ -259,6 +294,8 @@ SOURCES: dict[str, Source] = {
     "mqp": Source(_known(_jsonl, convert_mqp), "medical"),
     "rqe": Source(_known(_jsonl, convert_rqe), "medical"),
     "meqsum": Source(_known(_jsonl, convert_meqsum), "medical"),
+    "stsb": Source(_known(_plain(lambda path: tsv_rows(path, STSB_COLUMNS)), convert_stsb), "general"),
+    "mrpc": Source(_known(_plain(tsv_rows), convert_mrpc), "general"),
     "jsonl": Source(_generic("jsonl", _jsonl, None), None),
     "csv": Source(_generic("csv", _plain(csv_rows), None), None),
     "text": Source(_generic("text", _plain(text_rows), "text"), None),

@@ -16,7 +16,7 @@ from cachetune.evaluate.replay import CURVE_THRESHOLDS, replay, replay_stream
 from cachetune.evaluate.speed import encode_speed, size_on_disk
 from cachetune.evaluate.triplets import triplet_metrics
 from cachetune.metrics import check_labels
-from cachetune.models import DEFAULT_BASE_MODEL, adapter_base_name, is_adapter, load_encoder
+from cachetune.models import DEFAULT_BASE_MODEL, adapter_base_name, is_adapter, load_encoder, locate
 from cachetune.records import Pair, RecordError, read_pairs_or_triplets, read_records
 
 MODELS = ("tuned", "baseline")
@@ -45,7 +45,7 @@ class TestFile:
 
 def default_baseline(model: str) -> str:
     """An adapter is compared with the base it was trained on; anything else with the default base."""
-    path = Path(model)
+    path = Path(locate(model))
     return adapter_base_name(path) if is_adapter(path) else DEFAULT_BASE_MODEL
 
 

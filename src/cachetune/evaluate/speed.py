@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cachetune.models import adapter_base_name, is_adapter, onnx_file_of, resolve_base_model
+from cachetune.models import adapter_base_name, is_adapter, locate, onnx_file_of, resolve_base_model
 
 LATENCY_QUERIES = 200
 THROUGHPUT_TEXTS = 512
@@ -32,6 +32,7 @@ def encode_speed(model, texts: list[str]) -> dict:
 
 def size_on_disk(spec: str | None) -> dict:
     """Bytes of the weights a deployment needs: the model's, and the adapter's where there is one."""
+    spec = locate(spec)
     path = Path(spec) if spec else None
     onnx_file = onnx_file_of(path)
     if onnx_file is not None:

@@ -1,0 +1,81 @@
+"""`cachetune pipeline`: all stages in one run folder; unchanged stages skipped, interrupted ones resumed."""
+
+import json
+
+import pytest
+import yaml
+
+from cachetune.pipeline import run_pipeline
+from cachetune.records import RecordError, Triplet, read_records
+from cachetune.synth.journal import progress_path
+
+
+def write_config(folder, shared_data, **train_overrides) -> str:
+    config = {
+        "name": "tiny",
+        "run_dir": "run",
+        "data_root": str(shared_data),
+        "prepare": [{"name": "conala", "source": "conala", "input": "programming/conala-train.json", "max_queries": 300, "val": 0.2, "test": 0.3}],
+        "generate": {"queries": "prepare-conala/queries.train.jsonl", "max_queries": 4, "batch_size": 4},
+        "mine": [{"name": "conala", "pairs": "prepare-conala/pairs.train.jsonl", "corpus": "prepare-conala/queries.train.jsonl", "num_negatives": 1, "range_min": 2, "range_max": 20}],
+        "train": {
+            "data": ["mine-conala/triplets.jsonl", "generate/triplets.jsonl", "prepare-conala/pairs.train.jsonl"],
+            "losses": ["mnr", "online-contrastive"],
+            "val": "prepare-conala/pairs.val.jsonl",
+            "max_steps": 3,
+            "batch_size": 16,
+            "max_seq_length": 48,
+            **train_overrides,
+        },
+        "evaluate": {"test": ["prepare-conala/pairs.test.jsonl"], "val": "prepare-conala/pairs.val.jsonl", "bootstrap": 50, "speed": False},
+    }
+    path = folder / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_pipeline_runs_skips_and_reruns_what_changed(shared_data, tmp_path):
+    config = write_config(tmp_path, shared_data)
+    run, report = run_pipeline(config)
+    assert [outcome for _, outcome in run.log] == ["ran"] * 5
+    assert run.folder == (tmp_path / "run").resolve()
+    assert (run.folder / "train" / "model" / "adapter_model.safetensors").is_file()
+    assert report["pairs"][0]["tuned"]["ap"] > 0.5 and (run.folder / "evaluate" / "report.md").is_file()
+    info = json.loads((run.folder / "train" / "model" / "training_info.json").read_text())
+    assert info["command"] == ["cachetune", "pipeline", "--config", str(config)]
+
+    again, _ = run_pipeline(config)
+    assert [outcome for _, outcome in again.log] == ["up to date, skipped"] * 5
+
+    changed, _ = run_pipeline(write_config(tmp_path, shared_data, max_steps=4))
+    assert dict(changed.log) == {
+        "prepare-conala": "up to date, skipped",
+        "generate": "up to date, skipped",
+        "mine-conala": "up to date, skipped",
+        "train": "ran",
+        "evaluate": "ran",
+    }
+
+
+def test_interrupted_generation_resumes_without_duplicates(shared_data, tmp_path):
+    config = write_config(tmp_path, shared_data)
+    run, _ = run_pipeline(config)
+    folder = run.folder / "generate"
+    output = folder / "triplets.jsonl"
+    # What a kill during the last query leaves: its commit missing, the stage not marked done.
+    stage = json.loads((folder / "stage.json").read_text())
+    (folder / "stage.json").unlink()
+    (folder / "stage.started.json").write_text(json.dumps({"fingerprint": stage["fingerprint"]}))
+    log = progress_path(output).read_text().splitlines()
+    progress_path(output).write_text("\n".join(log[:-1]) + "\n")
+    resumed, _ = run_pipeline(config)
+    assert dict(resumed.log)["generate"] == "resumed and finished"
+    assert len(progress_path(output).read_text().splitlines()) == 4
+    rows = read_records(output, Triplet)
+    assert len({(t.anchor, t.positive, t.hard_negative) for t in rows}) == len(rows)
+
+
+def test_a_reference_to_a_file_no_stage_wrote_is_an_error(shared_data, tmp_path):
+    config = write_config(tmp_path, shared_data, data=["mine-conala/nope.jsonl"])
+    with pytest.raises(RecordError, match="'mine-conala/nope.jsonl' is not a file written by an earlier stage"):
+        run_pipeline(config)

@@ -45,11 +45,10 @@ EXPERIMENTS = {
         "pairs-oc-4ep": ("pairs-oc, 4 epochs", {**WIDE, "losses": ["online-contrastive"], "epochs": 4, "data": ["prepare-conala/pairs.train.jsonl"]}),
     },
     "medical": {
-        "seed-recipe": ("the seed's settings: LoRA r8 q,v, MNR, 1 epoch, lr 2e-5, on mined mqp triplets", {**SEED, "data": ["mine-mqp/triplets.jsonl"]}),
         "mqp-oc": ("OnlineContrastive on doctor-labelled mqp pairs, wide LoRA, 2 epochs", {**WIDE, "losses": ["online-contrastive"], "epochs": 2, "data": ["prepare-mqp/pairs.train.jsonl"]}),
-        "mqp-oc-r8-qv": ("the same with LoRA r8 on query, value only", {**WIDE, "lora_rank": 8, "lora_alpha": 16, "target_modules": ["query", "value"], "losses": ["online-contrastive"], "epochs": 2, "data": ["prepare-mqp/pairs.train.jsonl"]}),
         "mqp-oc-full": ("OnlineContrastive on mqp pairs, full fine-tuning, lr 3e-5, 2 epochs", {**WIDE, "lora": False, "lr": 3e-5, "losses": ["online-contrastive"], "epochs": 2, "data": ["prepare-mqp/pairs.train.jsonl"]}),
         "mqp-meqsum-oc": ("OnlineContrastive on mqp + MeQSum pairs, wide LoRA, 2 epochs", {**WIDE, "losses": ["online-contrastive"], "epochs": 2, "data": ["prepare-mqp/pairs.train.jsonl", "prepare-meqsum/pairs.train.jsonl"]}),
+        "mqp-oc-4ep": ("OnlineContrastive on mqp pairs, wide LoRA, 4 epochs", {**WIDE, "losses": ["online-contrastive"], "epochs": 4, "data": ["prepare-mqp/pairs.train.jsonl"]}),
     },
 }
 

@@ -17,7 +17,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
+# Piped into a log (make demo | tee), Rich would cut tables to 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 120)
 errors = Console(stderr=True)
 
 SourceName = Literal["conala", "medquad", "staqc", "cosqa", "mqp", "rqe", "meqsum", "stsb", "mrpc", "jsonl", "csv", "text", "hf"]

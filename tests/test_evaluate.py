@@ -162,3 +162,10 @@ def test_cli_takes_several_thresholds_after_one_flag(adapter, conala_prepared, t
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert [p["threshold"] for p in report["pairs"][0]["tuned"]["at_thresholds"]] == [0.7, 0.8, 0.9]
     assert "no --val-data" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_test_files_with_one_name_get_plots_of_their_own():
+    from cachetune.evaluate.report import _plot_stems
+
+    files = [Path("run/prepare-mqp/pairs.test.jsonl"), Path("run/prepare-rqe/pairs.test.jsonl"), Path("x/triplets.jsonl")]
+    assert _plot_stems(files) == ["prepare-mqp_pairs_test", "prepare-rqe_pairs_test", "triplets"]

@@ -1,6 +1,20 @@
+import json
+from pathlib import Path
+
+import numpy as np
 import pytest
 
-from cachetune.models import DEFAULT_BASE_MODEL, ModelError, packaged_minilm, resolve_base_model
+from cachetune.models import (
+    DEFAULT_BASE_MODEL,
+    SHIPPED_ADAPTERS,
+    ModelError,
+    adapter_base_name,
+    load_model,
+    locate,
+    packaged_minilm,
+    resolve_base_model,
+    shipped_adapters,
+)
 
 
 def test_default_is_the_packaged_minilm():
@@ -25,3 +39,25 @@ def test_local_folder_must_be_a_model(tmp_path):
         resolve_base_model(str(tmp_path))
     with pytest.raises(ModelError, match="no such folder"):
         resolve_base_model(str(tmp_path / "missing"))
+
+
+@pytest.mark.parametrize("name", ["programming", "medical"])
+def test_shipped_adapter_loads_by_name_on_the_packaged_base(name):
+    assert name in shipped_adapters()
+    folder = Path(locate(name))
+    assert folder.parent == SHIPPED_ADAPTERS
+    # Portable: the base is recorded by hub id, never as a path on the machine that trained it.
+    assert adapter_base_name(folder) == DEFAULT_BASE_MODEL
+    info = json.loads((folder / "training_info.json").read_text())
+    assert info["command"][:2] == ["cachetune", "pipeline"] and f"configs/{name}.yaml" in info["command"][-1]
+    assert (folder / "adapter_model.safetensors").stat().st_size < 1_000_000
+    prompts = ["How do I reverse a list in Python?", "How do I reverse a string in Python?"]
+    tuned, base = load_model(name).encode(prompts), load_model(None).encode(prompts)
+    assert not np.allclose(tuned, base, atol=1e-3)
+
+
+def test_a_local_folder_wins_over_a_shipped_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "medical").mkdir()
+    assert locate("medical") == "medical"
+    assert locate("no-such-adapter") == "no-such-adapter"

@@ -159,8 +159,7 @@ def plots(report: dict, output: Path) -> list[Path]:
     from sklearn.metrics import precision_recall_curve
 
     written = []
-    for section in report["pairs"]:
-        stem = Path(section["file"]).stem.replace(".", "_")
+    for section, stem in zip(report["pairs"], _plot_stems([Path(section["file"]) for section in report["pairs"]])):
         labels = np.array(section["labels"])
         figure, axis = plt.subplots(figsize=(6, 5))
         for name in ("baseline", "tuned"):
@@ -208,3 +207,9 @@ def _save(figure, path: Path) -> Path:
 
     plt.close(figure)
     return path
+
+
+def _plot_stems(files: list[Path]) -> list[str]:
+    """A file name per test file for its plots; files that share a name (two `pairs.test.jsonl`) get their folder's too."""
+    stems = [file.stem.replace(".", "_") for file in files]
+    return [f"{file.parent.name}_{stem}" if stems.count(stem) > 1 else stem for file, stem in zip(files, stems)]

@@ -50,7 +50,7 @@ def test_shipped_adapter_loads_by_name_on_the_packaged_base(name):
     assert adapter_base_name(folder) == DEFAULT_BASE_MODEL
     info = json.loads((folder / "training_info.json").read_text())
     assert info["command"][:2] == ["cachetune", "pipeline"] and f"configs/{name}.yaml" in info["command"][-1]
-    assert (folder / "adapter_model.safetensors").stat().st_size < 1_000_000
+    assert (folder / "adapter_model.safetensors").stat().st_size < 4_000_000  # LoRA r16 on every linear layer: 2.7 MB
     prompts = ["How do I reverse a list in Python?", "How do I reverse a string in Python?"]
     tuned, base = load_model(name).encode(prompts), load_model(None).encode(prompts)
     assert not np.allclose(tuned, base, atol=1e-3)

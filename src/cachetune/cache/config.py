@@ -4,7 +4,7 @@
 semantic_cache:
   backend_type: memory            # memory | milvus
   base_model: sentence-transformers/all-MiniLM-L6-v2   # optional; the default packaged copy
-  adapter_mode: switched          # switched: one base, PEFT adapters switched per request | merged: a copy per domain
+  adapter_mode: merged            # merged: a copy per adapter domain | switched: one base, adapters switched per request
   domains:
     coding:
       namespace: coding
@@ -60,7 +60,7 @@ class LimitsConfig(_Strict):
 class CacheConfig(_Strict):
     backend_type: Literal["memory", "milvus"] = "memory"
     base_model: str | None = None
-    adapter_mode: Literal["switched", "merged"] = "switched"
+    adapter_mode: Literal["merged", "switched"] = "merged"
     domains: dict[str, DomainConfig]
     memory: MemoryStoreConfig = MemoryStoreConfig()
     milvus: MilvusStoreConfig = MilvusStoreConfig()

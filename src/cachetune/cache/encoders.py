@@ -2,9 +2,9 @@
 
 `merged` (default): each domain with an adapter gets its own copy of the base with the adapter merged in
 (PEFT merge_and_unload): encoding costs what the base costs and domains never wait on each other, for
-~55 MB per domain. `switched`: the base is loaded once and every domain's LoRA adapter is loaded into it
+~50 MB per domain. `switched`: the base is loaded once and every domain's LoRA adapter is loaded into it
 by name; a request activates its domain's adapter (or none) under a lock: a few MB per domain, but an
-unmerged rank-16 adapter on every layer more than doubles encode time on CPU (12 -> 30 ms measured).
+unmerged rank-16 adapter on every layer more than doubles encode time on CPU (11 -> 28 ms measured).
 Use it for many domains on little memory. benchmarks/results/cache_speed.md measures both.
 """
 

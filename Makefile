@@ -1,16 +1,14 @@
-# Every target creates .venv when it is missing and is safe to run again.
+# Every target creates .venv when it is missing and is safe to run again. Versions come from requirements.lock.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test
+.PHONY: install demo test lock
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+$(VENV)/.installed: requirements.lock pyproject.toml scripts/install.sh
+	PYTHON=$(PYTHON) bash scripts/install.sh
 	touch $@
 
 demo: install
@@ -18,3 +16,7 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest
+
+# Re-solve pyproject.toml's ranges into requirements.lock, on purpose; commit the result.
+lock:
+	PYTHON=$(PYTHON) bash scripts/lock.sh

@@ -15,6 +15,8 @@ demo: install
 	$(BIN)/cachetune pipeline --config configs/demo.yaml
 
 test: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/python -m pytest
 
 # Re-solve pyproject.toml's ranges into requirements.lock, on purpose; commit the result.

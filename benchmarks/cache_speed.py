@@ -49,7 +49,11 @@ def http_benchmark(queries: list[str], stored: int, requests: int, clients: int)
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
-        server = subprocess.Popen([str(Path(sys.executable).with_name("cachetune")), "serve", "--config", str(config), "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = subprocess.Popen(
+            [str(Path(sys.executable).with_name("cachetune")), "serve", "--config", str(config), "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         url = f"http://127.0.0.1:{port}"
         try:
             with httpx.Client(base_url=url, timeout=60) as client:
@@ -83,12 +87,19 @@ def http_benchmark(queries: list[str], stored: int, requests: int, clients: int)
         finally:
             server.terminate()
             server.wait()
-    return {"stored_entries": stored, "requests": requests, **percentiles(timings), "clients": clients, "throughput_rps": round(requests / seconds, 1)}
+    return {
+        "stored_entries": stored,
+        "requests": requests,
+        **percentiles(timings),
+        "clients": clients,
+        "throughput_rps": round(requests / seconds, 1),
+    }
 
 
 def lookup_benchmark(size: int, kind: str, queries: int = 300) -> dict:
     from cachetune.cache.index import AnnIndex, ExactIndex
-    from cachetune.cache.stores import Entry, MemoryStore, NamespaceSettings
+    from cachetune.cache.memory import MemoryStore
+    from cachetune.cache.store import Entry, NamespaceSettings
 
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((size, DIM), dtype=np.float32)
@@ -113,11 +124,17 @@ def lookup_benchmark(size: int, kind: str, queries: int = 300) -> dict:
     timings, found = [], []
     for probe in probes:
         start = time.perf_counter()
-        entry, _ = store.nearest("n", "", probe, 1.0)
+        entry, _ = store.lookup("n", "", probe, 1.0, 2.0)  # threshold 2: never a hit, nothing recorded
         timings.append((time.perf_counter() - start) * 1000)
         found.append(entry.id)
     exact = np.argmax(probes @ vectors.T, axis=1)
-    return {"entries": size, "search": kind, **percentiles(timings), "recall_at_1": float(np.mean(np.array(found) == exact)), "build_seconds": round(build, 1)}
+    return {
+        "entries": size,
+        "search": kind,
+        **percentiles(timings),
+        "recall_at_1": float(np.mean(np.array(found) == exact)),
+        "build_seconds": round(build, 1),
+    }
 
 
 def encoder_memory(mode: str, domains: int, adapter: str) -> dict:
@@ -139,7 +156,13 @@ def encoder_memory(mode: str, domains: int, adapter: str) -> dict:
         start = time.perf_counter()
         encoders.encode(names[i % len(names)], "How do I reverse a list in Python without a copy?")
         timings.append((time.perf_counter() - start) * 1000)
-    return {"mode": mode, "adapter_domains": domains, "peak_rss_mib": round(memory_kib("VmHWM") / 1024), "rss_for_encoders_mib": round((after - before) / 1024), **percentiles(timings)}
+    return {
+        "mode": mode,
+        "adapter_domains": domains,
+        "peak_rss_mib": round(memory_kib("VmHWM") / 1024),
+        "rss_for_encoders_mib": round((after - before) / 1024),
+        **percentiles(timings),
+    }
 
 
 def memory_kib(field: str) -> int:
@@ -177,10 +200,18 @@ def main() -> None:
             output = subprocess.run(command, capture_output=True, text=True, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
             results["encoders"].append(json.loads(output.stdout.strip().splitlines()[-1]))
             print(results["encoders"][-1], flush=True)
-    http = "\n".join(f"| {r['clients']} | {r['stored_entries']:,} | {r['p50_ms']} | {r['p99_ms']} | {r['throughput_rps']} |" for r in results["http"])
-    lookup = "\n".join(f"| {r['entries']:,} | {r['search']} | {r['p50_ms']} | {r['p99_ms']} | {r['recall_at_1']:.3f} | {r['build_seconds']} |" for r in results["lookup"])
-    encoders = "\n".join(f"| {r['mode']} | {r['adapter_domains']} + base | {r['rss_for_encoders_mib']} | {r['peak_rss_mib']} | {r['p50_ms']} | {r['p99_ms']} |" for r in results["encoders"])
-    markdown = f"""# cache speed and memory (all-MiniLM-L6-v2, {results['machine']['cpus']} CPUs, no GPU)
+    http = "\n".join(
+        f"| {r['clients']} | {r['stored_entries']:,} | {r['p50_ms']} | {r['p99_ms']} | {r['throughput_rps']} |" for r in results["http"]
+    )
+    lookup = "\n".join(
+        f"| {r['entries']:,} | {r['search']} | {r['p50_ms']} | {r['p99_ms']} | {r['recall_at_1']:.3f} | {r['build_seconds']} |"
+        for r in results["lookup"]
+    )
+    encoders = "\n".join(
+        f"| {r['mode']} | {r['adapter_domains']} + base | {r['rss_for_encoders_mib']} | {r['peak_rss_mib']} | {r['p50_ms']} | {r['p99_ms']} |"
+        for r in results["encoders"]
+    )
+    markdown = f"""# cache speed and memory (all-MiniLM-L6-v2, {results["machine"]["cpus"]} CPUs, no GPU)
 
 ## HTTP check over loopback, from a second process (half hits, half misses, real queries)
 
@@ -190,7 +221,7 @@ def main() -> None:
 
 Each check embeds the prompt (the model dominates: ~15 ms on two cores) and searches the store.
 
-## In-process lookup (store.nearest), random unit vectors of dimension {DIM}
+## In-process lookup (store.lookup), random unit vectors of dimension {DIM}
 
 | entries | search | p50 ms | p99 ms | recall@1 vs exact | build s |
 |---:|---|---:|---:|---:|---:|

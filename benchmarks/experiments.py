@@ -19,36 +19,109 @@ from pathlib import Path
 import numpy as np
 from common import RESULTS, machine, save
 
-from cachetune.data.prepare import PrepareSettings, prepare
-from cachetune.evaluate.run import EvaluateSettings, evaluate
+from cachetune.data.prepare import prepare
+from cachetune.data.settings import PrepareSettings
+from cachetune.evaluate.run import evaluate
+from cachetune.evaluate.settings import EvaluateSettings
 from cachetune.metrics import average_precision, pair_similarities
 from cachetune.models import load_encoder
-from cachetune.pipeline import Run, load_pipeline_config, run_data_stages
+from cachetune.pipeline import Run, run_pipeline
 from cachetune.records import Pair, read_records
-from cachetune.train.trainer import TrainSettings, train
+from cachetune.train.settings import TrainSettings
+from cachetune.train.trainer import train
 
 REPO = Path(__file__).resolve().parents[1]
+DATA_STAGES = ("prepare", "generate", "mine")
 
-SEED = {"losses": ["mnr"], "lora_rank": 8, "lora_alpha": 16, "target_modules": ["query", "value"], "lr": 2e-5, "epochs": 1, "batch_size": 32}
+SEED = {
+    "loss": ["mnr"],
+    "lora_rank": 8,
+    "lora_alpha": 16,
+    "target_modules": ["query", "value"],
+    "lr": 2e-5,
+    "epochs": 1,
+    "batch_size": 32,
+}
 WIDE = {"lora_rank": 16, "lora_alpha": 32, "target_modules": ["query", "key", "value", "dense"], "lr": 5e-4, "batch_size": 32}
 
 EXPERIMENTS = {
     "programming": {
-        "seed-recipe": ("the seed's settings: LoRA r8 q,v, MNR, 1 epoch, lr 2e-5, LLM triplets", {**SEED, "data": ["generate/triplets.jsonl"]}),
+        "seed-recipe": (
+            "the seed's settings: LoRA r8 q,v, MNR, 1 epoch, lr 2e-5, LLM triplets",
+            {**SEED, "data": ["generate/triplets.jsonl"]},
+        ),
         "seed-lr-2e-4": ("seed settings at lr 2e-4", {**SEED, "lr": 2e-4, "data": ["generate/triplets.jsonl"]}),
-        "mnr-llm": ("MNR on LLM triplets, wide LoRA, 2 epochs", {**WIDE, "losses": ["mnr"], "epochs": 2, "data": ["generate/triplets.jsonl"]}),
-        "mnr-mined": ("MNR on rewrite pairs with mined hard negatives, wide LoRA, 2 epochs", {**WIDE, "losses": ["mnr"], "epochs": 2, "data": ["mine-conala/triplets.jsonl"]}),
-        "pairs-oc": ("OnlineContrastive on rewrite pairs (lexical negatives), wide LoRA, 2 epochs", {**WIDE, "losses": ["online-contrastive"], "epochs": 2, "data": ["prepare-conala/pairs.train.jsonl"]}),
-        "mix": ("MNR on mined + LLM triplets and OnlineContrastive on pairs, wide LoRA, 2 epochs", {**WIDE, "losses": ["mnr", "online-contrastive"], "epochs": 2, "data": ["mine-conala/triplets.jsonl", "generate/triplets.jsonl", "prepare-conala/pairs.train.jsonl"]}),
-        "pairs-oc-r8-qv": ("pairs-oc with LoRA r8 on query, value only (the seed's adapter shape)", {**WIDE, "lora_rank": 8, "lora_alpha": 16, "target_modules": ["query", "value"], "losses": ["online-contrastive"], "epochs": 2, "data": ["prepare-conala/pairs.train.jsonl"]}),
-        "pairs-oc-full": ("pairs-oc with full fine-tuning, lr 3e-5", {**WIDE, "lora": False, "lr": 3e-5, "losses": ["online-contrastive"], "epochs": 2, "data": ["prepare-conala/pairs.train.jsonl"]}),
-        "pairs-oc-4ep": ("pairs-oc, 4 epochs", {**WIDE, "losses": ["online-contrastive"], "epochs": 4, "data": ["prepare-conala/pairs.train.jsonl"]}),
+        "mnr-llm": (
+            "MNR on LLM triplets, wide LoRA, 2 epochs",
+            {**WIDE, "loss": ["mnr"], "epochs": 2, "data": ["generate/triplets.jsonl"]},
+        ),
+        "mnr-mined": (
+            "MNR on rewrite pairs with mined hard negatives, wide LoRA, 2 epochs",
+            {**WIDE, "loss": ["mnr"], "epochs": 2, "data": ["mine-conala/triplets.jsonl"]},
+        ),
+        "pairs-oc": (
+            "OnlineContrastive on rewrite pairs (lexical negatives), wide LoRA, 2 epochs",
+            {**WIDE, "loss": ["online-contrastive"], "epochs": 2, "data": ["prepare-conala/pairs.train.jsonl"]},
+        ),
+        "mix": (
+            "MNR on mined + LLM triplets and OnlineContrastive on pairs, wide LoRA, 2 epochs",
+            {
+                **WIDE,
+                "loss": ["mnr", "online-contrastive"],
+                "epochs": 2,
+                "data": ["mine-conala/triplets.jsonl", "generate/triplets.jsonl", "prepare-conala/pairs.train.jsonl"],
+            },
+        ),
+        "pairs-oc-r8-qv": (
+            "pairs-oc with LoRA r8 on query, value only (the seed's adapter shape)",
+            {
+                **WIDE,
+                "lora_rank": 8,
+                "lora_alpha": 16,
+                "target_modules": ["query", "value"],
+                "loss": ["online-contrastive"],
+                "epochs": 2,
+                "data": ["prepare-conala/pairs.train.jsonl"],
+            },
+        ),
+        "pairs-oc-full": (
+            "pairs-oc with full fine-tuning, lr 3e-5",
+            {
+                **WIDE,
+                "lora": False,
+                "lr": 3e-5,
+                "loss": ["online-contrastive"],
+                "epochs": 2,
+                "data": ["prepare-conala/pairs.train.jsonl"],
+            },
+        ),
+        "pairs-oc-4ep": (
+            "pairs-oc, 4 epochs",
+            {**WIDE, "loss": ["online-contrastive"], "epochs": 4, "data": ["prepare-conala/pairs.train.jsonl"]},
+        ),
     },
     "medical": {
-        "mqp-oc": ("OnlineContrastive on doctor-labelled mqp pairs, wide LoRA, 2 epochs", {**WIDE, "losses": ["online-contrastive"], "epochs": 2, "data": ["prepare-mqp/pairs.train.jsonl"]}),
-        "mqp-oc-full": ("OnlineContrastive on mqp pairs, full fine-tuning, lr 3e-5, 2 epochs", {**WIDE, "lora": False, "lr": 3e-5, "losses": ["online-contrastive"], "epochs": 2, "data": ["prepare-mqp/pairs.train.jsonl"]}),
-        "mqp-meqsum-oc": ("OnlineContrastive on mqp + MeQSum pairs, wide LoRA, 2 epochs", {**WIDE, "losses": ["online-contrastive"], "epochs": 2, "data": ["prepare-mqp/pairs.train.jsonl", "prepare-meqsum/pairs.train.jsonl"]}),
-        "mqp-oc-4ep": ("OnlineContrastive on mqp pairs, wide LoRA, 4 epochs", {**WIDE, "losses": ["online-contrastive"], "epochs": 4, "data": ["prepare-mqp/pairs.train.jsonl"]}),
+        "mqp-oc": (
+            "OnlineContrastive on doctor-labelled mqp pairs, wide LoRA, 2 epochs",
+            {**WIDE, "loss": ["online-contrastive"], "epochs": 2, "data": ["prepare-mqp/pairs.train.jsonl"]},
+        ),
+        "mqp-oc-full": (
+            "OnlineContrastive on mqp pairs, full fine-tuning, lr 3e-5, 2 epochs",
+            {**WIDE, "lora": False, "lr": 3e-5, "loss": ["online-contrastive"], "epochs": 2, "data": ["prepare-mqp/pairs.train.jsonl"]},
+        ),
+        "mqp-meqsum-oc": (
+            "OnlineContrastive on mqp + MeQSum pairs, wide LoRA, 2 epochs",
+            {
+                **WIDE,
+                "loss": ["online-contrastive"],
+                "epochs": 2,
+                "data": ["prepare-mqp/pairs.train.jsonl", "prepare-meqsum/pairs.train.jsonl"],
+            },
+        ),
+        "mqp-oc-4ep": (
+            "OnlineContrastive on mqp pairs, wide LoRA, 4 epochs",
+            {**WIDE, "loss": ["online-contrastive"], "epochs": 4, "data": ["prepare-mqp/pairs.train.jsonl"]},
+        ),
     },
 }
 
@@ -57,9 +130,14 @@ EXPERIMENTS = {
 # experiments pairs-oc (programming) and mqp-oc (medical), trained together.
 MULTI_DOMAIN = (
     "one adapter for programming and medical: OnlineContrastive on CoNaLa rewrite pairs + mqp pairs, wide LoRA, 2 epochs (compare pairs-oc and mqp-oc)",
-    {**WIDE, "losses": ["online-contrastive"], "epochs": 2, "max_seq_length": 128},
+    {**WIDE, "loss": ["online-contrastive"], "epochs": 2, "max_seq_length": 128},
     {"programming": ["prepare-conala/pairs.train.jsonl"], "medical": ["prepare-mqp/pairs.train.jsonl"]},
 )
+
+
+def planned(run: Run, stage: str):
+    """The settings the pipeline config gives `stage`."""
+    return dict(run.stages)[stage]
 
 
 def run_multi_domain(mrpc: Path) -> dict:
@@ -67,30 +145,45 @@ def run_multi_domain(mrpc: Path) -> dict:
     description, spec, data_by_domain = MULTI_DOMAIN
     runs = []
     for domain in data_by_domain:
-        config_path = REPO / "configs" / f"{domain}.yaml"
-        run = Run(load_pipeline_config(config_path), config_path)
-        run_data_stages(run)
+        run, _ = run_pipeline(REPO / "configs" / f"{domain}.yaml", stages=DATA_STAGES)
         runs.append(run)
     folder = REPO / "runs" / "experiments" / "multi-domain"
     folder.mkdir(parents=True, exist_ok=True)
     val = folder / "pairs.val.jsonl"
-    val.write_text("".join(run.path(run.config.train.val).read_text() for run in runs))
-    data = [run.path(reference) for run in runs for reference in data_by_domain[run.config.name]]
-    spec = dict(spec)
-    settings = TrainSettings(
-        train_data=tuple(data), output=folder / "model", val_data=val, losses=tuple(spec.pop("losses")), target_modules=tuple(spec.pop("target_modules")), **spec,
+    val.write_text("".join((run.folder / planned(run, "train").val_data).read_text() for run in runs))
+    data = [run.folder / reference for run in runs for reference in data_by_domain[run.config.name]]
+    settings = TrainSettings(train_data=tuple(data), output=folder / "model", val_data=val, **spec)
+    info = (
+        json.loads((folder / "model" / "training_info.json").read_text())
+        if (folder / "model" / "training_info.json").exists()
+        else train(settings)
     )
-    info = json.loads((folder / "model" / "training_info.json").read_text()) if (folder / "model" / "training_info.json").exists() else train(settings)
     tests = {}
     for run in runs:
-        files = tuple(run.path(reference) for reference in run.config.evaluate.test)
-        report = evaluate(EvaluateSettings(model=str(folder / "model"), test_data=files, output=folder / f"report-{run.config.name}", val_data=run.path(run.config.evaluate.val), bootstrap=300, measure_speed=False))
+        files = tuple(run.folder / reference for reference in planned(run, "evaluate").test_data)
+        report = evaluate(
+            EvaluateSettings(
+                model=str(folder / "model"),
+                test_data=files,
+                output=folder / f"report-{run.config.name}",
+                val_data=run.folder / planned(run, "evaluate").val_data,
+                bootstrap=300,
+                speed=False,
+            )
+        )
         tests.update(summarise(report, "tuned"))
     return {
-        "description": description, "data": [f"{p.parent.parent.name}/{p.parent.name}/{p.name}" for p in data], "losses": list(settings.losses),
-        "method": f"LoRA r{settings.lora_rank} on {','.join(settings.target_modules)}", "lr": settings.lr, "epochs": settings.epochs,
-        "batch_size": settings.batch_size, "steps": info["steps"], "train_seconds": info.get("train_seconds"),
-        "val": {k.removeprefix("val_"): round(v, 4) for k, v in info["validation"]["final"].items()}, "test": tests,
+        "description": description,
+        "data": [f"{p.parent.parent.name}/{p.parent.name}/{p.name}" for p in data],
+        "losses": list(settings.loss),
+        "method": f"LoRA r{settings.lora_rank} on {','.join(settings.target_modules)}",
+        "lr": settings.lr,
+        "epochs": settings.epochs,
+        "batch_size": settings.batch_size,
+        "steps": info["steps"],
+        "train_seconds": info.get("train_seconds"),
+        "val": {k.removeprefix("val_"): round(v, 4) for k, v in info["validation"]["final"].items()},
+        "test": tests,
         "mrpc_ap": round(pairs_ap(str(folder / "model"), mrpc), 4),
     }
 
@@ -98,7 +191,11 @@ def run_multi_domain(mrpc: Path) -> dict:
 def mrpc_pairs(data_root: Path, folder: Path) -> Path:
     path = folder / "pairs.test.jsonl"
     if not path.is_file():
-        prepare(PrepareSettings("mrpc", str(data_root / "general" / "msr_paraphrase_test.txt"), folder, max_chars=400, val=0, test=1))
+        prepare(
+            PrepareSettings(
+                source="mrpc", input=str(data_root / "general" / "msr_paraphrase_test.txt"), output=folder, max_chars=400, val=0, test=1
+            )
+        )
     return path
 
 
@@ -129,23 +226,23 @@ def summarise(report: dict, name: str) -> dict:
 
 def run_experiment(run: Run, folder: Path, description: str, spec: dict, mrpc: Path) -> dict:
     spec = dict(spec)
-    data = [run.path(reference) for reference in spec.pop("data")]
-    config = run.config
-    val = run.path(config.train.val)
+    data = [run.folder / reference for reference in spec.pop("data")]
+    val = run.folder / planned(run, "train").val_data
     settings = TrainSettings(
-        train_data=tuple(data), output=folder / "model", val_data=val, losses=tuple(spec.pop("losses")),
-        target_modules=tuple(spec.pop("target_modules")), max_seq_length=config.train.max_seq_length, **spec,
+        train_data=tuple(data), output=folder / "model", val_data=val, max_seq_length=planned(run, "train").max_seq_length, **spec
     )
     if (folder / "model" / "training_info.json").exists():
         info = json.loads((folder / "model" / "training_info.json").read_text())
     else:
         info = train(settings)
-    tests = tuple(run.path(reference) for reference in config.evaluate.test)
-    report = evaluate(EvaluateSettings(model=str(folder / "model"), test_data=tests, output=folder / "report", val_data=val, bootstrap=300, measure_speed=False))
+    tests = tuple(run.folder / reference for reference in planned(run, "evaluate").test_data)
+    report = evaluate(
+        EvaluateSettings(model=str(folder / "model"), test_data=tests, output=folder / "report", val_data=val, bootstrap=300, speed=False)
+    )
     return {
         "description": description,
         "data": [p.name if p.parent == run.folder else f"{p.parent.name}/{p.name}" for p in data],
-        "losses": list(settings.losses),
+        "losses": list(settings.loss),
         "method": f"LoRA r{settings.lora_rank} on {','.join(settings.target_modules)}" if settings.lora else "full fine-tuning",
         "lr": settings.lr,
         "epochs": settings.epochs,
@@ -162,15 +259,33 @@ def run_experiment(run: Run, folder: Path, description: str, spec: dict, mrpc: P
 def markdown(domain: str, results: dict) -> str:
     base = results["baseline"]
     tests = list(base["test"])
-    header = "| experiment | method | losses | epochs | lr | val AP | " + " | ".join(f"{t} AP | {t} R@P.95" for t in tests) + " | MRPC AP | train s |"
+    header = (
+        "| experiment | method | losses | epochs | lr | val AP | "
+        + " | ".join(f"{t} AP | {t} R@P.95" for t in tests)
+        + " | MRPC AP | train s |"
+    )
     rule = "|---" * (8 + 2 * len(tests)) + "|"
-    lines = [f"# Experiments: {domain}", "", "Chosen by validation AP; test numbers are held-out groups (95% bootstrap intervals).", "", header, rule]
+    lines = [
+        f"# Experiments: {domain}",
+        "",
+        "Chosen by validation AP; test numbers are held-out groups (95% bootstrap intervals).",
+        "",
+        header,
+        rule,
+    ]
 
     def row(name: str, entry: dict) -> str:
-        cells = [name, entry.get("method", "-"), ",".join(entry.get("losses", [])) or "-", str(entry.get("epochs", "-")), str(entry.get("lr", "-")), str(entry["val"].get("ap", "-"))]
+        cells = [
+            name,
+            entry.get("method", "-"),
+            ",".join(entry.get("losses", [])) or "-",
+            str(entry.get("epochs", "-")),
+            str(entry.get("lr", "-")),
+            str(entry["val"].get("ap", "-")),
+        ]
         for test in tests:
             t = entry["test"][test]
-            ci = lambda key: f" [{t[key + '_interval'][0]:.3f}, {t[key + '_interval'][1]:.3f}]" if t.get(key + "_interval") else ""  # noqa: E731
+            ci = lambda key, t=t: f" [{t[key + '_interval'][0]:.3f}, {t[key + '_interval'][1]:.3f}]" if t.get(key + "_interval") else ""  # noqa: E731
             cells += [f"{t['ap']:.3f}{ci('ap')}", f"{t['recall_at_p95']:.3f}{ci('recall_at_p95')}"]
         cells += [f"{entry['mrpc_ap']:.3f}", str(entry.get("train_seconds", "-"))]
         return "| " + " | ".join(cells) + " |"
@@ -178,7 +293,13 @@ def markdown(domain: str, results: dict) -> str:
     lines.append(row("base model", base))
     for name, entry in results["experiments"].items():
         lines.append(row(name, entry))
-    lines += ["", *(f"- **{name}**: {entry['description']}; data {', '.join(entry['data'])}; {entry['steps']} steps." for name, entry in results["experiments"].items())]
+    lines += [
+        "",
+        *(
+            f"- **{name}**: {entry['description']}; data {', '.join(entry['data'])}; {entry['steps']} steps."
+            for name, entry in results["experiments"].items()
+        ),
+    ]
     return "\n".join(lines)
 
 
@@ -191,16 +312,25 @@ def main() -> None:
     if args.domain == "multi-domain":
         mrpc = mrpc_pairs(REPO.parent / "shared" / "data", REPO / "runs" / "experiments" / "mrpc")
         entry = run_multi_domain(mrpc)
-        lines = ["# Experiments: one multi-domain adapter", "", entry["description"] + f"; {entry['steps']} steps, {entry['train_seconds']} s.", "",
-                 "| test set | AP [95% CI] | recall@P0.95 [95% CI] | false-hit rate at the val threshold |", "|---|---:|---:|---:|"]
+        lines = [
+            "# Experiments: one multi-domain adapter",
+            "",
+            entry["description"] + f"; {entry['steps']} steps, {entry['train_seconds']} s.",
+            "",
+            "| test set | AP [95% CI] | recall@P0.95 [95% CI] | false-hit rate at the val threshold |",
+            "|---|---:|---:|---:|",
+        ]
         for test, t in entry["test"].items():
-            lines.append(f"| {test} | {t['ap']:.3f} [{t['ap_interval'][0]:.3f}, {t['ap_interval'][1]:.3f}] | {t['recall_at_p95']:.3f} [{t['recall_at_p95_interval'][0]:.3f}, {t['recall_at_p95_interval'][1]:.3f}] | {t['false_hit_rate_at_val_threshold']:.3f} |")
-        lines += ["", f"MRPC AP {entry['mrpc_ap']:.3f}. Compare with the per-domain rows in experiments_programming.md and experiments_medical.md."]
+            lines.append(
+                f"| {test} | {t['ap']:.3f} [{t['ap_interval'][0]:.3f}, {t['ap_interval'][1]:.3f}] | {t['recall_at_p95']:.3f} [{t['recall_at_p95_interval'][0]:.3f}, {t['recall_at_p95_interval'][1]:.3f}] | {t['false_hit_rate_at_val_threshold']:.3f} |"
+            )
+        lines += [
+            "",
+            f"MRPC AP {entry['mrpc_ap']:.3f}. Compare with the per-domain rows in experiments_programming.md and experiments_medical.md.",
+        ]
         save("experiments_multi_domain", {**entry, "machine": machine()}, "\n".join(lines))
         return
-    config_path = REPO / "configs" / f"{args.domain}.yaml"
-    run = Run(load_pipeline_config(config_path), config_path)
-    run_data_stages(run)
+    run, _ = run_pipeline(REPO / "configs" / f"{args.domain}.yaml", stages=DATA_STAGES)
     mrpc = mrpc_pairs(run.data_root, REPO / "runs" / "experiments" / "mrpc")
     path = RESULTS / f"experiments_{args.domain}.json"
     results = json.loads(path.read_text()) if path.exists() else {"experiments": {}}

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from common import machine, save
 
-from cachetune.data.prepare import PrepareSettings, prepare
+from cachetune.data.prepare import prepare
+from cachetune.data.settings import PrepareSettings
 from cachetune.records import Query, read_records
 from cachetune.synth.backends.base import Request
 from cachetune.synth.backends.llama_cpp import LlamaCppBackend
@@ -40,7 +41,10 @@ def high_level_one_at_a_time(model: Path, requests: list[Request]) -> tuple[floa
     start, tokens = time.perf_counter(), 0
     for request in requests:
         answer = llm.create_chat_completion(
-            request.messages, response_format={"type": "json_object", "schema": request.schema}, temperature=request.temperature, max_tokens=request.max_tokens
+            request.messages,
+            response_format={"type": "json_object", "schema": request.schema},
+            temperature=request.temperature,
+            max_tokens=request.max_tokens,
         )
         tokens += answer["usage"]["completion_tokens"]
     seconds = time.perf_counter() - start
@@ -63,23 +67,35 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=24)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        prepare(PrepareSettings("conala", str(args.data / "programming" / "conala-train.json"), Path(folder)))
+        prepare(PrepareSettings(source="conala", input=str(args.data / "programming" / "conala-train.json"), output=Path(folder)))
         queries = [q.text for q in read_records(Path(folder) / "queries.train.jsonl", Query)][: args.queries]
     requests = requests_for(queries)
     model = resolve_gguf(None)
     runs = [("llama-cpp-python chat API, one at a time", lambda: high_level_one_at_a_time(model, requests))]
-    runs += [(f"cachetune llama-cpp backend, {n} sequence{'s' if n > 1 else ''} at a time", lambda n=n: backend(model, requests, n)) for n in (1, 8, 16)]
+    runs += [
+        (f"cachetune llama-cpp backend, {n} sequence{'s' if n > 1 else ''} at a time", lambda n=n: backend(model, requests, n))
+        for n in (1, 8, 16)
+    ]
     rows = []
     for name, run in runs:
         seconds, tokens = run()
-        rows.append({"setting": name, "seconds": round(seconds, 1), "completion_tokens": tokens, "tokens_per_second": round(tokens / seconds, 1), "queries_per_minute": round(60 * len(requests) / seconds, 1)})
+        rows.append(
+            {
+                "setting": name,
+                "seconds": round(seconds, 1),
+                "completion_tokens": tokens,
+                "tokens_per_second": round(tokens / seconds, 1),
+                "queries_per_minute": round(60 * len(requests) / seconds, 1),
+            }
+        )
         print(rows[-1], flush=True)
     base, own_single = rows[0]["queries_per_minute"], rows[1]["queries_per_minute"]
     for row in rows:
         row["speed_up_vs_chat_api"] = round(row["queries_per_minute"] / base, 2)
         row["speed_up_vs_backend_single"] = round(row["queries_per_minute"] / own_single, 2)
     table = "\n".join(
-        f"| {r['setting']} | {r['queries_per_minute']} | {r['tokens_per_second']} | {r['speed_up_vs_chat_api']}x | {r['speed_up_vs_backend_single']}x |" for r in rows
+        f"| {r['setting']} | {r['queries_per_minute']} | {r['tokens_per_second']} | {r['speed_up_vs_chat_api']}x | {r['speed_up_vs_backend_single']}x |"
+        for r in rows
     )
     markdown = f"""# generate speed: Qwen2.5-Coder-0.5B-Instruct Q4_K_M, {len(requests)} real CoNaLa queries, 3 paraphrases + 2 negatives each
 
@@ -88,7 +104,7 @@ def main() -> None:
 {table}
 
 Every setting decodes under the same JSON schema with the same few-shot prompt (~490 tokens).
-Machine: {machine()['cpus']} CPUs, no GPU. On two cores decoding is compute-bound, so batching alone
+Machine: {machine()["cpus"]} CPUs, no GPU. On two cores decoding is compute-bound, so batching alone
 gives less than on a machine with more cores; the rest of the gain over the chat API comes from computing
 the shared few-shot prefix once and checking the grammar on the sampled token only.
 """

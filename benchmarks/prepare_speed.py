@@ -1,6 +1,6 @@
 """`cachetune prepare` with near-duplicate removal on all 47,441 MedQuAD questions (target: < 2 minutes).
 
-    .venv/bin/python benchmarks/prepare_speed.py [--data ../shared/data] [--repeats 3]
+.venv/bin/python benchmarks/prepare_speed.py [--data ../shared/data] [--repeats 3]
 """
 
 import argparse
@@ -11,7 +11,8 @@ from pathlib import Path
 
 from common import machine, save
 
-from cachetune.data.prepare import PrepareSettings, prepare
+from cachetune.data.prepare import prepare
+from cachetune.data.settings import PrepareSettings
 
 TARGET_SECONDS = 120
 
@@ -26,7 +27,7 @@ def main() -> None:
     for _ in range(args.repeats):
         with tempfile.TemporaryDirectory() as output:
             start = time.perf_counter()
-            report = prepare(PrepareSettings("medquad", str(source), Path(output), dedupe="near"))
+            report = prepare(PrepareSettings(source="medquad", input=str(source), output=Path(output), dedupe="near"))
             seconds.append(time.perf_counter() - start)
     median = statistics.median(seconds)
     results = {
@@ -47,10 +48,10 @@ def main() -> None:
 
 | rows read | queries kept | near-duplicate clusters | median seconds ({args.repeats} runs) | rows/s | target |
 |---:|---:|---:|---:|---:|---|
-| {report['rows_read']:,} | {report['queries']['kept']:,} | {report['near_duplicate_clusters']} | {median:.1f} | {results['rows_per_second']:,} | < {TARGET_SECONDS} s: {'met' if results['meets_target'] else 'missed'} |
+| {report["rows_read"]:,} | {report["queries"]["kept"]:,} | {report["near_duplicate_clusters"]} | {median:.1f} | {results["rows_per_second"]:,} | < {TARGET_SECONDS} s: {"met" if results["meets_target"] else "missed"} |
 
-Dropped: {', '.join(f'{reason} {count:,}' for reason, count in report['queries']['dropped'].items())}.
-Machine: {results['machine']['cpus']} CPUs, {results['machine']['processor']}, Python {results['machine']['python']}.
+Dropped: {", ".join(f"{reason} {count:,}" for reason, count in report["queries"]["dropped"].items())}.
+Machine: {results["machine"]["cpus"]} CPUs, {results["machine"]["processor"]}, Python {results["machine"]["python"]}.
 """
     save("prepare_speed", results, markdown)
 

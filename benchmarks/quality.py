@@ -18,12 +18,14 @@ import numpy as np
 from common import machine, save
 from scipy.stats import spearmanr
 
-from cachetune.data.prepare import PrepareSettings, prepare
-from cachetune.evaluate.run import EvaluateSettings, evaluate
+from cachetune.data.prepare import prepare
+from cachetune.data.settings import PrepareSettings
+from cachetune.evaluate.run import evaluate
+from cachetune.evaluate.settings import EvaluateSettings
 from cachetune.evaluate.speed import encode_speed
 from cachetune.metrics import average_precision, pair_similarities
 from cachetune.models import load_model, shipped_adapters
-from cachetune.pipeline import Run, load_pipeline_config, run_data_stages
+from cachetune.pipeline import run_pipeline
 from cachetune.records import Pair, Query, read_records
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,7 +35,7 @@ TARGETS = {"recall_ratio": 1.5, "mrpc_drop": 0.02}
 def general_pairs(data_root: Path, folder: Path) -> dict[str, list[Pair]]:
     sets = {}
     for name, source, file in (("stsb", "stsb", "stsb-sts-test.tsv"), ("mrpc", "mrpc", "msr_paraphrase_test.txt")):
-        prepare(PrepareSettings(source, str(data_root / "general" / file), folder / name, max_chars=400, val=0, test=1))
+        prepare(PrepareSettings(source=source, input=str(data_root / "general" / file), output=folder / name, max_chars=400, val=0, test=1))
         sets[name] = read_records(folder / name / "pairs.test.jsonl", Pair)
     return sets
 
@@ -51,11 +53,11 @@ def general_scores(model, sets: dict[str, list[Pair]]) -> dict:
 
 def adapter_quality(name: str, bootstrap: int, folder: Path) -> dict:
     config_path = REPO / "configs" / f"{name}.yaml"
-    run = Run(load_pipeline_config(config_path), config_path)
-    run_data_stages(run, prepare_only=True)
-    tests = tuple(run.path(reference) for reference in run.config.evaluate.test)
-    val = run.path(run.config.evaluate.val)
-    report = evaluate(EvaluateSettings(model=name, test_data=tests, output=folder / name, val_data=val, bootstrap=bootstrap, measure_speed=False))
+    run, _ = run_pipeline(config_path, stages=("prepare",))
+    planned = dict(run.stages)["evaluate"]
+    tests = tuple(run.folder / reference for reference in planned.test_data)
+    val = run.folder / planned.val_data
+    report = evaluate(EvaluateSettings(model=name, test_data=tests, output=folder / name, val_data=val, bootstrap=bootstrap, speed=False))
     results = {"config": f"configs/{name}.yaml", "val": str(val.relative_to(run.folder)), "tests": {}}
     for section in report["pairs"]:
         boot = section["bootstrap"]
@@ -121,23 +123,51 @@ def markdown(results: dict) -> str:
         for test, entry in adapter["tests"].items():
             for model in ("baseline", "tuned"):
                 m = entry[model]
-                fhr = _ci(m["false_hit_rate_at_threshold"], m["false_hit_rate_interval"]) if m["false_hit_rate_interval"] else f"{m['false_hit_rate_at_threshold']:.3f}"
+                fhr = (
+                    _ci(m["false_hit_rate_at_threshold"], m["false_hit_rate_interval"])
+                    if m["false_hit_rate_interval"]
+                    else f"{m['false_hit_rate_at_threshold']:.3f}"
+                )
                 label = "base" if model == "baseline" else name
-                lines.append(f"| {name} | {test} ({entry['pairs']}) | {label} | {_ci(m['ap'], m['ap_interval'])} | {_ci(m['recall_at_p95'], m['recall_at_p95_interval'])} | {m['threshold']:.3f} | {fhr} |")
-    lines += ["", "Targets per test set:", "", "| adapter | test set | AP intervals apart | recall@P0.95 intervals apart | recall@P0.95 ratio (target >= 1.5) |", "|---|---|---|---|---:|"]
+                lines.append(
+                    f"| {name} | {test} ({entry['pairs']}) | {label} | {_ci(m['ap'], m['ap_interval'])} | {_ci(m['recall_at_p95'], m['recall_at_p95_interval'])} | {m['threshold']:.3f} | {fhr} |"
+                )
+    lines += [
+        "",
+        "Targets per test set:",
+        "",
+        "| adapter | test set | AP intervals apart | recall@P0.95 intervals apart | recall@P0.95 ratio (target >= 1.5) |",
+        "|---|---|---|---|---:|",
+    ]
     for name, adapter in results["adapters"].items():
         for test, entry in adapter["tests"].items():
             t = entry["targets"]
-            lines.append(f"| {name} | {test} | {'yes' if t['ap_intervals_apart'] else 'no'} | {'yes' if t['recall_intervals_apart'] else 'no'} | {t['recall_ratio']:.2f} |")
+            lines.append(
+                f"| {name} | {test} | {'yes' if t['ap_intervals_apart'] else 'no'} | {'yes' if t['recall_intervals_apart'] else 'no'} | {t['recall_ratio']:.2f} |"
+            )
     general = results["general"]
-    lines += ["", "Outside the domain (general English):", "", "| model | STS-B test Spearman | MRPC test AP | MRPC AP change (target >= -0.02) |", "|---|---:|---:|---:|"]
+    lines += [
+        "",
+        "Outside the domain (general English):",
+        "",
+        "| model | STS-B test Spearman | MRPC test AP | MRPC AP change (target >= -0.02) |",
+        "|---|---:|---:|---:|",
+    ]
     for name, scores in general.items():
         change = "" if name == "base" else f"{scores['mrpc_ap'] - general['base']['mrpc_ap']:+.3f}"
         lines.append(f"| {name} | {scores['stsb_spearman']:.3f} | {scores['mrpc_ap']:.3f} | {change} |")
-    lines += ["", "Single-query encode latency on this machine (ms):", "", "| adapter | base p50 / p99 | merged p50 / p99 | switched (unmerged) p50 / p99 |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "Single-query encode latency on this machine (ms):",
+        "",
+        "| adapter | base p50 / p99 | merged p50 / p99 | switched (unmerged) p50 / p99 |",
+        "|---|---|---|---|",
+    ]
     for name, adapter in results["adapters"].items():
         latency = adapter["latency"]
-        cells = " | ".join(f"{latency[k]['latency_ms_p50']:.1f} / {latency[k]['latency_ms_p99']:.1f}" for k in ("base", "merged", "switched"))
+        cells = " | ".join(
+            f"{latency[k]['latency_ms_p50']:.1f} / {latency[k]['latency_ms_p99']:.1f}" for k in ("base", "merged", "switched")
+        )
         lines.append(f"| {name} | {cells} |")
     return "\n".join(lines)
 

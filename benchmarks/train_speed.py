@@ -21,10 +21,21 @@ BATCH_SIZES = (32, 64, 128)
 
 def one_run(triplets: Path, batch_size: int, lora: bool, steps: int) -> dict:
     """Runs in its own process so that peak memory is this setting's alone."""
-    from cachetune.train.trainer import TrainSettings, train
+    from cachetune.train.settings import TrainSettings
+    from cachetune.train.trainer import train
 
     with tempfile.TemporaryDirectory() as output:
-        info = train(TrainSettings(train_data=(triplets,), output=Path(output) / "m", batch_size=batch_size, lora=lora, max_steps=steps, lr=2e-4, checkpoint_steps=steps))
+        info = train(
+            TrainSettings(
+                train_data=(triplets,),
+                output=Path(output) / "m",
+                batch_size=batch_size,
+                lora=lora,
+                max_steps=steps,
+                lr=2e-4,
+                checkpoint_steps=steps,
+            )
+        )
     return {
         "batch_size": batch_size,
         "method": "lora" if lora else "full",
@@ -36,10 +47,11 @@ def one_run(triplets: Path, batch_size: int, lora: bool, steps: int) -> dict:
 
 
 def make_triplets(data: Path, folder: Path) -> Path:
-    from cachetune.data.prepare import PrepareSettings, prepare
+    from cachetune.data.prepare import prepare
+    from cachetune.data.settings import PrepareSettings
     from cachetune.records import Pair, Triplet, read_records, write_jsonl
 
-    prepare(PrepareSettings("conala", str(data / "programming" / "conala-train.json"), folder))
+    prepare(PrepareSettings(source="conala", input=str(data / "programming" / "conala-train.json"), output=folder))
     pairs = read_records(folder / "pairs.train.jsonl", Pair)
     negative_of = {p.query1: p.query2 for p in pairs if p.label == 0}
     triplets = [
@@ -70,7 +82,8 @@ def main() -> None:
                 rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
                 print(rows[-1], flush=True)
     table = "\n".join(
-        f"| {r['method']} | {r['batch_size']} | {r['trainable_parameters']:,} | {r['triplets_per_second']:.1f} | {r['peak_rss_mib']:,} |" for r in rows
+        f"| {r['method']} | {r['batch_size']} | {r['trainable_parameters']:,} | {r['triplets_per_second']:.1f} | {r['peak_rss_mib']:,} |"
+        for r in rows
     )
     markdown = f"""# train speed: all-MiniLM-L6-v2, MNR on CoNaLa triplets, max_seq_length 128, {args.steps} steps each
 
@@ -78,7 +91,7 @@ def main() -> None:
 |---|---:|---:|---:|---:|
 {table}
 
-Machine: {machine()['cpus']} CPUs, torch threads {machine()['torch_threads']}, no GPU. Each row is a fresh process.
+Machine: {machine()["cpus"]} CPUs, torch threads {machine()["torch_threads"]}, no GPU. Each row is a fresh process.
 """
     save("train_speed", {"benchmark": "train_speed", "steps": args.steps, "rows": rows, "machine": machine()}, markdown)
 

@@ -32,7 +32,16 @@ def conala_prepared(shared_data, tmp_path_factory) -> Path:
     from cachetune.data.prepare import PrepareSettings, prepare
 
     output = tmp_path_factory.mktemp("conala")
-    prepare(PrepareSettings("conala", str(shared_data / "programming" / "conala-train.json"), output, max_queries=900, val=0.15, test=0.15))
+    prepare(
+        PrepareSettings(
+            source="conala",
+            input=str(shared_data / "programming" / "conala-train.json"),
+            output=output,
+            max_queries=900,
+            val=0.15,
+            test=0.15,
+        )
+    )
     return output
 
 

@@ -8,9 +8,9 @@ from cachetune.cache.config import load_config
 from cachetune.cache.encoders import DomainEncoders
 from cachetune.cache.eviction import EvictionOrder
 from cachetune.cache.index import AnnIndex, ExactIndex
-from cachetune.cache.semantic_cache import CacheError, SemanticCache
+from cachetune.cache.semantic_cache import SemanticCache
+from cachetune.errors import CacheError, InputError, UnknownDomainError
 from cachetune.models import load_model
-from cachetune.records import RecordError
 
 QUESTION = "How do I reverse a list in Python?"
 REWORDED = "How can I reverse a list in python?"
@@ -84,29 +84,30 @@ def test_least_recently_used_goes_when_full(cache):
     assert cache.check(prompts[0], "coding") is not None and cache.check(prompts[2], "coding") is not None
 
 
-def test_a_miss_embeds_the_prompt_once(cache, monkeypatch):
+def test_a_vector_passed_to_check_and_store_is_not_computed_again(cache, monkeypatch):
     calls = []
     encode = cache._encoders.encode
     monkeypatch.setattr(cache._encoders, "encode", lambda domain, text: calls.append(text) or encode(domain, text))
-    assert cache.check(QUESTION, "coding") is None
-    cache.store(QUESTION, "answer", "coding")
+    vector = cache.embed(QUESTION, "coding")
+    assert cache.check(QUESTION, "coding", vector=vector) is None
+    cache.store(QUESTION, "answer", "coding", vector=vector)
     assert calls == [QUESTION]
-    cache.store(UNRELATED, "answer", "coding")  # no miss before it: embedded here
-    assert calls == [QUESTION, UNRELATED]
+    assert cache.check(REWORDED, "coding").prompt == QUESTION  # without a vector: embedded here
+    assert calls == [QUESTION, REWORDED]
 
 
 def test_bad_requests_and_configs_say_what_is_wrong(cache, tmp_path):
-    with pytest.raises(CacheError, match="unknown domain 'legal'; configured: coding, support"):
+    with pytest.raises(UnknownDomainError, match="unknown domain 'legal'; configured: coding, support"):
         cache.check(QUESTION, "legal")
     with pytest.raises(CacheError, match="prompt is empty"):
         cache.store("  ", "answer", "coding")
-    with pytest.raises(RecordError, match="semantic_cache.domains.coding.treshold: Extra inputs are not permitted"):
+    with pytest.raises(InputError, match="semantic_cache.domains.coding.treshold: Extra inputs are not permitted"):
         load_config(write_config(tmp_path, {"coding": {"treshold": 0.9}}))
-    with pytest.raises(RecordError, match="semantic_cache.domains.coding.eviction: Input should be 'lru', 'fifo' or 'lfu'"):
+    with pytest.raises(InputError, match="semantic_cache.domains.coding.eviction: Input should be 'lru', 'fifo' or 'lfu'"):
         load_config(write_config(tmp_path, {"coding": {"eviction": "random"}}))
-    with pytest.raises(RecordError, match="share namespace 'x'"):
+    with pytest.raises(InputError, match="share namespace 'x'"):
         load_config(write_config(tmp_path, {"a": {"namespace": "x"}, "b": {"namespace": "x"}}))
-    with pytest.raises(RecordError, match="no such file"):
+    with pytest.raises(InputError, match="no such file"):
         load_config(tmp_path / "missing.yaml")
 
 
@@ -144,7 +145,12 @@ def test_store_persists_and_switches_to_hnsw(tmp_path, clock):
     domains = {"coding": {"similarity_threshold": 0.85}}
     config = write_config(tmp_path, domains, memory={"index": "auto", "ann_above": 3, "persist_path": "cache.npz"})
     cache = SemanticCache.from_config(config, clock=clock)
-    prompts = ["How do I reverse a list in Python?", "How to read a CSV file with pandas?", "How do I merge two dicts?", "How do I start a Docker container?"]
+    prompts = [
+        "How do I reverse a list in Python?",
+        "How to read a CSV file with pandas?",
+        "How do I merge two dicts?",
+        "How do I start a Docker container?",
+    ]
     for prompt in prompts:
         cache.store(prompt, f"answer to {prompt}", "coding")
     assert type(cache._store._namespaces["coding"].partitions[""]).__name__ == "AnnIndex"
@@ -181,3 +187,61 @@ def test_milvus_store_keeps_the_same_promises(tmp_path, clock):
     clock.now += 61
     assert cache.check("How do I merge two dicts?", "coding") is None
     cache.close()
+
+
+def unit_vectors(count: int, dim: int, seed: int) -> np.ndarray:
+    vectors = np.random.default_rng(seed).normal(size=(count, dim)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def test_milvus_sees_every_row_past_the_query_window_after_a_restart(tmp_path):
+    """More rows than one Milvus query returns (16,384): a restart must not reuse an id, and eviction must still
+    find the oldest entry when it sits past the first 16,384 rows."""
+    from cachetune.cache.config import MilvusStoreConfig
+    from cachetune.cache.milvus import NEVER, MilvusStore
+    from cachetune.cache.store import NamespaceSettings
+
+    size = 17_000
+    config = MilvusStoreConfig(uri=str(tmp_path / "milvus.db"))
+    namespaces = {"coding": NamespaceSettings(max_entries=size, eviction="fifo")}
+    store = MilvusStore(config, 8, namespaces)
+    vectors = unit_vectors(size + 1, 8, 0)
+    # Bulk rows as a counter would have numbered them; the highest id is the oldest entry.
+    rows = [
+        {"id": n, "tenant": "", "vector": vectors[n - 1].tolist(), "prompt": f"p{n}", "response": f"a{n}", "metadata": {},
+         "created": float(size - n), "expires": NEVER, "last_used": float(size - n), "hits": 0}
+        for n in range(1, size + 1)
+    ]  # fmt: skip
+    for start in range(0, size, 4_000):
+        store._client.insert("cachetune_coding", rows[start : start + 4_000])
+    store.close()
+    reopened = MilvusStore(config, 8, namespaces)
+    new_id = reopened.add("coding", "", vectors[-1], "the newest prompt", "the newest answer", float(size + 1), None, None)
+    assert not 1 <= new_id <= size
+    assert reopened.count("coding") == size  # full: one went
+    left = reopened._client.query("cachetune_coding", filter=f"id == {size}", output_fields=["id"])
+    assert left == []  # the oldest, past the first 16,384 rows
+    entry, similarity = reopened.lookup("coding", "", vectors[-1], float(size + 2), 0.99)
+    assert entry.prompt == "the newest prompt" and similarity > 0.99
+    reopened.close()
+
+
+def test_milvus_ids_stay_unique_under_concurrent_stores(tmp_path):
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cachetune.cache.config import MilvusStoreConfig
+    from cachetune.cache.milvus import MilvusStore
+    from cachetune.cache.store import NamespaceSettings
+
+    store = MilvusStore(MilvusStoreConfig(uri=str(tmp_path / "milvus.db")), 8, {"coding": NamespaceSettings(10_000, "lru")})
+    vectors = unit_vectors(800, 8, 1)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: a shared counter would race
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            ids = list(pool.map(lambda n: store.add("coding", "", vectors[n], f"p{n}", f"a{n}", 1.0, None, None), range(800)))
+    finally:
+        sys.setswitchinterval(interval)
+    assert len(set(ids)) == 800 and store.count("coding") == 800
+    store.close()

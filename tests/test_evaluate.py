@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, precision_score, recall_score, roc_auc_score
 
+from cachetune.errors import InputError
 from cachetune.evaluate.replay import replay, replay_stream
 from cachetune.evaluate.run import EvaluateSettings, evaluate
 from cachetune.evaluate.triplets import triplet_metrics
 from cachetune.models import ModelError, load_model
-from cachetune.records import Pair, RecordError, Triplet, read_records, write_jsonl
+from cachetune.records import Pair, Triplet, read_records, write_jsonl
 
 
 def brute_force_recall_at_precision(labels, scores, target):
@@ -32,7 +33,7 @@ def report(adapter, conala_prepared, tmp_path_factory):
         val_data=conala_prepared / "pairs.val.jsonl",
         output=output,
         bootstrap=200,
-        measure_speed=True,
+        speed=True,
     )
     return evaluate(settings), output
 
@@ -63,7 +64,9 @@ def test_operating_threshold_is_chosen_on_validation_not_test(report, adapter, c
     val = read_records(conala_prepared / "pairs.val.jsonl", Pair)
     model = load_model(str(adapter))
     scores = np.einsum(
-        "ij,ij->i", model.encode([p.query1 for p in val], normalize_embeddings=True), model.encode([p.query2 for p in val], normalize_embeddings=True)
+        "ij,ij->i",
+        model.encode([p.query1 for p in val], normalize_embeddings=True),
+        model.encode([p.query2 for p in val], normalize_embeddings=True),
     )
     labels = np.array([p.label for p in val])
     chosen = result["operating_thresholds"]["tuned"]["target_precision"]
@@ -134,16 +137,16 @@ def test_bad_input_is_one_clear_message(adapter, conala_prepared, tmp_path):
     pairs = read_records(conala_prepared / "pairs.test.jsonl", Pair)
     one_class = tmp_path / "positives.jsonl"
     write_jsonl(one_class, [p for p in pairs if p.label == 1])
-    settings = lambda **kw: EvaluateSettings(model=str(adapter), output=tmp_path / "r", bootstrap=0, measure_speed=False, **kw)  # noqa: E731
-    with pytest.raises(RecordError, match="needs pairs with label 1 and label 0, found only label \\[1\\]"):
+    settings = lambda **kw: EvaluateSettings(model=str(adapter), output=tmp_path / "r", bootstrap=0, speed=False, **kw)  # noqa: E731
+    with pytest.raises(InputError, match="needs pairs with label 1 and label 0, found only label \\[1\\]"):
         evaluate(settings(test_data=(one_class,)))
     unknown = tmp_path / "unknown.jsonl"
     unknown.write_text(json.dumps({"query1": "a b c", "query2": "a b d", "label": 1, "domain": "x", "source": "y", "score": 3}) + "\n")
-    with pytest.raises(RecordError, match=f"{unknown}:1: unknown field 'score'"):
+    with pytest.raises(InputError, match=f"{unknown}:1: unknown field 'score'"):
         evaluate(settings(test_data=(unknown,)))
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n")
-    with pytest.raises(RecordError, match="empty file"):
+    with pytest.raises(InputError, match="empty file"):
         evaluate(settings(test_data=(empty,)))
     not_a_model = tmp_path / "folder"
     not_a_model.mkdir()
@@ -154,8 +157,21 @@ def test_bad_input_is_one_clear_message(adapter, conala_prepared, tmp_path):
 def test_cli_takes_several_thresholds_after_one_flag(adapter, conala_prepared, tmp_path):
     cachetune = Path(sys.executable).with_name("cachetune")
     command = [
-        str(cachetune), "evaluate", "--model", str(adapter), "--test-data", str(conala_prepared / "pairs.test.jsonl"),
-        "--thresholds", "0.7", "0.8", "0.9", "--bootstrap", "0", "--no-speed", "--output", str(tmp_path / "r"),
+        str(cachetune),
+        "evaluate",
+        "--model",
+        str(adapter),
+        "--test-data",
+        str(conala_prepared / "pairs.test.jsonl"),
+        "--thresholds",
+        "0.7",
+        "0.8",
+        "0.9",
+        "--bootstrap",
+        "0",
+        "--no-speed",
+        "--output",
+        str(tmp_path / "r"),
     ]
     result = subprocess.run(command, capture_output=True, text=True, env={"HF_HUB_OFFLINE": "1", "PATH": ""})
     assert result.returncode == 0, result.stderr[-2000:]

@@ -5,8 +5,11 @@ import pytest
 from typer.testing import CliRunner
 
 from cachetune.cli import app
-from cachetune.export import PARITY_TEXTS, OnnxEncoder, _parity, export_model
-from cachetune.models import ModelError, load_model
+from cachetune.errors import ModelError
+from cachetune.export.run import PARITY_TEXTS, _parity, export_model
+from cachetune.export.settings import ExportSettings
+from cachetune.models import load_model
+from cachetune.onnx_encoder import OnnxEncoder
 from cachetune.records import Query, read_records
 
 
@@ -44,9 +47,9 @@ def test_merged_and_onnx_exports_match_the_adapter(adapter, real_queries, tmp_pa
 def test_evaluate_accepts_an_onnx_export(adapter, conala_prepared, tmp_path):
     from cachetune.evaluate.run import EvaluateSettings, evaluate
 
-    export_model(str(adapter), tmp_path / "ex", merge=False, onnx=True, int8=False)
+    export_model(ExportSettings(model=str(adapter), output=tmp_path / "ex", merge=False, onnx=True, int8=False))
     test = conala_prepared / "pairs.test.jsonl"
-    common = {"test_data": (test,), "baseline": str(adapter), "bootstrap": 0, "measure_speed": False}
+    common = {"test_data": (test,), "baseline": str(adapter), "bootstrap": 0, "speed": False}
     report = evaluate(EvaluateSettings(model=str(tmp_path / "ex"), output=tmp_path / "report", **common))
     section = report["pairs"][0]
     assert section["tuned"]["ap"] == pytest.approx(section["baseline"]["ap"], abs=1e-3)
@@ -54,14 +57,14 @@ def test_evaluate_accepts_an_onnx_export(adapter, conala_prepared, tmp_path):
 
 
 def test_onnx_alone_needs_no_torch_weights(adapter, tmp_path):
-    info = export_model(str(adapter), tmp_path / "onnx-only", merge=False, onnx=True, int8=False)
+    info = export_model(ExportSettings(model=str(adapter), output=tmp_path / "onnx-only", merge=False, onnx=True, int8=False))
     assert info["files"] == ["onnx/model.onnx"]
     assert not (tmp_path / "onnx-only" / "model.safetensors").exists()
     assert OnnxEncoder.from_file(tmp_path / "onnx-only" / "onnx" / "model.onnx").encode(["reverse a list"]).shape == (1, 384)
 
 
 def test_parity_check_refuses_a_graph_that_disagrees_with_torch(adapter, tmp_path):
-    export_model(str(adapter), tmp_path / "ex", merge=False, onnx=True, int8=False)
+    export_model(ExportSettings(model=str(adapter), output=tmp_path / "ex", merge=False, onnx=True, int8=False))
     model = load_model(str(adapter))
     reference = model.encode(PARITY_TEXTS, normalize_embeddings=True)
     onnx_file = tmp_path / "ex" / "onnx" / "model.onnx"
@@ -71,5 +74,5 @@ def test_parity_check_refuses_a_graph_that_disagrees_with_torch(adapter, tmp_pat
 
 
 def test_export_needs_something_to_write(adapter, tmp_path):
-    with pytest.raises(ModelError, match="nothing to export"):
-        export_model(str(adapter), tmp_path, merge=False, onnx=False, int8=False)
+    result = CliRunner().invoke(app, ["export", "--model", str(adapter), "--output", str(tmp_path)])
+    assert result.exit_code == 1 and "nothing to export: pass --merge, --onnx and/or --int8" in result.output

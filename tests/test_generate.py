@@ -14,13 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from cachetune.records import Query, RecordError, Triplet, read_records, write_jsonl
-from cachetune.synth.backends.base import BackendError, Request
+from cachetune.data.split import seeded_order
+from cachetune.errors import BackendError, InputError
+from cachetune.records import Pair, Query, Triplet, read_records, write_jsonl
+from cachetune.synth.backends.base import Request
 from cachetune.synth.backends.openai import OpenAIBackend
-from cachetune.synth.generate import GenerateError, GenerateSettings, generate
+from cachetune.synth.generate import generate
 from cachetune.synth.gguf import resolve_gguf
 from cachetune.synth.journal import progress_path
 from cachetune.synth.prompts import load_prompt, output_schema
+from cachetune.synth.settings import GenerateSettings
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +38,8 @@ def check_output(output: Path, queries: Path, expected_queries: int) -> list[Tri
     texts = {q.id: q.text for q in read_records(queries, Query)}
     triplets = read_records(output, Triplet)
     entries = [json.loads(line) for line in progress_path(output).read_text().splitlines()]
-    assert sorted(e["id"] for e in entries) == sorted(list(texts)[:expected_queries])  # every query exactly once
+    # every query of the seeded sample exactly once
+    assert sorted(e["id"] for e in entries) == sorted(seeded_order(list(texts), 42)[:expected_queries])
     assert len(triplets) == sum(e["rows"] for e in entries)
     assert Counter((t.anchor, t.positive, t.hard_negative) for t in triplets).most_common(1)[0][1] == 1
     by_anchor = Counter(t.anchor for t in triplets)
@@ -51,12 +55,22 @@ def test_llama_cpp_backend_turns_real_queries_into_triplets(queries, tmp_path):
     report = generate(GenerateSettings(input=queries, output=output, max_queries=6, batch_size=3))
     triplets = check_output(output, queries, 6)
     assert len(triplets) >= 12  # most of 6 x 6 survive the filters with the 0.5B model
-    assert {t.source for t in triplets} == {"llama-cpp:qwen2.5-coder-0.5b-instruct-q4_k_m:programming-v1"}
+    assert {t.source for t in triplets} == {"llama-cpp:qwen2.5-coder-0.5b-instruct-q4_k_m:programming-v2"}
     assert report["queries_done"] == 6 and report["rows"] == len(triplets)
     assert report["completion_tokens"] > 0 and report["completion_tokens_per_second"] > 0
     assert json.loads((tmp_path / "generate_report.json").read_text())["rejects"] == report["rejects"]
-    with pytest.raises(RecordError, match="already exists; pass --resume"):
+    with pytest.raises(InputError, match="already exists; pass --resume"):
         generate(GenerateSettings(input=queries, output=output))
+
+
+def test_paraphrases_only_are_written_as_same_intent_pairs(queries, tmp_path):
+    output = tmp_path / "pairs.jsonl"
+    report = generate(GenerateSettings(input=queries, output=output, max_queries=3, batch_size=3, negatives=0, max_tokens=160))
+    pairs = read_records(output, Pair)
+    anchors = {q.text for q in read_records(queries, Query)}
+    assert len(pairs) >= 6 and report["rows"] == len(pairs)  # most of 3 x 3 survive
+    assert all(p.label == 1 and p.query1 in anchors and p.query2 != p.query1 for p in pairs)
+    assert len({p.query1 for p in pairs}) == 3 and report["rows_layout"].startswith("one label-1 pair")
 
 
 def test_killed_run_resumes_with_every_query_exactly_once(queries, tmp_path):
@@ -81,11 +95,22 @@ def test_killed_run_resumes_with_every_query_exactly_once(queries, tmp_path):
     assert report["queries_done"] == 9 and report["queries"] == 9
 
 
-
 def test_openai_backend_against_a_real_llama_cpp_server(queries, tmp_path, free_port):
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(resolve_gguf(None)), "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"],
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(resolve_gguf(None)),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "2048",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -100,10 +125,12 @@ def test_openai_backend_against_a_real_llama_cpp_server(queries, tmp_path, free_
                 time.sleep(0.5)
         output = tmp_path / "triplets.jsonl"
         report = generate(
-            GenerateSettings(input=queries, output=output, backend="openai", base_url=base_url, model="qwen", max_queries=2, batch_size=2, concurrency=2)
+            GenerateSettings(
+                input=queries, output=output, backend="openai", base_url=base_url, model="qwen", max_queries=2, batch_size=2, concurrency=2
+            )
         )
         triplets = check_output(output, queries, 2)
-        assert triplets and {t.source for t in triplets} == {"openai:qwen:programming-v1"}
+        assert triplets and {t.source for t in triplets} == {"openai:qwen:programming-v2"}
         assert report["prompt_tokens"] > 0
     finally:
         server.send_signal(signal.SIGTERM)
@@ -115,11 +142,18 @@ class FailingServer(ThreadingHTTPServer):
 
     def __init__(self, mode: str, good: int = 0) -> None:
         self.mode, self.good, self.requests = mode, good, 0
-        answer = json.dumps({"paraphrases": ["reverse a python list", "python list reversed", "flip the order of a list"], "negatives": ["reverse a string in python", "sort a list in python"]})
-        self.completion = json.dumps({"choices": [{"message": {"content": answer}}], "usage": {"prompt_tokens": 10, "completion_tokens": 20}}).encode()
+        answer = json.dumps(
+            {
+                "paraphrases": ["reverse a python list", "python list reversed", "flip the order of a list"],
+                "negatives": ["reverse a string in python", "sort a list in python"],
+            }
+        )
+        self.completion = json.dumps(
+            {"choices": [{"message": {"content": answer}}], "usage": {"prompt_tokens": 10, "completion_tokens": 20}}
+        ).encode()
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(handler) -> None:  # noqa: N802
+            def do_POST(handler) -> None:
                 handler.rfile.read(int(handler.headers["Content-Length"]))
                 self.requests += 1
                 if self.requests <= self.good:
@@ -162,12 +196,14 @@ def test_openai_backend_retries_then_names_the_last_error(mode, message):
 def test_server_failure_mid_run_keeps_the_work_done(queries, tmp_path):
     server = FailingServer("error", good=4)
     output = tmp_path / "triplets.jsonl"
-    settings = GenerateSettings(input=queries, output=output, backend="openai", base_url=server.url, model="m", batch_size=2, concurrency=1, retries=1)
-    with pytest.raises(GenerateError, match=r"openai failed: .*HTTP 500.* 4 of 9 queries are done and kept in .*rerun with --resume"):
+    settings = GenerateSettings(
+        input=queries, output=output, backend="openai", base_url=server.url, model="m", batch_size=2, concurrency=1, retries=1
+    )
+    with pytest.raises(BackendError, match=r"openai failed: .*HTTP 500.* 4 of 9 queries are done and kept in .*rerun with --resume"):
         generate(settings)
     assert len(progress_path(output).read_text().splitlines()) == 4
     server.good = 10**6  # the server is back
-    generate(GenerateSettings(**{**settings.__dict__, "resume": True}))
+    generate(settings.model_copy(update={"resume": True}))
     check_output(output, queries, 9)
     server.shutdown()
 
@@ -176,6 +212,6 @@ def test_unreachable_server_fails_with_a_clear_message(queries, tmp_path, free_p
     settings = GenerateSettings(
         input=queries, output=tmp_path / "t.jsonl", backend="openai", base_url=f"http://127.0.0.1:{free_port()}/v1", model="m", retries=1
     )
-    with pytest.raises(GenerateError, match="ConnectError.* 0 of 9 queries are done"):
+    with pytest.raises(BackendError, match="ConnectError.* 0 of 9 queries are done"):
         generate(settings)
     assert os.path.getsize(tmp_path / "t.jsonl") == 0

@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from cachetune.records import RecordError, Triplet, read_records
+from cachetune.errors import InputError
+from cachetune.records import Triplet, read_records
 from cachetune.synth.journal import Journal, progress_path
 
 
@@ -46,8 +47,8 @@ def test_existing_output_needs_resume_and_mismatched_files_are_refused(tmp_path)
     journal = Journal(output, resume=False)
     journal.commit("q1", rows("q1", 3))
     journal.close()
-    with pytest.raises(RecordError, match="already exists; pass --resume"):
+    with pytest.raises(InputError, match="already exists; pass --resume"):
         Journal(output, resume=False)
     output.write_text("")
-    with pytest.raises(RecordError, match="do not belong together"):
+    with pytest.raises(InputError, match="do not belong together"):
         Journal(output, resume=True)

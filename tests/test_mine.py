@@ -2,16 +2,26 @@ import json
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
+from cachetune.errors import InputError
 from cachetune.models import load_model
-from cachetune.records import Pair, Query, RecordError, Triplet, read_records
+from cachetune.records import Pair, Query, Triplet, read_records
 from cachetune.synth.mine import MineSettings, mine
 from cachetune.text import match_key
 
 
 def test_mined_negatives_come_from_other_groups_and_stay_clear_of_the_positive(conala_prepared, tmp_path):
     output = tmp_path / "mined.jsonl"
-    settings = MineSettings(conala_prepared / "pairs.train.jsonl", conala_prepared / "queries.train.jsonl", output, num_negatives=2, range_min=5, range_max=40, margin=0.1)
+    settings = MineSettings(
+        input=conala_prepared / "pairs.train.jsonl",
+        corpus=conala_prepared / "queries.train.jsonl",
+        output=output,
+        num_negatives=2,
+        range_min=5,
+        range_max=40,
+        margin=0.1,
+    )
     report = mine(settings)
     triplets = read_records(output, Triplet)
     assert report["triplets"] == len(triplets) > 100
@@ -29,13 +39,17 @@ def test_mined_negatives_come_from_other_groups_and_stay_clear_of_the_positive(c
     negative_scores = np.einsum("ij,ij->i", anchors, negatives)
     assert np.allclose(negative_scores, [t.similarity_score for t in sample], atol=1e-3)
     assert (negative_scores <= positive_scores - 0.1 + 1e-4).all()
-    assert json.loads((tmp_path / "mined.report.json").read_text())["pairs"] == len({(p.query1, p.query2) for p in read_records(conala_prepared / "pairs.train.jsonl", Pair) if p.label == 1})
+    assert json.loads((tmp_path / "mined.report.json").read_text())["pairs"] == len(
+        {(p.query1, p.query2) for p in read_records(conala_prepared / "pairs.train.jsonl", Pair) if p.label == 1}
+    )
 
 
 def test_mine_rejects_inputs_it_cannot_use(conala_prepared, tmp_path):
     negatives_only = tmp_path / "negatives.jsonl"
     negatives_only.write_text(json.dumps({"query1": "a b c d", "query2": "e f g h", "label": 0, "domain": "d", "source": "s"}) + "\n")
-    with pytest.raises(RecordError, match="no same-intent pairs"):
-        mine(MineSettings(negatives_only, conala_prepared / "queries.train.jsonl", tmp_path / "o.jsonl"))
-    with pytest.raises(RecordError, match="--range-min < --range-max"):
-        mine(MineSettings(conala_prepared / "pairs.train.jsonl", conala_prepared / "queries.train.jsonl", tmp_path / "o.jsonl", range_min=50, range_max=10))
+    with pytest.raises(InputError, match="no same-intent pairs"):
+        mine(MineSettings(input=negatives_only, corpus=conala_prepared / "queries.train.jsonl", output=tmp_path / "o.jsonl"))
+    with pytest.raises(ValidationError, match=r"range_min \(50\) must be below range_max \(10\)"):
+        MineSettings(
+            input=negatives_only, corpus=conala_prepared / "queries.train.jsonl", output=tmp_path / "o.jsonl", range_min=50, range_max=10
+        )

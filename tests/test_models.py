@@ -4,15 +4,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cachetune.errors import ModelError
 from cachetune.models import (
     DEFAULT_BASE_MODEL,
     SHIPPED_ADAPTERS,
-    ModelError,
-    adapter_base_name,
     load_model,
-    locate,
     packaged_minilm,
     resolve_base_model,
+    resolve_model,
     shipped_adapters,
 )
 
@@ -44,10 +43,12 @@ def test_local_folder_must_be_a_model(tmp_path):
 @pytest.mark.parametrize("name", ["programming", "medical"])
 def test_shipped_adapter_loads_by_name_on_the_packaged_base(name):
     assert name in shipped_adapters()
-    folder = Path(locate(name))
-    assert folder.parent == SHIPPED_ADAPTERS
+    spec = resolve_model(name)
+    folder = Path(spec.location)
+    assert spec.kind == "adapter" and folder.parent == SHIPPED_ADAPTERS
     # Portable: the base is recorded by hub id, never as a path on the machine that trained it.
-    assert adapter_base_name(folder) == DEFAULT_BASE_MODEL
+    assert spec.base.name == DEFAULT_BASE_MODEL and spec.base.location == str(packaged_minilm())
+    assert spec.max_seq_length == json.loads((folder / "training_info.json").read_text())["hyperparameters"]["max_seq_length"]
     info = json.loads((folder / "training_info.json").read_text())
     assert info["command"][:2] == ["cachetune", "pipeline"] and f"configs/{name}.yaml" in info["command"][-1]
     assert (folder / "adapter_model.safetensors").stat().st_size < 4_000_000  # LoRA r16 on every linear layer: 2.7 MB
@@ -59,5 +60,7 @@ def test_shipped_adapter_loads_by_name_on_the_packaged_base(name):
 def test_a_local_folder_wins_over_a_shipped_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "medical").mkdir()
-    assert locate("medical") == "medical"
-    assert locate("no-such-adapter") == "no-such-adapter"
+    with pytest.raises(ModelError, match="medical: not a model folder"):
+        resolve_model("medical")  # the empty local folder, not the shipped adapter
+    with pytest.raises(ModelError, match="no-such-adapter: not a local folder"):
+        resolve_model("no-such-adapter")

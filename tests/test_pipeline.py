@@ -5,8 +5,9 @@ import json
 import pytest
 import yaml
 
+from cachetune.errors import InputError
 from cachetune.pipeline import run_pipeline
-from cachetune.records import RecordError, Triplet, read_records
+from cachetune.records import Triplet, read_records
 from cachetune.synth.journal import progress_path
 
 
@@ -15,19 +16,35 @@ def write_config(folder, shared_data, **train_overrides) -> str:
         "name": "tiny",
         "run_dir": "run",
         "data_root": str(shared_data),
-        "prepare": [{"name": "conala", "source": "conala", "input": "programming/conala-train.json", "max_queries": 300, "val": 0.2, "test": 0.3}],
-        "generate": {"queries": "prepare-conala/queries.train.jsonl", "max_queries": 4, "batch_size": 4},
-        "mine": [{"name": "conala", "pairs": "prepare-conala/pairs.train.jsonl", "corpus": "prepare-conala/queries.train.jsonl", "num_negatives": 1, "range_min": 2, "range_max": 20}],
+        "prepare": [
+            {"name": "conala", "source": "conala", "input": "programming/conala-train.json", "max_queries": 300, "val": 0.2, "test": 0.3}
+        ],
+        "generate": {"input": "prepare-conala/queries.train.jsonl", "max_queries": 4, "batch_size": 4},
+        "mine": [
+            {
+                "name": "conala",
+                "input": "prepare-conala/pairs.train.jsonl",
+                "corpus": "prepare-conala/queries.train.jsonl",
+                "num_negatives": 1,
+                "range_min": 2,
+                "range_max": 20,
+            }
+        ],
         "train": {
-            "data": ["mine-conala/triplets.jsonl", "generate/triplets.jsonl", "prepare-conala/pairs.train.jsonl"],
-            "losses": ["mnr", "online-contrastive"],
-            "val": "prepare-conala/pairs.val.jsonl",
+            "train_data": ["mine-conala/triplets.jsonl", "generate/triplets.jsonl", "prepare-conala/pairs.train.jsonl"],
+            "loss": ["mnr", "online-contrastive"],
+            "val_data": "prepare-conala/pairs.val.jsonl",
             "max_steps": 3,
             "batch_size": 16,
             "max_seq_length": 48,
             **train_overrides,
         },
-        "evaluate": {"test": ["prepare-conala/pairs.test.jsonl"], "val": "prepare-conala/pairs.val.jsonl", "bootstrap": 50, "speed": False},
+        "evaluate": {
+            "test_data": ["prepare-conala/pairs.test.jsonl"],
+            "val_data": "prepare-conala/pairs.val.jsonl",
+            "bootstrap": 50,
+            "speed": False,
+        },
     }
     path = folder / "tiny.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -76,6 +93,6 @@ def test_interrupted_generation_resumes_without_duplicates(shared_data, tmp_path
 
 
 def test_a_reference_to_a_file_no_stage_wrote_is_an_error(shared_data, tmp_path):
-    config = write_config(tmp_path, shared_data, data=["mine-conala/nope.jsonl"])
-    with pytest.raises(RecordError, match="'mine-conala/nope.jsonl' is not a file written by an earlier stage"):
+    config = write_config(tmp_path, shared_data, train_data=["mine-conala/nope.jsonl"])
+    with pytest.raises(InputError, match="'mine-conala/nope.jsonl' is not a file written by an earlier stage"):
         run_pipeline(config)

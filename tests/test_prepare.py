@@ -8,7 +8,8 @@ from typer.testing import CliRunner
 from cachetune.cli import app
 from cachetune.data.clean import near_duplicate_clusters
 from cachetune.data.prepare import PrepareSettings, prepare
-from cachetune.records import Pair, Query, RecordError, read_records
+from cachetune.errors import InputError
+from cachetune.records import Pair, Query, read_records
 from cachetune.text import clean_text
 
 runner = CliRunner()
@@ -27,8 +28,8 @@ def write_lines(path: Path, rows: list) -> Path:
 def test_conala_is_deterministic_and_keeps_each_question_in_one_split(shared_data, tmp_path):
     conala = shared_data / "programming" / "conala-train.json"
     first, second = tmp_path / "a", tmp_path / "b"
-    report = prepare(PrepareSettings("conala", str(conala), first, domain="programming"))
-    prepare(PrepareSettings("conala", str(conala), second, domain="programming"))
+    report = prepare(PrepareSettings(source="conala", input=str(conala), output=first, domain="programming"))
+    prepare(PrepareSettings(source="conala", input=str(conala), output=second, domain="programming"))
     files = sorted(path.name for path in first.iterdir())
     assert files == sorted(path.name for path in second.iterdir())
     assert {"queries.test.jsonl", "pairs.train.jsonl", "prepare_report.json"} <= set(files)
@@ -58,7 +59,7 @@ def test_conala_is_deterministic_and_keeps_each_question_in_one_split(shared_dat
 
 def test_conala_negatives_come_from_other_questions(shared_data, tmp_path):
     conala = shared_data / "programming" / "conala-train.json"
-    prepare(PrepareSettings("conala", str(conala), tmp_path))
+    prepare(PrepareSettings(source="conala", input=str(conala), output=tmp_path))
     rewrites = defaultdict(set)
     for row in json.loads(conala.read_text()):
         if row["rewritten_intent"]:
@@ -72,7 +73,7 @@ def test_conala_negatives_come_from_other_questions(shared_data, tmp_path):
 
 
 def test_mqp_keeps_doctor_labels_and_source_questions_in_one_split(shared_data, tmp_path):
-    report = prepare(PrepareSettings("mqp", str(shared_data / "medical" / "mqp-dev.jsonl"), tmp_path, max_chars=1000))
+    report = prepare(PrepareSettings(source="mqp", input=str(shared_data / "medical" / "mqp-dev.jsonl"), output=tmp_path, max_chars=1000))
     splits_of = defaultdict(set)
     for split, pairs in read_split(tmp_path, "pairs", Pair).items():
         assert {pair.label for pair in pairs} == {0, 1}
@@ -84,7 +85,7 @@ def test_mqp_keeps_doctor_labels_and_source_questions_in_one_split(shared_data, 
 
 
 def test_rqe_leaves_out_random_negatives(shared_data, tmp_path):
-    report = prepare(PrepareSettings("rqe", str(shared_data / "medical" / "rqe-train.jsonl"), tmp_path, max_chars=1000))
+    report = prepare(PrepareSettings(source="rqe", input=str(shared_data / "medical" / "rqe-train.jsonl"), output=tmp_path, max_chars=1000))
     assert report["rows_skipped"] == {"random_negative": 3933}
     assert report["pairs"]["lexical_negatives_added"] > 0
 
@@ -113,17 +114,31 @@ def test_groups_sharing_a_text_land_in_one_split(tmp_path):
         ]
     source = write_lines(tmp_path / "logs.jsonl", rows)
     report = prepare(
-        PrepareSettings("jsonl", str(source), tmp_path / "out", domain="programming", text_field="text", group_field="group", dedupe="exact", val=0.2, test=0.2)
+        PrepareSettings(
+            source="jsonl",
+            input=str(source),
+            output=tmp_path / "out",
+            domain="programming",
+            text_field="text",
+            group_field="group",
+            dedupe="exact",
+            val=0.2,
+            test=0.2,
+        )
     )
     assert report["queries"]["dropped"] == {"exact_duplicate": 30}
     split_of = {q.text: split for split, queries in read_split(tmp_path / "out", "queries", Query).items() for q in queries}
     assert len({split_of[f"What is the fastest way to copy list {n}?"] for n in range(30)}) == 3
     for number in range(30):
-        assert split_of[f"What is the fastest way to copy list {number}?"] == split_of[f"Why does import statement {number} fail on Windows?"]
+        assert (
+            split_of[f"What is the fastest way to copy list {number}?"] == split_of[f"Why does import statement {number} fail on Windows?"]
+        )
 
 
 def test_max_queries_takes_whole_groups(shared_data, tmp_path):
-    report = prepare(PrepareSettings("conala", str(shared_data / "programming" / "conala-train.json"), tmp_path, max_queries=300))
+    report = prepare(
+        PrepareSettings(source="conala", input=str(shared_data / "programming" / "conala-train.json"), output=tmp_path, max_queries=300)
+    )
     assert 250 < report["queries"]["kept"] <= 300
     assert report["queries"]["dropped"]["over_max_queries"] > 0
     assert sum(len(queries) for queries in read_split(tmp_path, "queries", Query).values()) == report["queries"]["kept"]
@@ -152,9 +167,13 @@ def test_cli_broken_jsonl_line_fails_then_skip_keeps_the_rest(tmp_path):
 def test_csv_missing_field_names_the_line(tmp_path):
     source = tmp_path / "logs.csv"
     source.write_text("prompt,user\nhow do I sort a dict by value,1\nhow do I reverse a string,2\n")
-    with pytest.raises(RecordError, match=rf"{source}:2: missing field 'query'"):
-        prepare(PrepareSettings("csv", str(source), tmp_path / "out", domain="programming", text_field="query"))
-    report = prepare(PrepareSettings("csv", str(source), tmp_path / "out", domain="programming", text_field="prompt", test=0.5, val=0))
+    with pytest.raises(InputError, match=rf"{source}:2: missing field 'query'"):
+        prepare(PrepareSettings(source="csv", input=str(source), output=tmp_path / "out", domain="programming", text_field="query"))
+    report = prepare(
+        PrepareSettings(
+            source="csv", input=str(source), output=tmp_path / "out", domain="programming", text_field="prompt", test=0.5, val=0
+        )
+    )
     assert report["queries"]["kept"] == 2
 
 
@@ -165,11 +184,16 @@ def test_hf_source_reads_local_files_and_folders(tmp_path):
         tmp_path / "conala.jsonl",
         [
             {"question_id": 1, "intent": "How to reverse a list in Python?", "rewritten_intent": "reverse list `x`", "snippet": "x[::-1]"},
-            {"question_id": 2, "intent": "How to reverse a string in Python?", "rewritten_intent": "reverse string `s`", "snippet": "s[::-1]"},
+            {
+                "question_id": 2,
+                "intent": "How to reverse a string in Python?",
+                "rewritten_intent": "reverse string `s`",
+                "snippet": "s[::-1]",
+            },
             {"question_id": 3, "intent": "Sort a dictionary by its values", "rewritten_intent": None, "snippet": "sorted(d.items())"},
         ],
     )
-    report = prepare(PrepareSettings("hf", str(conala_like), tmp_path / "conala", domain="programming", val=0, test=0))
+    report = prepare(PrepareSettings(source="hf", input=str(conala_like), output=tmp_path / "conala", domain="programming", val=0, test=0))
     assert report["queries"]["kept"] == 5
     train_pairs = read_records(tmp_path / "conala" / "pairs.train.jsonl", Pair)
     assert {(p.query1, p.query2, p.label) for p in train_pairs if p.label == 1} == {
@@ -181,18 +205,18 @@ def test_hf_source_reads_local_files_and_folders(tmp_path):
     datasets.Dataset.from_dict(
         {"qtype": ["symptoms", "treatment"], "Question": ["What are the symptoms of gout?", "How to treat gout ?"], "Answer": ["..", ".."]}
     ).save_to_disk(str(medquad_like))
-    report = prepare(PrepareSettings("hf", str(medquad_like), tmp_path / "med", domain="medical", val=0, test=0))
+    report = prepare(PrepareSettings(source="hf", input=str(medquad_like), output=tmp_path / "med", domain="medical", val=0, test=0))
     assert report["queries"]["kept"] == 2
 
 
 def test_hf_source_unreachable_hub_is_a_clear_error(tmp_path):
-    with pytest.raises(RecordError, match="codeparrot/conala-mined-curated: could not load dataset"):
-        prepare(PrepareSettings("hf", "codeparrot/conala-mined-curated", tmp_path, domain="programming"))
+    with pytest.raises(InputError, match="codeparrot/conala-mined-curated: could not load dataset"):
+        prepare(PrepareSettings(source="hf", input="codeparrot/conala-mined-curated", output=tmp_path, domain="programming"))
 
 
 def test_generic_source_needs_domain_and_field(tmp_path):
     source = write_lines(tmp_path / "q.jsonl", [{"q": "how to sort a list"}])
-    with pytest.raises(RecordError, match="needs --domain"):
-        prepare(PrepareSettings("jsonl", str(source), tmp_path / "o", text_field="q"))
-    with pytest.raises(RecordError, match="needs --text-field"):
-        prepare(PrepareSettings("jsonl", str(source), tmp_path / "o", domain="programming"))
+    with pytest.raises(InputError, match="needs --domain"):
+        prepare(PrepareSettings(source="jsonl", input=str(source), output=tmp_path / "o", text_field="q"))
+    with pytest.raises(InputError, match="needs --text-field"):
+        prepare(PrepareSettings(source="jsonl", input=str(source), output=tmp_path / "o", domain="programming"))

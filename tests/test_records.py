@@ -3,9 +3,9 @@ import json
 import pytest
 
 from cachetune.records import (
+    InputError,
     Pair,
     Query,
-    RecordError,
     RejectLog,
     Triplet,
     atomic_write,
@@ -27,7 +27,7 @@ def test_malformed_line_names_file_and_line(tmp_path):
     path = tmp_path / "q.jsonl"
     good = json.dumps({"id": "a", "text": "how to sort", "domain": "d", "source": "s", "group": "g"})
     path.write_text(f"{good}\n{good}\n{{not json\n{good}\n")
-    with pytest.raises(RecordError, match=rf"^{path}:3: invalid JSON"):
+    with pytest.raises(InputError, match=rf"^{path}:3: invalid JSON"):
         read_records(path, Query)
 
 
@@ -52,12 +52,12 @@ def test_skip_sets_bad_lines_aside_and_keeps_the_rest(tmp_path):
 def test_empty_text_is_invalid(tmp_path):
     path = tmp_path / "q.jsonl"
     path.write_text(json.dumps({"id": "a", "text": "", "domain": "d", "source": "s", "group": "g"}) + "\n")
-    with pytest.raises(RecordError, match=r":1: field 'text'"):
+    with pytest.raises(InputError, match=r":1: field 'text'"):
         read_records(path, Query)
 
 
 def test_missing_file_is_a_record_error(tmp_path):
-    with pytest.raises(RecordError, match="no such file"):
+    with pytest.raises(InputError, match="no such file"):
         read_records(tmp_path / "absent.jsonl", Query)
 
 

@@ -13,7 +13,6 @@ QUESTION = "How do I reverse a list in Python?"
 REWORDED = "How can I reverse a list in python?"
 
 
-
 @pytest.fixture(scope="module")
 def service(adapter, tmp_path_factory, free_port):
     folder = tmp_path_factory.mktemp("service")
@@ -29,7 +28,11 @@ def service(adapter, tmp_path_factory, free_port):
     (folder / "cache.yaml").write_text(yaml.safe_dump(config))
     port = free_port()
     cachetune = Path(sys.executable).with_name("cachetune")
-    process = subprocess.Popen([str(cachetune), "serve", "--config", str(folder / "cache.yaml"), "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [str(cachetune), "serve", "--config", str(folder / "cache.yaml"), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
     deadline = time.time() + 120
     while True:
@@ -53,7 +56,10 @@ def check(client, prompt, domain="coding", tenant=None):
 
 
 def store(client, prompt, answer, domain="coding", tenant=None, ttl=None):
-    response = client.post("/v1/cache/store", json={"prompt": prompt, "response": answer, "domain": domain, "tenant": tenant, "ttl": ttl, "metadata": {"by": "test"}})
+    response = client.post(
+        "/v1/cache/store",
+        json={"prompt": prompt, "response": answer, "domain": domain, "tenant": tenant, "ttl": ttl, "metadata": {"by": "test"}},
+    )
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -104,6 +110,7 @@ def test_metrics_count_hits_misses_and_errors(service):
     check(service, "a prompt nobody stored", tenant="t9")
     text = service.get("/metrics").text
     assert 'cachetune_hits_total{domain="coding"}' in text and 'cachetune_misses_total{domain="coding"}' in text
-    assert 'cachetune_errors_total{domain="legal",kind="unknown_domain"}' in text
+    # An unknown domain is counted, but never becomes a label value: callers cannot grow the metrics without bound.
+    assert 'cachetune_errors_total{domain="none",kind="unknown_domain"}' in text and '"legal"' not in text
     assert 'cachetune_request_seconds_bucket{domain="coding",le="0.1",operation="check"}' in text
     assert 'cachetune_entries{domain="small"} 2.0' in text

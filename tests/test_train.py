@@ -10,11 +10,15 @@ from pathlib import Path
 import pytest
 import torch
 
+from cachetune.cli import flag
+from cachetune.errors import InputError
 from cachetune.models import DEFAULT_BASE_MODEL, ModelError, load_model
-from cachetune.records import Pair, RecordError, read_records, write_jsonl
+from cachetune.records import Pair, read_records, write_jsonl
+from cachetune.settings import build
 from cachetune.train.data import read_training_file, to_dataset
-from cachetune.train.losses import LOSSES, LossOptions, with_defaults
-from cachetune.train.trainer import TrainSettings, train
+from cachetune.train.losses import LOSSES, loss_options
+from cachetune.train.settings import TrainSettings
+from cachetune.train.trainer import train
 
 
 def settings(output: Path, *train_data: Path, **overrides) -> TrainSettings:
@@ -24,11 +28,15 @@ def settings(output: Path, *train_data: Path, **overrides) -> TrainSettings:
 
 def run_cli(*args: str, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "cachetune", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "cachetune", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs
+    )
 
 
 def test_lora_adapter_is_small_portable_and_reports_its_parameters(conala_triplets, conala_prepared, tmp_path):
-    info = train(settings(tmp_path / "model", conala_triplets, val_data=conala_prepared / "pairs.val.jsonl", max_steps=4, checkpoint_steps=2))
+    info = train(
+        settings(tmp_path / "model", conala_triplets, val_data=conala_prepared / "pairs.val.jsonl", max_steps=4, checkpoint_steps=2)
+    )
     assert info["trainable_parameters"] == 73_728
     assert (tmp_path / "model" / "adapter_model.safetensors").stat().st_size < 1_000_000
     assert not (tmp_path / "model" / "checkpoints").exists()
@@ -63,7 +71,8 @@ def test_mnr_learns_from_the_hard_negative_column(conala_triplets):
     dataset = to_dataset(file, labelled_texts=False)
     assert dataset.column_names == ["anchor", "positive", "negative"]
     model = SentenceTransformer(str(packaged_minilm()))
-    loss = LOSSES["mnr"].build(model, with_defaults("mnr", LossOptions()), None)
+    defaults = settings(Path("unused"), Path("unused"))
+    loss = LOSSES["mnr"].build(model, defaults, loss_options("mnr", defaults), None)
     rows = dataset.select(range(8))
 
     def loss_value(negatives: list[str]) -> float:
@@ -79,8 +88,10 @@ def test_mnr_learns_from_the_hard_negative_column(conala_triplets):
 
 @pytest.mark.parametrize("loss", sorted(LOSSES))
 def test_every_loss_trains(loss, conala_triplets, conala_prepared, tmp_path):
-    data = conala_prepared / "pairs.train.jsonl" if "pairs" in LOSSES[loss].reads and "triplets" not in LOSSES[loss].reads else conala_triplets
-    info = train(settings(tmp_path / loss, data, losses=(loss,), max_steps=2, batch_size=8))
+    data = (
+        conala_prepared / "pairs.train.jsonl" if "pairs" in LOSSES[loss].reads and "triplets" not in LOSSES[loss].reads else conala_triplets
+    )
+    info = train(settings(tmp_path / loss, data, loss=(loss,), max_steps=2, batch_size=8))
     assert info["steps"] == 2
     assert info["train_data"][0]["loss"] == loss
     assert all(entry["loss"] == entry["loss"] for entry in info["loss_curve"])  # no NaN
@@ -88,7 +99,7 @@ def test_every_loss_trains(loss, conala_triplets, conala_prepared, tmp_path):
 
 def test_mixed_triplets_and_pairs_train_with_a_loss_each(conala_triplets, conala_prepared, tmp_path):
     pairs = conala_prepared / "pairs.train.jsonl"
-    info = train(settings(tmp_path / "mixed", conala_triplets, pairs, losses=("mnr", "online-contrastive"), batch_size=32, tensorboard=True))
+    info = train(settings(tmp_path / "mixed", conala_triplets, pairs, loss=("mnr", "online-contrastive"), batch_size=32, tensorboard=True))
     assert [(d["kind"], d["loss"]) for d in info["train_data"]] == [("triplets", "mnr"), ("pairs", "online-contrastive")]
     rows = [d["rows"] for d in info["train_data"]]
     assert info["steps"] >= sum(-(-n // 32) for n in rows) - 1
@@ -115,26 +126,29 @@ def no_model_loading(monkeypatch):
 def test_bad_input_fails_before_any_model_is_loaded(no_model_loading, conala_triplets, conala_prepared, tmp_path):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
-    with pytest.raises(RecordError, match="empty file"):
+    with pytest.raises(InputError, match="empty file"):
         train(settings(tmp_path / "o", empty))
 
     missing = tmp_path / "missing.jsonl"
     write_jsonl(missing, [{"query1": "how to sort a list", "query2": "sort list", "domain": "programming", "source": "me"}])
-    with pytest.raises(RecordError, match=rf"{missing}:1: missing field 'label'"):
+    with pytest.raises(InputError, match=rf"{missing}:1: missing field 'label'"):
         train(settings(tmp_path / "o", missing))
 
-    with pytest.raises(RecordError, match="holds pairs, and no --loss given \\(mnr\\) learns from pairs; add one of: hard-triplet, cosine, online-contrastive"):
+    with pytest.raises(
+        InputError,
+        match="holds pairs, and no --loss given \\(mnr\\) learns from pairs; add one of: hard-triplet, cosine, online-contrastive",
+    ):
         train(settings(tmp_path / "o", conala_prepared / "pairs.train.jsonl"))
 
-    with pytest.raises(RecordError, match="unknown --loss margin-mse"):
-        train(settings(tmp_path / "o", conala_triplets, losses=("margin-mse",)))
+    with pytest.raises(InputError, match=r"--loss\[0\]: Input should be 'mnr', 'cached-mnr'"):
+        build(TrainSettings, {"train_data": (conala_triplets,), "output": tmp_path / "o", "loss": ("margin-mse",)}, flag)
 
-    with pytest.raises(RecordError, match="--loss online-contrastive: no training file"):
-        train(settings(tmp_path / "o", conala_triplets, losses=("mnr", "online-contrastive")))
+    with pytest.raises(InputError, match="--loss online-contrastive: no training file"):
+        train(settings(tmp_path / "o", conala_triplets, loss=("mnr", "online-contrastive")))
 
     positives = tmp_path / "positives.jsonl"
     write_jsonl(positives, [p for p in read_records(conala_prepared / "pairs.val.jsonl", Pair) if p.label == 1])
-    with pytest.raises(RecordError, match="validation needs pairs with label 1 and label 0"):
+    with pytest.raises(InputError, match="validation needs pairs with label 1 and label 0"):
         train(settings(tmp_path / "o", conala_triplets, val_data=positives))
 
     with pytest.raises(ModelError, match="no such folder"):
@@ -175,8 +189,26 @@ def test_ddp_on_two_cpu_processes(conala_triplets, tmp_path):
     output = tmp_path / "ddp"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533", "-m", "cachetune", "train",
-        "--train-data", str(conala_triplets), "--output", str(output), "--batch-size", "8", "--max-steps", "3", "--max-seq-length", "32",
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29533",
+        "-m",
+        "cachetune",
+        "train",
+        "--train-data",
+        str(conala_triplets),
+        "--output",
+        str(output),
+        "--batch-size",
+        "8",
+        "--max-steps",
+        "3",
+        "--max-seq-length",
+        "32",
     ]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -17,14 +17,12 @@ from typing import IO, Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
+from cachetune.errors import InputError
+
 SCHEMA_VERSION = 1
 
 OnError = Literal["fail", "skip"]
 Text = Annotated[str, StringConstraints(min_length=1)]
-
-
-class RecordError(ValueError):
-    """Bad input data; the message starts with where it is (``FILE:LINE:``)."""
 
 
 class Record(BaseModel):
@@ -100,7 +98,7 @@ def iter_json_lines(path: Path, on_error: OnError = "fail", rejects: RejectLog |
     """Yield ``("FILE:LINE", object)`` for each non-blank line of a JSONL file."""
     path = Path(path)
     if not path.is_file():
-        raise RecordError(f"{path}: no such file")
+        raise InputError(f"{path}: no such file")
     with path.open(encoding="utf-8") as lines:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
@@ -117,9 +115,7 @@ def iter_json_lines(path: Path, on_error: OnError = "fail", rejects: RejectLog |
             yield where, value
 
 
-def read_records(
-    path: Path, record_type: type[R], on_error: OnError = "fail", rejects: RejectLog | None = None
-) -> list[R]:
+def read_records(path: Path, record_type: type[R], on_error: OnError = "fail", rejects: RejectLog | None = None) -> list[R]:
     """Read and validate a JSONL file of `record_type` records."""
     records = []
     for where, value in iter_json_lines(path, on_error, rejects):
@@ -134,11 +130,11 @@ def read_pairs_or_triplets(path: Path, on_error: OnError = "fail", rejects: Reje
     """("pairs" or "triplets", records) for a file of either, told apart by its first record's fields."""
     path = Path(path)
     if not path.is_file():
-        raise RecordError(f"{path}: no such file")
+        raise InputError(f"{path}: no such file")
     with path.open(encoding="utf-8") as lines:
         first = next((line for line in lines if line.strip()), None)
     if first is None:
-        raise RecordError(f"{path}: empty file, no records")
+        raise InputError(f"{path}: empty file, no records")
     try:
         fields = set(json.loads(first))
     except (json.JSONDecodeError, TypeError):
@@ -147,7 +143,20 @@ def read_pairs_or_triplets(path: Path, on_error: OnError = "fail", rejects: Reje
         return "triplets", read_records(path, Triplet, on_error, rejects)
     if "query1" in fields:
         return "pairs", read_records(path, Pair, on_error, rejects)
-    raise RecordError(f"{path}:1: neither a triplet (anchor, positive, hard_negative) nor a pair (query1, query2, label)")
+    raise InputError(f"{path}:1: neither a triplet (anchor, positive, hard_negative) nor a pair (query1, query2, label)")
+
+
+def record_texts(path: Path) -> list[str]:
+    """Every text of a file of queries, pairs or triplets, in file order."""
+    lines = iter_json_lines(path)
+    first = next(lines, (None, {}))[1]
+    lines.close()
+    if isinstance(first, dict) and "text" in first:
+        return [query.text for query in read_records(path, Query)]
+    kind, records = read_pairs_or_triplets(path)
+    if kind == "pairs":
+        return [text for pair in records for text in (pair.query1, pair.query2)]
+    return [text for triplet in records for text in (triplet.anchor, triplet.positive, triplet.hard_negative)]
 
 
 def describe_validation_error(error: ValidationError) -> str:
@@ -163,7 +172,7 @@ def describe_validation_error(error: ValidationError) -> str:
 
 def _reject(where: str, reason: str, raw: object, on_error: OnError, rejects: RejectLog | None) -> None:
     if on_error == "fail" or rejects is None:
-        raise RecordError(f"{where}: {reason}")
+        raise InputError(f"{where}: {reason}")
     rejects.add(where, reason, raw)
 
 
@@ -172,9 +181,7 @@ def atomic_write(path: Path) -> Iterator[IO[str]]:
     """Open a temporary file beside `path`; on success it replaces `path`, on error it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-    )
+    handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
     try:
         with handle:
             yield handle

@@ -47,9 +47,10 @@ def build(model: type[S], values: dict[str, Any], name_of: Callable[[str], str])
         return model(**values)
     except ValidationError as error:
         problem = error.errors()[0]
-        where = ".".join(str(part) for part in problem["loc"])
+        field, *index = problem["loc"] or ("",)
         message = problem["msg"].removeprefix("Value error, ")
-        raise InputError(f"{name_of(where)}: {message}" if where else message) from None
+        where = name_of(str(field)) + "".join(f"[{part}]" for part in index) if field else ""
+        raise InputError(f"{where}: {message}" if where else message) from None
 
 
 def _split_commas(value: Any) -> Any:
@@ -60,6 +61,12 @@ def _split_commas(value: Any) -> Any:
     return value
 
 
+def _one_or_many(value: Any) -> Any:
+    """A single path (as a YAML step may give it) is a list of one."""
+    return (value,) if isinstance(value, str | Path) else value
+
+
 # A list of names given as repeated values or as one comma-separated string.
 NameList = Annotated[tuple[str, ...], BeforeValidator(_split_commas)]
-PathList = tuple[Path, ...]
+# Files given as repeated values, or one file.
+PathList = Annotated[tuple[Path, ...], BeforeValidator(_one_or_many)]

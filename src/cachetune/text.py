@@ -30,12 +30,13 @@ def match_key(text: str) -> str:
 _FILLER = frozenset(
     "a an the and or do does did doing done i me my we our you your it its is are was were be been being am "
     "to of in on at for with by from into about as this that these those there here some any can could would "
-    "should will shall may might must please how what way ways get make using use"
-    .split()
+    "should will shall may might must please how what way ways get make using use".split()
 )
 
 
 def content_words(text: str) -> frozenset[str]:
     """The words that carry a question's intent, plural `s` dropped: equal sets mean a rewording, not a new question."""
     words = match_key(text).split()
-    return frozenset(word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word for word in words if word not in _FILLER)
+    return frozenset(
+        word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word for word in words if word not in _FILLER
+    )

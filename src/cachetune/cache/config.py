@@ -23,7 +23,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from cachetune.records import RecordError
+from cachetune.errors import InputError
 
 
 class _Strict(BaseModel):
@@ -31,7 +31,7 @@ class _Strict(BaseModel):
 
 
 class DomainConfig(_Strict):
-    namespace: str | None = None  # default: the domain's name
+    namespace: str = ""  # default: the domain's name (filled in when the config is validated)
     embedding_model_path: str | None = None
     similarity_threshold: float = Field(0.9, gt=-1.0, le=1.0)
     ttl_seconds: float | None = Field(None, gt=0)
@@ -72,7 +72,7 @@ class CacheConfig(_Strict):
             raise ValueError("domains: at least one domain is needed")
         seen: dict[str, str] = {}
         for name, domain in self.domains.items():
-            namespace = domain.namespace or name
+            domain.namespace = namespace = domain.namespace or name
             if namespace in seen:
                 raise ValueError(f"domains: {seen[namespace]} and {name} share namespace '{namespace}'")
             seen[namespace] = name
@@ -84,17 +84,17 @@ def load_config(path: Path) -> CacheConfig:
     try:
         document = yaml.safe_load(path.read_text())
     except FileNotFoundError:
-        raise RecordError(f"{path}: no such file") from None
+        raise InputError(f"{path}: no such file") from None
     except yaml.YAMLError as error:
-        raise RecordError(f"{path}: not valid YAML: {error}") from None
+        raise InputError(f"{path}: not valid YAML: {error}") from None
     if not isinstance(document, dict) or "semantic_cache" not in document:
-        raise RecordError(f"{path}: expected a top-level 'semantic_cache' mapping")
+        raise InputError(f"{path}: expected a top-level 'semantic_cache' mapping")
     try:
         config = CacheConfig.model_validate(document["semantic_cache"])
     except ValidationError as error:
         problem = error.errors()[0]
         field = ".".join(str(part) for part in ("semantic_cache", *problem["loc"]))
-        raise RecordError(f"{path}: {field}: {problem['msg']}") from None
+        raise InputError(f"{path}: {field}: {problem['msg']}") from None
     return _resolve_paths(config, path.parent)
 
 

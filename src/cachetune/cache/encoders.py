@@ -8,13 +8,12 @@ unmerged rank-16 adapter on every layer more than doubles encode time on CPU (11
 Use it for many domains on little memory. benchmarks/results/cache_speed.md measures both.
 """
 
-import json
 import threading
-from pathlib import Path
 
 import numpy as np
 
-from cachetune.models import TRAINING_INFO, ModelError, adapter_base_name, is_adapter, load_encoder, load_model, locate, resolve_base_model
+from cachetune.errors import ModelError
+from cachetune.models import load_encoder, resolve_base_model, resolve_model
 
 
 class DomainEncoders:
@@ -28,22 +27,21 @@ class DomainEncoders:
         self._separate: dict[str, object] = {}  # domain -> its own encoder (merged copies, full models)
         self._adapters: dict[str, int] = {}  # domain -> max_seq_length, for adapters switched on the base
         for domain, spec in models.items():
-            spec = locate(spec)
             if spec is None:
                 continue
-            path = Path(spec)
-            if not is_adapter(path):
-                self._separate[domain] = load_encoder(spec)
+            resolved = resolve_model(spec)
+            if resolved.kind != "adapter":
+                self._separate[domain] = load_encoder(resolved)
                 continue
-            adapter_base = resolve_base_model(adapter_base_name(path)).location
-            if adapter_base != base.location:
-                raise ModelError(f"domain {domain}: adapter {spec} was trained on {adapter_base_name(path)}, not on the cache's base model {base.name}")
+            if resolved.base.location != base.location:
+                raise ModelError(
+                    f"domain {domain}: adapter {spec} was trained on {resolved.base.name}, not on the cache's base model {base.name}"
+                )
             if mode == "merged":
-                self._separate[domain] = load_model(spec, merge=True)
+                self._separate[domain] = load_encoder(resolved, merge=True)
             else:
-                self._base.load_adapter(str(path), adapter_name=domain)
-                info = path / TRAINING_INFO
-                self._adapters[domain] = json.loads(info.read_text())["hyperparameters"]["max_seq_length"] if info.is_file() else self._base_length
+                self._base.load_adapter(resolved.location, adapter_name=domain)
+                self._adapters[domain] = resolved.max_seq_length or self._base_length
         self.dim = self._base.get_embedding_dimension()
 
     def encode(self, domain: str, text: str) -> np.ndarray:

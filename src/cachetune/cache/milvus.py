@@ -3,16 +3,23 @@
 `uri` as a local file runs Milvus Lite inside the process (what the tests use); `http://host:19530`
 talks to a Milvus server or cluster with the same client and the same code. One collection per
 namespace; the tenant and the expiry time are scalar fields used as filters in every search, so
-isolation and TTL are enforced by the database (filter values are quoted, never
-spliced into the expression unescaped: strings go in as JSON string literals). Hits update `last_used`/`hits` for LRU and LFU eviction.
+isolation and TTL are enforced by the database (filter values are quoted, never spliced into the expression
+unescaped: strings go in as JSON string literals). A hit updates `last_used` and `hits` (LRU, LFU eviction) with
+a partial upsert of those two fields. An id is the time in microseconds shifted left by 10 bits plus 10 random
+bits, increasing within a process (under a lock): ids order entries by insertion (FIFO ties), nothing is
+scanned at start to find the next one, and two service replicas on one Milvus collide only if they store in the
+same microsecond and draw the same 10 bits.
 """
 
 import json
+import secrets
+import threading
+import time
 
 import numpy as np
 
 from cachetune.cache.config import MilvusStoreConfig
-from cachetune.cache.stores import Entry, NamespaceSettings
+from cachetune.cache.store import Entry, NamespaceSettings
 
 NEVER = 1e18  # `expires` of an entry without TTL
 SORT_FIELD = {"lru": "last_used", "fifo": "created", "lfu": "hits"}
@@ -31,7 +38,13 @@ class MilvusStore:
         for collection in self._collections.values():
             if not self._client.has_collection(collection):
                 self._create(collection)
-        self._next_id = max((self._max_id(c) for c in self._collections.values()), default=0) + 1
+        self._id_lock = threading.Lock()
+        self._last_id = 0
+
+    def _new_id(self) -> int:
+        with self._id_lock:
+            self._last_id = max((time.time_ns() // 1000) << 10 | secrets.randbits(10), self._last_id + 1)
+            return self._last_id
 
     def _create(self, collection: str) -> None:
         from pymilvus import DataType, MilvusClient
@@ -50,13 +63,10 @@ class MilvusStore:
         index.add_index(field_name="vector", index_type="AUTOINDEX", metric_type="IP")
         self._client.create_collection(collection, schema=schema, index_params=index)
 
-    def _max_id(self, collection: str) -> int:
-        rows = self._client.query(collection, filter="id >= 0", output_fields=["id"], limit=16_384)
-        return max((row["id"] for row in rows), default=0)
-
-    def nearest(self, namespace: str, tenant: str, vector: np.ndarray, now: float) -> tuple[Entry, float] | None:
+    def lookup(self, namespace: str, tenant: str, vector: np.ndarray, now: float, threshold: float) -> tuple[Entry, float] | None:
+        collection = self._collections[namespace]
         results = self._client.search(
-            self._collections[namespace],
+            collection,
             data=[np.asarray(vector, dtype=np.float32).tolist()],
             limit=1,
             filter=f"tenant == {_quote(tenant)} and expires > {float(now)!r}",
@@ -66,33 +76,57 @@ class MilvusStore:
         if not results or not results[0]:
             return None
         match = results[0][0]
-        return _entry(match["entity"]), float(match["distance"])
+        entry, similarity = _entry(match["entity"]), float(match["distance"])
+        if similarity >= threshold:
+            entry.hits += 1
+            self._client.upsert(collection, [{"id": entry.id, "hits": entry.hits, "last_used": now}], partial_update=True)
+        return entry, similarity
 
-    def used(self, namespace: str, entry: Entry, now: float) -> None:
-        collection = self._collections[namespace]
-        rows = self._client.query(collection, filter=f"id == {int(entry.id)}", output_fields=[*FIELDS, "vector"])
-        if rows:  # it may have been evicted since the lookup
-            row = dict(rows[0])
-            row.update(hits=row["hits"] + 1, last_used=now)
-            self._client.upsert(collection, [row])
-
-    def add(self, namespace: str, tenant: str, vector: np.ndarray, prompt: str, response: str, now: float, ttl: float | None, metadata: dict | None) -> int:
+    def add(
+        self,
+        namespace: str,
+        tenant: str,
+        vector: np.ndarray,
+        prompt: str,
+        response: str,
+        now: float,
+        ttl: float | None,
+        metadata: dict | None,
+    ) -> int:
         collection = self._collections[namespace]
         self._client.delete(collection, filter=f"expires <= {float(now)!r}")
         over = self.count(namespace) - self._settings[namespace].max_entries + 1
         if over > 0:
             order = SORT_FIELD[self._settings[namespace].eviction]
-            rows = self._client.query(collection, filter="id >= 0", output_fields=["id", order, "last_used"])
+            rows = self._all_rows(collection, ["id", order, "last_used"])
             victims = sorted(rows, key=lambda row: (row[order], row["last_used"], row["id"]))[:over]
             self._client.delete(collection, ids=[row["id"] for row in victims])
-        key, self._next_id = self._next_id, self._next_id + 1
+        key = self._new_id()
         row = {
-            "id": key, "tenant": tenant, "vector": np.asarray(vector, dtype=np.float32).tolist(), "prompt": prompt[:TEXT_LIMIT],
-            "response": response[:TEXT_LIMIT], "metadata": metadata or {}, "created": now, "expires": now + ttl if ttl else NEVER,
-            "last_used": now, "hits": 0,
+            "id": key,
+            "tenant": tenant,
+            "vector": np.asarray(vector, dtype=np.float32).tolist(),
+            "prompt": prompt[:TEXT_LIMIT],
+            "response": response[:TEXT_LIMIT],
+            "metadata": metadata or {},
+            "created": now,
+            "expires": now + ttl if ttl else NEVER,
+            "last_used": now,
+            "hits": 0,
         }
         self._client.insert(collection, [row])
         return key
+
+    def _all_rows(self, collection: str, fields: list[str]) -> list[dict]:
+        """Every row's `fields`: a plain query stops at Milvus' result window (16,384 rows); an iterator does not."""
+        iterator = self._client.query_iterator(collection, batch_size=8192, filter="id >= 0", output_fields=fields)
+        rows = []
+        try:
+            while batch := iterator.next():
+                rows += batch
+        finally:
+            iterator.close()
+        return rows
 
     def count(self, namespace: str) -> int:
         rows = self._client.query(self._collections[namespace], filter="", output_fields=["count(*)"])
@@ -112,4 +146,13 @@ def _entry(row: dict) -> Entry:
     if isinstance(metadata, str):
         metadata = json.loads(metadata)
     expires = row["expires"]
-    return Entry(row["id"], row["tenant"], row["prompt"], row["response"], row["created"], None if expires >= NEVER else expires, metadata or None, row["hits"])
+    return Entry(
+        row["id"],
+        row["tenant"],
+        row["prompt"],
+        row["response"],
+        row["created"],
+        None if expires >= NEVER else expires,
+        metadata or None,
+        row["hits"],
+    )

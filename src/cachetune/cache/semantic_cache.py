@@ -1,109 +1,166 @@
 """`SemanticCache`: answer a prompt with a stored response when a stored prompt means the same.
 
     cache = SemanticCache.from_config("cache.yaml")
-    hit = cache.check("How do I reverse a list in Python?", domain="coding", tenant="acme")
+    vector = cache.embed("How do I reverse a list in Python?", domain="coding")
+    hit = cache.check("How do I reverse a list in Python?", domain="coding", tenant="acme", vector=vector)
     if hit is None:
         response = call_the_llm(...)
-        cache.store("How do I reverse a list in Python?", response, domain="coding", tenant="acme")
+        cache.store("How do I reverse a list in Python?", response, domain="coding", tenant="acme", vector=vector)
 
-Each domain has its own model (base + adapter), threshold, TTL, size limit and eviction; domain and
-tenant are hard filters in the store. A miss embeds the prompt once: its vector is kept for the
-`store` call that usually follows.
+Each domain has its own model (base + adapter), threshold, TTL, size limit and eviction; domain and tenant
+are hard partitions of the store, never text added to the prompt. As in RedisVL's `SemanticCache`, `check`
+and `store` take an optional `vector=`: pass the one `embed` gave to encode a prompt once for both calls.
 """
 
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from cachetune.cache.config import CacheConfig, DomainConfig, load_config
 from cachetune.cache.encoders import DomainEncoders
-from cachetune.cache.stores import MemoryStore, NamespaceSettings, Store
+from cachetune.cache.store import NamespaceSettings, Store
+from cachetune.errors import CacheError, UnknownDomainError
 
 DEFAULT_TENANT = ""
-PENDING_MISSES = 10_000  # vectors of recent misses kept for their `store`
-
-
-class CacheError(ValueError):
-    """A request the cache cannot serve as asked: an unknown domain, an empty prompt."""
 
 
 @dataclass(frozen=True)
 class Hit:
+    """A stored answer served for a prompt."""
+
     response: str
     prompt: str  # the stored prompt that matched
     similarity: float
     age_seconds: float
     metadata: dict | None = None
+    id: int | None = None
 
 
 class SemanticCache:
+    """A multi-domain semantic cache: one base model, an adapter per domain, a store partitioned by namespace and tenant.
+
+    Args:
+        config: the validated `semantic_cache` block (see `cachetune.cache.config`).
+        clock: seconds since the epoch; tests pass their own to move time.
+
+    Raises:
+        ModelError: a domain's model cannot be loaded.
+    """
+
     def __init__(self, config: CacheConfig, clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self._clock = clock
-        self._encoders = DomainEncoders(config.base_model, {name: d.embedding_model_path for name, d in config.domains.items()}, config.adapter_mode)
-        namespaces = {d.namespace or name: NamespaceSettings(d.max_entries, d.eviction) for name, d in config.domains.items()}
+        self._encoders = DomainEncoders(
+            config.base_model, {name: d.embedding_model_path for name, d in config.domains.items()}, config.adapter_mode
+        )
+        namespaces = {d.namespace: NamespaceSettings(d.max_entries, d.eviction) for d in config.domains.values()}
         self._store = make_store(config, self._encoders.dim, namespaces)
-        self._pending: OrderedDict[tuple[str, str], object] = OrderedDict()
-        self._pending_lock = threading.Lock()
 
     @classmethod
     def from_config(cls, path: str | Path, clock: Callable[[], float] = time.time) -> "SemanticCache":
+        """A cache from a YAML file with a top-level `semantic_cache` block.
+
+        Raises:
+            InputError: the file is missing, not YAML, or a field is wrong (the message names it).
+            ModelError: a domain's model cannot be loaded.
+        """
         return cls(load_config(Path(path)), clock)
 
     @property
     def domains(self) -> list[str]:
         return list(self.config.domains)
 
-    def check(self, prompt: str, domain: str, tenant: str | None = None) -> Hit | None:
-        """The stored answer for a prompt that means the same as `prompt`, or None (a miss)."""
+    def embed(self, prompt: str, domain: str) -> np.ndarray:
+        """The L2-normalised vector of `prompt` as `domain`'s model sees it.
+
+        Raises:
+            UnknownDomainError: `domain` is not configured.
+            CacheError: the prompt is empty.
+        """
+        self._domain(domain)
+        _require_text(prompt, "prompt")
+        return self._encoders.encode(domain, prompt)
+
+    def check(self, prompt: str, domain: str, tenant: str | None = None, vector: np.ndarray | None = None) -> Hit | None:
+        """The stored answer for a prompt that means the same as `prompt`, or None (a miss).
+
+        Args:
+            prompt: the new prompt.
+            domain: a configured domain: its model, threshold and namespace are used.
+            tenant: the partition to search; None is the default tenant.
+            vector: `embed(prompt, domain)` if the caller has it already.
+
+        Returns:
+            A `Hit` when the nearest live entry of this tenant reaches the domain's `similarity_threshold`, else None.
+
+        Raises:
+            UnknownDomainError: `domain` is not configured.
+            CacheError: the prompt is empty.
+            StoreError: the store failed.
+        """
         settings = self._domain(domain)
         _require_text(prompt, "prompt")
-        namespace = settings.namespace or domain
-        vector = self._encoders.encode(domain, prompt)
+        if vector is None:
+            vector = self._encoders.encode(domain, prompt)
         now = self._clock()
-        found = self._store.nearest(namespace, tenant or DEFAULT_TENANT, vector, now)
-        if found is not None and found[1] >= settings.similarity_threshold:
-            entry, similarity = found
-            self._store.used(namespace, entry, now)
-            return Hit(entry.response, entry.prompt, similarity, now - entry.created, entry.metadata)
-        with self._pending_lock:
-            self._pending[(domain, prompt)] = vector
-            if len(self._pending) > PENDING_MISSES:
-                self._pending.popitem(last=False)
-        return None
+        found = self._store.lookup(settings.namespace, tenant or DEFAULT_TENANT, vector, now, settings.similarity_threshold)
+        if found is None or found[1] < settings.similarity_threshold:
+            return None
+        entry, similarity = found
+        return Hit(entry.response, entry.prompt, similarity, now - entry.created, entry.metadata, entry.id)
 
     def store(
-        self, prompt: str, response: str, domain: str, tenant: str | None = None, ttl: float | None = None, metadata: dict | None = None
+        self,
+        prompt: str,
+        response: str,
+        domain: str,
+        tenant: str | None = None,
+        ttl: float | None = None,
+        metadata: dict | None = None,
+        vector: np.ndarray | None = None,
     ) -> int:
-        """Store `response` for `prompt`; `ttl` (seconds) overrides the domain's. Returns the entry's id."""
+        """Store `response` for `prompt`.
+
+        Args:
+            ttl: seconds until the entry expires; default: the domain's `ttl_seconds` (None: never).
+            metadata: kept with the entry and returned with its hits.
+            vector: `embed(prompt, domain)` if the caller has it already.
+
+        Returns:
+            The entry's id.
+
+        Raises:
+            UnknownDomainError: `domain` is not configured.
+            CacheError: an empty prompt or response, or a TTL that is not positive.
+            StoreError: the store failed; nothing was stored.
+        """
         settings = self._domain(domain)
         _require_text(prompt, "prompt")
         _require_text(response, "response")
         if ttl is not None and ttl <= 0:
             raise CacheError(f"ttl must be > 0 seconds, got {ttl}")
-        with self._pending_lock:
-            vector = self._pending.pop((domain, prompt), None)
         if vector is None:
             vector = self._encoders.encode(domain, prompt)
         return self._store.add(
-            settings.namespace or domain, tenant or DEFAULT_TENANT, vector, prompt, response, self._clock(),
+            settings.namespace, tenant or DEFAULT_TENANT, vector, prompt, response, self._clock(),
             ttl if ttl is not None else settings.ttl_seconds, metadata,
-        )
+        )  # fmt: skip
 
     def entries(self, domain: str) -> int:
-        settings = self._domain(domain)
-        return self._store.count(settings.namespace or domain)
+        """Entries stored for `domain` (every tenant's)."""
+        return self._store.count(self._domain(domain).namespace)
 
     def close(self) -> None:
+        """Close the store (the embedded store saves itself here when it has a persist_path)."""
         self._store.close()
 
     def _domain(self, domain: str) -> DomainConfig:
         settings = self.config.domains.get(domain)
         if settings is None:
-            raise CacheError(f"unknown domain '{domain}'; configured: {', '.join(self.config.domains)}")
+            raise UnknownDomainError(f"unknown domain '{domain}'; configured: {', '.join(self.config.domains)}")
         return settings
 
 
@@ -113,9 +170,12 @@ def _require_text(value: str, name: str) -> None:
 
 
 def make_store(config: CacheConfig, dim: int, namespaces: dict[str, NamespaceSettings]) -> Store:
+    """The store `config.backend_type` names, with one namespace per domain."""
     if config.backend_type == "milvus":
         from cachetune.cache.milvus import MilvusStore
 
         return MilvusStore(config.milvus, dim, namespaces)
+    from cachetune.cache.memory import MemoryStore
+
     memory = config.memory
     return MemoryStore(dim, namespaces, memory.index, memory.ann_above, memory.persist_path)

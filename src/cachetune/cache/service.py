@@ -21,7 +21,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
-from cachetune.cache.semantic_cache import CacheError, SemanticCache
+from cachetune.cache.semantic_cache import SemanticCache
+from cachetune.errors import CacheError, UnknownDomainError
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -67,7 +68,8 @@ def create_app(cache: SemanticCache) -> FastAPI:
     limits = cache.config.limits
 
     def refuse(status: int, message: str, domain: str = "", kind: str = "bad_request") -> JSONResponse:
-        metrics.errors.labels(domain or "none", kind).inc()
+        # Only configured domains become label values: a caller must not be able to grow the metrics without bound.
+        metrics.errors.labels(domain if domain in cache.config.domains else "none", kind).inc()
         return JSONResponse(status_code=status, content={"detail": message})
 
     @app.middleware("http")
@@ -87,12 +89,14 @@ def create_app(cache: SemanticCache) -> FastAPI:
         return refuse(422, f"{field}: {problem['msg']}", kind="malformed")
 
     def check_limits(body: CheckBody | StoreBody) -> JSONResponse | None:
-        if body.domain not in cache.config.domains:
-            return refuse(404, f"unknown domain '{body.domain}'; configured: {', '.join(cache.config.domains)}", body.domain, "unknown_domain")
         if len(body.prompt) > limits.max_prompt_chars:
-            return refuse(422, f"prompt: {len(body.prompt)} characters, over the limit of {limits.max_prompt_chars}", body.domain, "too_long")
+            return refuse(
+                422, f"prompt: {len(body.prompt)} characters, over the limit of {limits.max_prompt_chars}", body.domain, "too_long"
+            )
         if isinstance(body, StoreBody) and len(body.response) > limits.max_response_chars:
-            return refuse(422, f"response: {len(body.response)} characters, over the limit of {limits.max_response_chars}", body.domain, "too_long")
+            return refuse(
+                422, f"response: {len(body.response)} characters, over the limit of {limits.max_response_chars}", body.domain, "too_long"
+            )
         return None
 
     @app.post("/v1/cache/check")
@@ -102,6 +106,8 @@ def create_app(cache: SemanticCache) -> FastAPI:
         started = time.perf_counter()
         try:
             hit = await run_in_threadpool(cache.check, body.prompt, body.domain, body.tenant)
+        except UnknownDomainError as error:
+            return refuse(404, str(error), kind="unknown_domain")
         except CacheError as error:
             return refuse(422, str(error), body.domain)
         metrics.latency.labels(body.domain, "check").observe(time.perf_counter() - started)
@@ -109,7 +115,14 @@ def create_app(cache: SemanticCache) -> FastAPI:
             metrics.misses.labels(body.domain).inc()
             return {"hit": False}
         metrics.hits.labels(body.domain).inc()
-        return {"hit": True, "response": hit.response, "prompt": hit.prompt, "similarity": hit.similarity, "age_seconds": hit.age_seconds, "metadata": hit.metadata}
+        return {
+            "hit": True,
+            "response": hit.response,
+            "prompt": hit.prompt,
+            "similarity": hit.similarity,
+            "age_seconds": hit.age_seconds,
+            "metadata": hit.metadata,
+        }
 
     @app.post("/v1/cache/store")
     async def store(body: StoreBody):
@@ -118,6 +131,8 @@ def create_app(cache: SemanticCache) -> FastAPI:
         started = time.perf_counter()
         try:
             key = await run_in_threadpool(cache.store, body.prompt, body.response, body.domain, body.tenant, body.ttl, body.metadata)
+        except UnknownDomainError as error:
+            return refuse(404, str(error), kind="unknown_domain")
         except CacheError as error:
             return refuse(422, str(error), body.domain)
         metrics.latency.labels(body.domain, "store").observe(time.perf_counter() - started)

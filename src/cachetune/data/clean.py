@@ -54,4 +54,3 @@ def near_duplicate_clusters(keys: list[str], threshold: float, seed: int = 1) ->
                     rows.append(number)
                     cols.append(other)
     return component_labels(len(keys), rows, cols)
-

@@ -7,36 +7,17 @@ seeded sample of components -> assign components to splits -> write queries, pai
 
 import hashlib
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from cachetune.data.clean import length_problem, near_duplicate_clusters
 from cachetune.data.negatives import lexical_negatives
-from cachetune.data.sources import SOURCES, SourceData, SourceOptions, load_source
+from cachetune.data.settings import PrepareSettings
+from cachetune.data.sources import SOURCES, SourceData, load_source
 from cachetune.data.split import SPLITS, assign_splits, component_labels, seeded_order
-from cachetune.records import OnError, Pair, Query, RecordError, RejectLog, rejects_path, write_json, write_jsonl
+from cachetune.errors import InputError
+from cachetune.records import Pair, Query, RejectLog, record_texts, rejects_path, write_json, write_jsonl
 from cachetune.text import clean_text, match_key
-
-
-@dataclass(frozen=True)
-class PrepareSettings:
-    source: str
-    input: str
-    output: Path
-    domain: str | None = None
-    min_chars: int = 10
-    max_chars: int = 200
-    dedupe: Literal["exact", "near"] = "near"
-    near_threshold: float = 0.95
-    val: float = 0.05
-    test: float = 0.1
-    seed: int = 42
-    max_queries: int | None = None
-    on_error: OnError = "fail"
-    text_field: str | None = None
-    group_field: str | None = None
-    hf_split: str = "train"
 
 
 @dataclass(frozen=True)
@@ -56,22 +37,25 @@ class _Pair:
 
 
 def prepare(settings: PrepareSettings) -> dict:
-    """Run the prepare stage and return its report (also written to OUTPUT/prepare_report.json)."""
-    if settings.source not in SOURCES:
-        raise RecordError(f"unknown --source '{settings.source}'; choose from {', '.join(SOURCES)}")
+    """Run the prepare stage.
+
+    Returns:
+        The report, also written to OUTPUT/prepare_report.json.
+
+    Raises:
+        InputError: a malformed row (with `on_error="fail"`), a missing file or field, or a source without a domain.
+    """
     domain = settings.domain or SOURCES[settings.source].domain
     if not domain:
-        raise RecordError(f"--source {settings.source} needs --domain (e.g. programming, medical)")
-    if not 0 < settings.near_threshold <= 1:
-        raise RecordError(f"--near-threshold must be in (0, 1], got {settings.near_threshold}")
+        raise InputError(f"--source {settings.source} needs --domain (e.g. programming, medical)")
     rejects = RejectLog()
-    options = SourceOptions(settings.text_field, settings.group_field, settings.hf_split, settings.on_error)
-    data = load_source(settings.source, settings.input, options, rejects)
+    data = load_source(settings, rejects)
 
     query_drops: Counter = Counter()
     pair_drops: Counter = Counter()
-    texts = _clean_queries(data, settings, query_drops)
-    pairs = _clean_pairs(data, settings, pair_drops)
+    held_out = {match_key(text) for path in settings.exclude for text in record_texts(path)}
+    texts = _clean_queries(data, settings, query_drops, held_out)
+    pairs = _clean_pairs(data, settings, pair_drops, held_out)
 
     keys = list(dict.fromkeys(text.key for text in texts))
     labels = near_duplicate_clusters(keys, settings.near_threshold) if settings.dedupe == "near" else range(len(keys))
@@ -118,7 +102,7 @@ def prepare(settings: PrepareSettings) -> dict:
         "source": settings.source,
         "input": settings.input,
         "domain": domain,
-        "settings": {k: v for k, v in asdict(settings).items() if k not in ("source", "input", "output", "domain")},
+        "settings": {k: v for k, v in settings.record().items() if k not in ("source", "input", "output", "domain")},
         "rows_read": data.rows_read,
         "rows_skipped": dict(data.skipped),
         "rows_rejected": rejects.counts(),
@@ -136,12 +120,14 @@ def prepare(settings: PrepareSettings) -> dict:
     return report
 
 
-def _clean_queries(data: SourceData, settings: PrepareSettings, drops: Counter) -> list[_Text]:
+def _clean_queries(data: SourceData, settings: PrepareSettings, drops: Counter, held_out: set[str]) -> list[_Text]:
     texts = []
     for query in data.queries:
         text = clean_text(query.text)
         problem = length_problem(text, settings.min_chars, settings.max_chars)
         key = match_key(text)
+        if not problem and key in held_out:
+            problem = "held_out"  # in an excluded (evaluation) file
         if problem or not key:
             drops[problem or "no_words"] += 1
             continue
@@ -149,7 +135,7 @@ def _clean_queries(data: SourceData, settings: PrepareSettings, drops: Counter) 
     return texts
 
 
-def _clean_pairs(data: SourceData, settings: PrepareSettings, drops: Counter) -> list[_Pair]:
+def _clean_pairs(data: SourceData, settings: PrepareSettings, drops: Counter, held_out: set[str]) -> list[_Pair]:
     pairs, seen = [], set()
     for pair in data.pairs:
         first, second = clean_text(pair.text1), clean_text(pair.text2)
@@ -159,6 +145,8 @@ def _clean_pairs(data: SourceData, settings: PrepareSettings, drops: Counter) ->
         first_key, second_key = match_key(first), match_key(second)
         if not problem and first_key == second_key:
             problem = "same_text"
+        if not problem and (first_key in held_out or second_key in held_out):
+            problem = "held_out"
         if not problem and (first_key, second_key, pair.label) in seen:
             problem = "duplicate_pair"
         if problem:

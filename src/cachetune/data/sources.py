@@ -13,13 +13,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cachetune.records import OnError, RecordError, RejectLog, iter_json_lines
+from cachetune.data.settings import PrepareSettings
+from cachetune.errors import InputError
+from cachetune.records import RejectLog, iter_json_lines
 from cachetune.text import match_key
 
 Rows = Iterator[tuple[str, dict]]
 
 
-class RowError(ValueError):
+class RowError(InputError):
     """A row the converter cannot use; the reader adds where it is."""
 
 
@@ -46,14 +48,6 @@ class SourceData:
     rows_read: int = 0
     # Rows deliberately left out, by reason (not errors: e.g. RQE's random negatives).
     skipped: Counter = field(default_factory=Counter)
-
-
-@dataclass(frozen=True)
-class SourceOptions:
-    text_field: str | None = None
-    group_field: str | None = None
-    hf_split: str = "train"
-    on_error: OnError = "fail"
 
 
 Converter = Callable[[dict, SourceData], None]
@@ -171,18 +165,18 @@ def json_array_rows(path: Path) -> Rows:
     try:
         items = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise RecordError(f"{path}: no such file") from None
+        raise InputError(f"{path}: no such file") from None
     except json.JSONDecodeError as error:
-        raise RecordError(f"{path}:{error.lineno}: invalid JSON: {error.msg}") from None
+        raise InputError(f"{path}:{error.lineno}: invalid JSON: {error.msg}") from None
     if not isinstance(items, list):
-        raise RecordError(f"{path}: expected a JSON array of objects")
+        raise InputError(f"{path}: expected a JSON array of objects")
     for number, item in enumerate(items, start=1):
         yield f"{path}: item {number}", item
 
 
 def csv_rows(path: Path) -> Rows:
     if not Path(path).is_file():
-        raise RecordError(f"{path}: no such file")
+        raise InputError(f"{path}: no such file")
     with Path(path).open(encoding="utf-8", newline="") as handle:
         reader = csv.DictReader(handle)
         for row in reader:
@@ -192,7 +186,7 @@ def csv_rows(path: Path) -> Rows:
 def tsv_rows(path: Path, columns: list[str] | None = None) -> Rows:
     """Tab-separated rows, unquoted; with `columns` the file has no header (extra trailing fields are ignored)."""
     if not Path(path).is_file():
-        raise RecordError(f"{path}: no such file")
+        raise InputError(f"{path}: no such file")
     with Path(path).open(encoding="utf-8-sig") as handle:
         header = columns or handle.readline().rstrip("\n").split("\t")
         first_line = 1 if columns else 2
@@ -206,7 +200,7 @@ STSB_COLUMNS = ["genre", "file", "year", "id", "score", "sentence1", "sentence2"
 
 def text_rows(path: Path) -> Rows:
     if not Path(path).is_file():
-        raise RecordError(f"{path}: no such file")
+        raise InputError(f"{path}: no such file")
     with Path(path).open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if line.strip():
@@ -222,16 +216,16 @@ def load_hf_dataset(name_or_path: str, split: str):
         if path.is_file():
             builder = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}.get(path.suffix)
             if builder is None:
-                raise RecordError(f"{path}: unsupported data file type '{path.suffix}' (use .jsonl, .json, .csv or .parquet)")
+                raise InputError(f"{path}: unsupported data file type '{path.suffix}' (use .jsonl, .json, .csv or .parquet)")
             return datasets.load_dataset(builder, data_files=str(path), split=split)
         if (path / "dataset_info.json").is_file() or (path / "state.json").is_file():
             loaded = datasets.load_from_disk(str(path))
             return loaded[split] if isinstance(loaded, datasets.DatasetDict) else loaded
         return datasets.load_dataset(name_or_path, split=split)
-    except RecordError:
+    except InputError:
         raise
     except Exception as error:  # datasets raises many types: hub, network, file, split errors
-        raise RecordError(f"{name_or_path}: could not load dataset split '{split}': {error}") from None
+        raise InputError(f"{name_or_path}: could not load dataset split '{split}': {error}") from None
 
 
 def hf_rows(dataset, name: str) -> Rows:
@@ -239,7 +233,7 @@ def hf_rows(dataset, name: str) -> Rows:
         yield f"{name} row {number}", row
 
 
-def hf_converter(columns: list[str], options: SourceOptions, name: str) -> Converter:
+def hf_converter(columns: list[str], options: PrepareSettings, name: str) -> Converter:
     """The seed's hub datasets are recognised by their columns; anything else needs --text-field."""
     if options.text_field:
         return generic_converter("hf", options.text_field, options.group_field)
@@ -247,10 +241,10 @@ def hf_converter(columns: list[str], options: SourceOptions, name: str) -> Conve
         return convert_conala
     if "Question" in columns:  # keivalya/MedQuAD-MedicalQnADataset
         return generic_converter("medquad", "Question", options.group_field)
-    raise RecordError(f"{name}: columns are {sorted(columns)}; pass --text-field to say which holds the query")
+    raise InputError(f"{name}: columns are {sorted(columns)}; pass --text-field to say which holds the query")
 
 
-Opener = Callable[[str, SourceOptions, RejectLog], tuple[Rows, Converter]]
+Opener = Callable[[str, PrepareSettings, RejectLog], tuple[Rows, Converter]]
 
 
 @dataclass(frozen=True)
@@ -259,30 +253,30 @@ class Source:
     domain: str | None  # the domain its queries belong to, where the source says
 
 
-def _known(read: Callable[[Path, SourceOptions, RejectLog], Rows], convert: Converter) -> Opener:
+def _known(read: Callable[[Path, PrepareSettings, RejectLog], Rows], convert: Converter) -> Opener:
     return lambda path, options, rejects: (read(Path(path), options, rejects), convert)
 
 
-def _generic(name: str, read: Callable[[Path, SourceOptions, RejectLog], Rows], default_field: str | None) -> Opener:
-    def open_generic(path: str, options: SourceOptions, rejects: RejectLog) -> tuple[Rows, Converter]:
+def _generic(name: str, read: Callable[[Path, PrepareSettings, RejectLog], Rows], default_field: str | None) -> Opener:
+    def open_generic(path: str, options: PrepareSettings, rejects: RejectLog) -> tuple[Rows, Converter]:
         text_field = options.text_field or default_field
         if text_field is None:
-            raise RecordError(f"--source {name} needs --text-field (the field that holds the query)")
+            raise InputError(f"--source {name} needs --text-field (the field that holds the query)")
         return read(Path(path), options, rejects), generic_converter(name, text_field, options.group_field)
 
     return open_generic
 
 
-def _open_hf(name: str, options: SourceOptions, rejects: RejectLog) -> tuple[Rows, Converter]:
+def _open_hf(name: str, options: PrepareSettings, rejects: RejectLog) -> tuple[Rows, Converter]:
     dataset = load_hf_dataset(name, options.hf_split)
     return hf_rows(dataset, name), hf_converter(list(dataset.column_names), options, name)
 
 
-def _jsonl(path: Path, options: SourceOptions, rejects: RejectLog) -> Rows:
+def _jsonl(path: Path, options: PrepareSettings, rejects: RejectLog) -> Rows:
     return iter_json_lines(path, options.on_error, rejects)
 
 
-def _plain(reader: Callable[[Path], Rows]) -> Callable[[Path, SourceOptions, RejectLog], Rows]:
+def _plain(reader: Callable[[Path], Rows]) -> Callable[[Path, PrepareSettings, RejectLog], Rows]:
     return lambda path, options, rejects: reader(path)
 
 
@@ -303,9 +297,9 @@ SOURCES: dict[str, Source] = {
 }
 
 
-def load_source(name: str, input_path: str, options: SourceOptions, rejects: RejectLog) -> SourceData:
-    """Read every row of `input_path` with source `name`'s reader and converter."""
-    rows, convert = SOURCES[name].open(input_path, options, rejects)
+def load_source(options: PrepareSettings, rejects: RejectLog) -> SourceData:
+    """Read every row of `options.input` with source `options.source`'s reader and converter."""
+    rows, convert = SOURCES[options.source].open(options.input, options, rejects)
     data = SourceData()
     for where, row in rows:
         data.rows_read += 1
@@ -313,6 +307,6 @@ def load_source(name: str, input_path: str, options: SourceOptions, rejects: Rej
             convert(row, data)
         except RowError as error:
             if options.on_error == "fail":
-                raise RecordError(f"{where}: {error}") from None
+                raise InputError(f"{where}: {error}") from None
             rejects.add(where, str(error), row)
     return data

@@ -9,7 +9,7 @@ import hashlib
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from cachetune.records import RecordError
+from cachetune.errors import InputError
 
 SPLITS = ("train", "val", "test")
 
@@ -32,7 +32,7 @@ def seeded_order(names: list[str], seed: int) -> list[str]:
 def assign_splits(component_sizes: dict[str, int], val: float, test: float, seed: int) -> dict[str, str]:
     """Split name per component: components in seeded order fill test, then val, then the rest is train."""
     if val < 0 or test < 0 or val + test > 1:
-        raise RecordError(f"--val {val} and --test {test} must be >= 0 and add up to at most 1")
+        raise InputError(f"--val {val} and --test {test} must be >= 0 and add up to at most 1")
     total = sum(component_sizes.values())
     targets = {"test": test * total, "val": val * total}
     filled = {"test": 0, "val": 0}

@@ -5,7 +5,7 @@ from importlib import resources
 import numpy as np
 import yaml
 
-from cachetune.records import RecordError
+from cachetune.errors import InputError
 
 
 def load_probes(domain: str | None = None) -> list[tuple[str, str, str]]:
@@ -15,7 +15,7 @@ def load_probes(domain: str | None = None) -> list[tuple[str, str, str]]:
     if domain is not None:
         probes = [probe for probe in probes if probe[0] == domain]
         if not probes:
-            raise RecordError(f"no probes for domain '{domain}'; probes.yaml has {sorted(data['probes'])}")
+            raise InputError(f"no probes for domain '{domain}'; probes.yaml has {sorted(data['probes'])}")
     return probes
 
 

@@ -6,6 +6,7 @@ import numpy as np
 
 from cachetune.records import write_json
 
+
 def write_report(report: dict, output: Path) -> list[Path]:
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -68,7 +69,11 @@ def _pairs_markdown(section: dict, target: float) -> list[str]:
 
     def row(label: str, key: str, base_value, tuned_value) -> None:
         diff = difference.get(key)
-        change = f"{diff['difference']:+.3f} [{diff['interval'][0]:+.3f}, {diff['interval'][1]:+.3f}]" if diff else f"{tuned_value - base_value:+.3f}"
+        change = (
+            f"{diff['difference']:+.3f} [{diff['interval'][0]:+.3f}, {diff['interval'][1]:+.3f}]"
+            if diff
+            else f"{tuned_value - base_value:+.3f}"
+        )
         lines.append(
             f"| {label} | {_with_interval(base_value, intervals['baseline'].get(key))} | "
             f"{_with_interval(tuned_value, intervals['tuned'].get(key))} | {change} | {diff['verdict'] if diff else ''} |"
@@ -84,12 +89,21 @@ def _pairs_markdown(section: dict, target: float) -> list[str]:
             if base_point is None or tuned_point is None:
                 continue
             lines.append(f"| **at the {title}** | t={_f(base_point['threshold'])} | t={_f(tuned_point['threshold'])} | | |")
-            for metric, label in (("precision", "precision"), ("recall", "recall (hits served)"), ("false_hit_rate", "false-hit rate"), ("miss_rate", "miss rate"), ("f1", "F1"), ("accuracy", "accuracy")):
+            for metric, label in (
+                ("precision", "precision"),
+                ("recall", "recall (hits served)"),
+                ("false_hit_rate", "false-hit rate"),
+                ("miss_rate", "miss rate"),
+                ("f1", "F1"),
+                ("accuracy", "accuracy"),
+            ):
                 key = f"{metric}_at_operating_threshold" if point == "target_precision" else None
                 if key and key in difference:
                     row(f"&nbsp;&nbsp;{label}", key, base_point[metric], tuned_point[metric])
                 else:
-                    lines.append(f"| &nbsp;&nbsp;{label} | {_f(base_point[metric])} | {_f(tuned_point[metric])} | {tuned_point[metric] - base_point[metric]:+.3f} | |")
+                    lines.append(
+                        f"| &nbsp;&nbsp;{label} | {_f(base_point[metric])} | {_f(tuned_point[metric])} | {tuned_point[metric] - base_point[metric]:+.3f} | |"
+                    )
     lines += ["", "At fixed thresholds (a tuned model shifts its similarity scale, so compare at each model's own threshold above):", ""]
     lines += ["| threshold | baseline P / R / false-hit | tuned P / R / false-hit |", "|---:|---|---|"]
     for base_point, tuned_point in zip(base["at_thresholds"], tuned["at_thresholds"]):
@@ -102,7 +116,13 @@ def _pairs_markdown(section: dict, target: float) -> list[str]:
 
 def _triplets_markdown(section: dict) -> list[str]:
     base, tuned = section["baseline"], section["tuned"]
-    lines = ["", f"## Triplets: `{section['file']}` ({tuned['triplets']} triplets, pool of {tuned['pool']})", "", "| metric | baseline | tuned |", "|---|---:|---:|"]
+    lines = [
+        "",
+        f"## Triplets: `{section['file']}` ({tuned['triplets']} triplets, pool of {tuned['pool']})",
+        "",
+        "| metric | baseline | tuned |",
+        "|---|---:|---:|",
+    ]
     for key, label in (
         ("mean_cos_anchor_positive", "mean cos(anchor, positive)"),
         ("mean_cos_anchor_negative", "mean cos(anchor, negative)"),
@@ -134,20 +154,36 @@ def _replay_markdown(section: dict) -> list[str]:
 
 
 def _probes_markdown(probes: dict) -> list[str]:
-    lines = ["", "## Look-alike probes (different meaning, one word apart)", "", "| model | probes | false hits at its threshold | mean similarity |", "|---|---:|---:|---:|"]
+    lines = [
+        "",
+        "## Look-alike probes (different meaning, one word apart)",
+        "",
+        "| model | probes | false hits at its threshold | mean similarity |",
+        "|---|---:|---:|---:|",
+    ]
     for name in ("baseline", "tuned"):
         p = probes[name]
-        lines.append(f"| {name} | {p['probes']} | {p['false_hits'] if p['threshold'] is not None else 'n/a'} | {_f(p['mean_similarity'])} |")
+        lines.append(
+            f"| {name} | {p['probes']} | {p['false_hits'] if p['threshold'] is not None else 'n/a'} | {_f(p['mean_similarity'])} |"
+        )
     return lines
 
 
 def _speed_markdown(report: dict) -> list[str]:
-    lines = ["", "## Speed and size (this machine)", "", "| model | p50 ms | p99 ms | texts/s (batch 64) | model MB | adapter MB |", "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "",
+        "## Speed and size (this machine)",
+        "",
+        "| model | p50 ms | p99 ms | texts/s (batch 64) | model MB | adapter MB |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for name in ("baseline", "tuned"):
         speed, model = report["speed"][name], report["models"][name]
         adapter = f"{model['adapter_bytes'] / 1e6:.2f}" if model["adapter_bytes"] else "-"
         size = f"{model['model_bytes'] / 1e6:.1f}" if model["model_bytes"] else "n/a"
-        lines.append(f"| {name} | {speed['latency_ms_p50']:.1f} | {speed['latency_ms_p99']:.1f} | {speed['throughput_texts_per_second']:.0f} | {size} | {adapter} |")
+        lines.append(
+            f"| {name} | {speed['latency_ms_p50']:.1f} | {speed['latency_ms_p99']:.1f} | {speed['throughput_texts_per_second']:.0f} | {size} | {adapter} |"
+        )
     return lines
 
 
@@ -169,7 +205,12 @@ def plots(report: dict, output: Path) -> list[Path]:
             if point:
                 axis.scatter([point["recall"]], [point["precision"]], marker="o", zorder=3)
         axis.axhline(report["target_precision"], color="grey", linestyle=":", linewidth=1)
-        axis.set(xlabel="recall (same-intent pairs served)", ylabel="precision (served pairs that were right)", title=f"Precision-recall: {stem}", ylim=(0.4, 1.01))
+        axis.set(
+            xlabel="recall (same-intent pairs served)",
+            ylabel="precision (served pairs that were right)",
+            title=f"Precision-recall: {stem}",
+            ylim=(0.4, 1.01),
+        )
         axis.legend(loc="lower left")
         written.append(_save(figure, output / f"pr_{stem}.png"))
 
@@ -194,7 +235,11 @@ def plots(report: dict, output: Path) -> list[Path]:
         point = report["replay"][name]["at_operating_threshold"]
         if point:
             axis.scatter([point["false_hit_rate"]], [point["correct_hit_rate"]], s=60, zorder=3)
-    axis.set(xlabel="false-hit rate (wrong answers served / queries)", ylabel="correct-hit rate (right answers served / queries)", title="Cache replay, thresholds 0.30-0.98")
+    axis.set(
+        xlabel="false-hit rate (wrong answers served / queries)",
+        ylabel="correct-hit rate (right answers served / queries)",
+        title="Cache replay, thresholds 0.30-0.98",
+    )
     axis.legend(loc="lower right")
     written.append(_save(figure, output / "replay.png"))
     return written

@@ -9,31 +9,19 @@ from pathlib import Path
 
 import numpy as np
 
+from cachetune.errors import InputError
 from cachetune.evaluate.pairs import OperatingPoints, at_threshold, bootstrap, threshold_free
-from cachetune.evaluate.report import write_report
 from cachetune.evaluate.probes import load_probes, probe_false_hits
 from cachetune.evaluate.replay import CURVE_THRESHOLDS, replay, replay_stream
-from cachetune.evaluate.speed import encode_speed, size_on_disk
+from cachetune.evaluate.report import write_report
+from cachetune.evaluate.settings import EvaluateSettings
+from cachetune.evaluate.speed import encode_speed
 from cachetune.evaluate.triplets import triplet_metrics
 from cachetune.metrics import check_labels
-from cachetune.models import DEFAULT_BASE_MODEL, adapter_base_name, is_adapter, load_encoder, locate
-from cachetune.records import Pair, RecordError, read_pairs_or_triplets, read_records
+from cachetune.models import DEFAULT_BASE_MODEL, load_encoder, resolve_model
+from cachetune.records import Pair, read_pairs_or_triplets, read_records
 
 MODELS = ("tuned", "baseline")
-
-
-@dataclass(frozen=True)
-class EvaluateSettings:
-    model: str
-    test_data: tuple[Path, ...]
-    output: Path
-    baseline: str | None = None
-    val_data: Path | None = None
-    thresholds: tuple[float, ...] = (0.80, 0.85, 0.90, 0.95)
-    target_precision: float = 0.95
-    bootstrap: int = 1000
-    seed: int = 42
-    measure_speed: bool = True
 
 
 @dataclass(frozen=True)
@@ -45,20 +33,16 @@ class TestFile:
 
 def default_baseline(model: str) -> str:
     """An adapter is compared with the base it was trained on; anything else with the default base."""
-    path = Path(locate(model))
-    return adapter_base_name(path) if is_adapter(path) else DEFAULT_BASE_MODEL
+    spec = resolve_model(model)
+    return spec.base.name if spec.kind == "adapter" else DEFAULT_BASE_MODEL
 
 
 def read_inputs(settings: EvaluateSettings) -> tuple[list[TestFile], list[Pair]]:
-    if not settings.test_data:
-        raise RecordError("no --test-data given")
-    if not 0 < settings.target_precision < 1:
-        raise RecordError(f"--target-precision must be in (0, 1), got {settings.target_precision}")
     files = []
     for path in settings.test_data:
         kind, records = read_pairs_or_triplets(path)
         if not records:
-            raise RecordError(f"{path}: no records")
+            raise InputError(f"{path}: no records")
         if kind == "pairs":
             _both_labels(records, path)
         files.append(TestFile(Path(path), kind, records))
@@ -72,12 +56,23 @@ def _both_labels(pairs: list[Pair], path: Path) -> None:
     try:
         check_labels(np.array([pair.label for pair in pairs]), str(path))
     except ValueError as error:
-        raise RecordError(str(error)) from None
+        raise InputError(str(error)) from None
 
 
 def evaluate(settings: EvaluateSettings) -> dict:
+    """Evaluate `settings.model` and its baseline on the test data; write report.json, report.md and plots.
+
+    Returns:
+        The report, as written to the output folder (default reports/<model name>); `output` says where.
+
+    Raises:
+        InputError: a test or validation file that cannot be read, is empty, or has pairs of one class only.
+        ModelError: either model cannot be loaded.
+    """
     files, val_pairs = read_inputs(settings)
-    specs = {"tuned": settings.model, "baseline": settings.baseline or default_baseline(settings.model)}
+    output = settings.output or Path("reports") / Path(settings.model.rstrip("/")).name
+    names = {"tuned": settings.model, "baseline": settings.baseline or default_baseline(settings.model)}
+    specs = {name: resolve_model(spec) for name, spec in names.items()}
     encoders = {name: load_encoder(spec) for name, spec in specs.items()}
     probes = load_probes()
     texts = list(
@@ -97,7 +92,8 @@ def evaluate(settings: EvaluateSettings) -> dict:
             operating[name] = OperatingPoints.choose(val_labels, scores, settings.target_precision)
 
     report: dict = {
-        "models": {name: {"spec": spec, **size_on_disk(spec)} for name, spec in specs.items()},
+        "output": str(output),
+        "models": {name: {"spec": names[name], **spec.size_on_disk()} for name, spec in specs.items()},
         "test_data": [{"file": str(file.path), "kind": file.kind, "records": len(file.records)} for file in files],
         "val_data": {"file": str(settings.val_data), "pairs": len(val_pairs)} if settings.val_data else None,
         "target_precision": settings.target_precision,
@@ -113,10 +109,10 @@ def evaluate(settings: EvaluateSettings) -> dict:
         "replay": _replay_section(files, vector_of, operating, settings.seed),
         "probes": {name: probe_false_hits(probes, vector_of[name], _threshold(operating, name)) for name in MODELS},
     }
-    if settings.measure_speed:
+    if settings.speed:
         sample = texts[:200]
         report["speed"] = {name: encode_speed(encoder, sample) for name, encoder in encoders.items()}
-    write_report(report, settings.output)
+    write_report(report, output)
     return report
 
 
@@ -153,7 +149,9 @@ def _pairs_section(file: TestFile, vector_of: dict, operating: dict, settings: E
             points = operating[name]
             result["at_operating_thresholds"] = {
                 "best_f05": at_threshold(labels, scores[name], points.best_f05),
-                "target_precision": at_threshold(labels, scores[name], points.target_precision) if points.target_precision is not None else None,
+                "target_precision": at_threshold(labels, scores[name], points.target_precision)
+                if points.target_precision is not None
+                else None,
             }
         result["similarity"] = {
             "positives_mean": float(scores[name][labels == 1].mean()),

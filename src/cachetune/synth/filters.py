@@ -20,14 +20,14 @@ class Kept:
 
 
 def parse_output(text: str) -> tuple[list, list] | None:
-    """(paraphrases, negatives) from the model's JSON, or None when it is not that shape."""
+    """(paraphrases, negatives) from the model's JSON, or None when it is not that shape (no "negatives": none asked)."""
     try:
         value = json.loads(text)
     except (json.JSONDecodeError, TypeError):
         return None
     if not isinstance(value, dict):
         return None
-    paraphrases, negatives = value.get("paraphrases"), value.get("negatives")
+    paraphrases, negatives = value.get("paraphrases"), value.get("negatives", [])
     if not isinstance(paraphrases, list) or not isinstance(negatives, list):
         return None
     if not all(isinstance(item, str) for item in paraphrases + negatives):

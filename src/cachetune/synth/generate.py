@@ -1,54 +1,27 @@
-"""`cachetune generate`: training triplets from real queries with an instruct LLM.
+"""`cachetune generate`: training data from real queries with an instruct LLM.
 
 For each query the LLM writes paraphrases (same intent) and look-alike questions with another intent
 (hard negatives), under a JSON schema. What survives the filters becomes triplets: one row per
 (query, paraphrase, negative) combination, so 3 paraphrases x 2 negatives give up to 6 rows, each
-with `source` = backend:model:prompt-version. Progress is committed per query (see journal.py).
+with `source` = backend:model:prompt-version. With `negatives=0` the LLM writes paraphrases only and each
+becomes a label-1 pair (query, paraphrase): the negatives then come from `cachetune mine`, from real
+queries, which are more often truly different than a small LLM's. Progress is committed per query
+(see journal.py).
 """
 
 import time
 import zlib
 from collections import Counter
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
 
-from cachetune.records import OnError, Query, RecordError, RejectLog, Triplet, read_records, rejects_path, write_json
-from cachetune.synth.backends.base import Backend, BackendError, Completion, Request
+from cachetune.data.split import seeded_order
+from cachetune.errors import BackendError, InputError
+from cachetune.records import Pair, Query, RejectLog, Triplet, read_records, rejects_path, write_json
+from cachetune.synth.backends.base import Backend, Completion, Request
 from cachetune.synth.filters import filter_texts, parse_output
 from cachetune.synth.journal import Journal
 from cachetune.synth.prompts import Prompt, load_prompt, output_schema
-
-BackendName = Literal["llama-cpp", "openai", "vllm"]
-
-
-@dataclass(frozen=True)
-class GenerateSettings:
-    input: Path
-    output: Path
-    domain: str | None = None  # default: each query's own domain
-    backend: BackendName = "llama-cpp"
-    model: str | None = None
-    paraphrases: int = 3
-    negatives: int = 2
-    batch_size: int = 32
-    tensor_parallel: int = 1
-    base_url: str | None = None
-    api_key_env: str | None = None
-    concurrency: int = 8
-    timeout: float = 120.0  # openai: seconds per request
-    retries: int = 4  # openai: attempts after the first, with exponential backoff
-    max_queries: int | None = None
-    resume: bool = False
-    seed: int = 42
-    temperature: float = 0.7
-    max_tokens: int = 384
-    parse_retries: int = 1  # an answer that is not the JSON asked for is asked again, with another seed
-    on_error: OnError = "fail"
-
-
-class GenerateError(RuntimeError):
-    """Generation stopped part-way; the message says how far it got and that the work is kept."""
+from cachetune.synth.settings import GenerateSettings
 
 
 def make_backend(settings: GenerateSettings) -> Backend:
@@ -58,43 +31,55 @@ def make_backend(settings: GenerateSettings) -> Backend:
         from cachetune.synth.gguf import resolve_gguf
 
         # A sequence holds the few-shot prompt (~500 tokens), the query and the answer.
-        return LlamaCppBackend(resolve_gguf(settings.model), parallel=settings.batch_size, sequence_length=1152 + settings.max_tokens)
+        return LlamaCppBackend(
+            resolve_gguf(settings.model), parallel=settings.batch_size, sequence_length=1152 + settings.max_tokens, threads=settings.threads
+        )
     if settings.backend == "openai":
         from cachetune.synth.backends.openai import OpenAIBackend
 
         if not settings.base_url or not settings.model:
-            raise RecordError("--backend openai needs --base-url and --model")
+            raise InputError("--backend openai needs --base-url and --model")
         return OpenAIBackend(
             settings.base_url, settings.model, settings.api_key_env, settings.concurrency, settings.timeout, settings.retries
         )
     from cachetune.synth.backends.vllm import VllmBackend
 
     if not settings.model:
-        raise RecordError("--backend vllm needs --model (a hub id or a local folder)")
+        raise InputError("--backend vllm needs --model (a hub id or a local folder)")
     return VllmBackend(settings.model, settings.tensor_parallel, settings.seed)
 
 
 def _check(settings: GenerateSettings) -> list[Query]:
-    if settings.paraphrases < 1 or settings.negatives < 1:
-        raise RecordError("--paraphrases and --negatives must be at least 1")
-    if settings.batch_size < 1:
-        raise RecordError("--batch-size must be at least 1")
+    """Every input's queries in a seeded order: the first `max_queries` are a sample, and a larger one contains it."""
     rejects = RejectLog()
-    queries = read_records(settings.input, Query, settings.on_error, rejects)
+    queries: dict[str, Query] = {}
+    for path in settings.input:
+        for query in read_records(path, Query, settings.on_error, rejects):
+            if query.id in queries:
+                raise InputError(f"{path}: query id '{query.id}' appears twice; ids must be unique to resume safely")
+            queries[query.id] = query
     if rejects:
         rejects.write(rejects_path(settings.output))
     if not queries:
-        raise RecordError(f"{settings.input}: no queries")
-    seen = set()
-    for query in queries:
-        if query.id in seen:
-            raise RecordError(f"{settings.input}: query id '{query.id}' appears twice; ids must be unique to resume safely")
-        seen.add(query.id)
-    return queries[: settings.max_queries] if settings.max_queries else queries
+        raise InputError(f"{', '.join(map(str, settings.input))}: no queries")
+    return [queries[key] for key in seeded_order(list(queries), settings.seed)[: settings.max_queries]]
 
 
 def generate(settings: GenerateSettings, on_progress=None) -> dict:
-    """Generate (or finish generating) triplets; returns the report written beside the output."""
+    """Generate (or finish generating) triplets, or pairs with `negatives=0`.
+
+    Args:
+        settings: the stage's settings.
+        on_progress: called as `on_progress(done, total)` after each batch of queries.
+
+    Returns:
+        The report, also written to generate_report.json beside the output.
+
+    Raises:
+        InputError: the queries cannot be read, or the output exists and `resume` is not set.
+        ModelError: the GGUF model cannot be found.
+        BackendError: the backend failed after its retries; the queries done so far are kept.
+    """
     queries = _check(settings)
     Journal.check(settings.output, settings.resume)
     backend = make_backend(settings)
@@ -110,7 +95,7 @@ def generate(settings: GenerateSettings, on_progress=None) -> dict:
                 results = _generate_batch(backend, batch, prompts, settings)
             except BackendError as error:
                 done = len(journal.done)
-                raise GenerateError(
+                raise BackendError(
                     f"{backend.name} failed: {error}. {done} of {len(queries)} queries are done and kept in {settings.output}; "
                     "rerun with --resume to finish."
                 ) from None
@@ -165,11 +150,14 @@ def _rows(query: Query, tries: list[Completion], prompt: Prompt, backend: Backen
     kept = filter_texts(query.text, *parsed)
     source = f"{backend.name}:{backend.model}:{prompt.version}"
     domain = settings.domain or query.domain
-    rows = [
-        Triplet(anchor=query.text, positive=positive, hard_negative=negative, domain=domain, source=source)
-        for positive in kept.paraphrases
-        for negative in kept.negatives
-    ]
+    if settings.negatives == 0:
+        rows = [Pair(query1=query.text, query2=positive, label=1, domain=domain, source=source) for positive in kept.paraphrases]
+    else:
+        rows = [
+            Triplet(anchor=query.text, positive=positive, hard_negative=negative, domain=domain, source=source)
+            for positive in kept.paraphrases
+            for negative in kept.negatives
+        ]
     return rows, {"rejects": dict(kept.rejects), "attempts": len(tries), **tokens}
 
 
@@ -179,8 +167,6 @@ def _report(settings: GenerateSettings, backend: Backend, prompts: dict, journal
         rejects.update(entry.get("rejects", {}))
     completion_tokens = sum(entry["completion_tokens"] for entry in journal.entries)
     generation_seconds = sum(entry["seconds"] for entry in journal.entries)
-    settings_record = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(settings).items()}
-    settings_record.pop("api_key_env", None)
     return {
         "output": str(settings.output),
         "backend": backend.name,
@@ -190,7 +176,11 @@ def _report(settings: GenerateSettings, backend: Backend, prompts: dict, journal
         "queries_done": len(journal.done),
         "queries_without_rows": sum(1 for entry in journal.entries if entry["rows"] == 0),
         "rows": sum(entry["rows"] for entry in journal.entries),
-        "rows_layout": f"one per (query, paraphrase, negative): up to {settings.paraphrases * settings.negatives} per query",
+        "rows_layout": (
+            f"one per (query, paraphrase, negative): up to {settings.paraphrases * settings.negatives} per query"
+            if settings.negatives
+            else f"one label-1 pair per (query, paraphrase): up to {settings.paraphrases} per query"
+        ),
         "rejects": dict(sorted(rejects.items())),
         "retried_queries": sum(1 for entry in journal.entries if entry.get("attempts", 1) > 1),
         "prompt_tokens": sum(entry["prompt_tokens"] for entry in journal.entries),
@@ -199,5 +189,5 @@ def _report(settings: GenerateSettings, backend: Backend, prompts: dict, journal
         "completion_tokens_per_second": round(completion_tokens / generation_seconds, 2) if generation_seconds else None,
         "queries_per_minute": round(60 * len(journal.entries) / generation_seconds, 2) if generation_seconds else None,
         "wall_seconds_this_run": round(wall, 1),
-        "settings": settings_record,
+        "settings": settings.record(),
     }

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cachetune.models import ModelError
+from cachetune.errors import ModelError
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ import json
 import os
 from pathlib import Path
 
-from cachetune.records import Record, RecordError, to_json_line
+from cachetune.errors import InputError
+from cachetune.records import Record, to_json_line
 
 
 def progress_path(output: Path) -> Path:
@@ -24,7 +25,7 @@ class Journal:
     def check(output: Path, resume: bool) -> None:
         """Refuse to start over work already there, before anything is loaded or written."""
         if not resume and (Path(output).exists() or progress_path(output).exists()):
-            raise RecordError(f"{output}: already exists; pass --resume to finish that run, or choose another --output")
+            raise InputError(f"{output}: already exists; pass --resume to finish that run, or choose another --output")
 
     def __init__(self, output: Path, resume: bool) -> None:
         self.check(output, resume)
@@ -34,7 +35,7 @@ class Journal:
         committed = self.entries[-1]["offset"] if self.entries else 0
         size = self.output.stat().st_size if self.output.exists() else 0
         if size < committed:
-            raise RecordError(f"{self.output}: {size} bytes, but {self.log} records {committed} committed; the files do not belong together")
+            raise InputError(f"{self.output}: {size} bytes, but {self.log} records {committed} committed; the files do not belong together")
         self.output.parent.mkdir(parents=True, exist_ok=True)
         with self.output.open("ab") as out:
             out.truncate(committed)  # rows of a unit that was never committed
@@ -54,7 +55,7 @@ class Journal:
             except json.JSONDecodeError:
                 if number == len(lines):  # the last line, cut short by a kill
                     break
-                raise RecordError(f"{self.log}:{number}: not a progress record; the file is damaged") from None
+                raise InputError(f"{self.log}:{number}: not a progress record; the file is damaged") from None
             good_bytes += len(line) + 1
         with self.log.open("ab") as log:
             log.truncate(good_bytes)

@@ -7,28 +7,16 @@ skipped, since it is likely the same intent. So are candidates ranked above `ran
 scoring within `margin` of the positive: both are more often unlabelled paraphrases than negatives.
 """
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from cachetune.records import Query, RecordError, Triplet, read_pairs_or_triplets, read_records, write_json, write_jsonl
+from cachetune.errors import InputError
+from cachetune.records import Query, Triplet, read_pairs_or_triplets, read_records, write_json, write_jsonl
+from cachetune.synth.settings import MineSettings
 from cachetune.text import match_key
 
 CHUNK = 1024
-
-
-@dataclass(frozen=True)
-class MineSettings:
-    input: Path
-    corpus: Path
-    output: Path
-    base_model: str | None = None
-    num_negatives: int = 3
-    range_min: int = 10
-    range_max: int = 50
-    margin: float = 0.1
-    batch_size: int = 64
 
 
 def anchor_positive_pairs(kind: str, records: list) -> list[tuple[str, str, str]]:
@@ -42,15 +30,23 @@ def anchor_positive_pairs(kind: str, records: list) -> list[tuple[str, str, str]
 
 
 def mine(settings: MineSettings) -> dict:
-    if settings.num_negatives < 1 or not 0 <= settings.range_min < settings.range_max:
-        raise RecordError("need --num-negatives >= 1 and 0 <= --range-min < --range-max")
+    """Mine negatives and write triplets (anchor, positive, mined negative).
+
+    Returns:
+        The report, also written beside the output as OUTPUT.report.json.
+
+    Raises:
+        InputError: unreadable input or corpus, no same-intent pair, or a corpus smaller than `range_min` + 1.
+        ModelError: the ranking model cannot be loaded.
+    """
     kind, records = read_pairs_or_triplets(settings.input)
     pairs = anchor_positive_pairs(kind, records)
     if not pairs:
-        raise RecordError(f"{settings.input}: no same-intent pairs to mine negatives for")
-    corpus = read_records(settings.corpus, Query)
+        raise InputError(f"{settings.input}: no same-intent pairs to mine negatives for")
+    corpus = list({match_key(q.text): q for path in settings.corpus for q in read_records(path, Query)}.values())
     if len(corpus) <= settings.range_min:
-        raise RecordError(f"{settings.corpus}: {len(corpus)} queries, fewer than --range-min {settings.range_min} + 1")
+        names = ", ".join(map(str, settings.corpus))
+        raise InputError(f"{names}: {len(corpus)} distinct queries, fewer than --range-min {settings.range_min} + 1")
     from cachetune.models import DEFAULT_BASE_MODEL, load_model
 
     model = load_model(settings.base_model)
@@ -84,21 +80,28 @@ def mine(settings: MineSettings) -> dict:
                 if score > positive_scores[number] - settings.margin:
                     continue
                 triplets.append(
-                    Triplet(anchor=anchor, positive=positive, hard_negative=texts[candidate], domain=domain, similarity_score=round(score, 4), source=source)
+                    Triplet(
+                        anchor=anchor,
+                        positive=positive,
+                        hard_negative=texts[candidate],
+                        domain=domain,
+                        similarity_score=round(score, 4),
+                        source=source,
+                    )
                 )
                 found += 1
             without += found == 0
     write_jsonl(settings.output, triplets)
     report = {
         "input": str(settings.input),
-        "corpus": str(settings.corpus),
+        "corpus": [str(path) for path in settings.corpus],
         "pairs": len(pairs),
         "corpus_queries": len(corpus),
         "triplets": len(triplets),
         "pairs_without_negative": without,
         "mean_negative_similarity": float(np.mean([t.similarity_score for t in triplets])) if triplets else None,
         "mean_positive_similarity": float(positive_scores.mean()),
-        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in settings.__dict__.items()},
+        "settings": settings.record(),
     }
     write_json(Path(settings.output).with_name(Path(settings.output).stem + ".report.json"), report)
     return report

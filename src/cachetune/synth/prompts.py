@@ -11,28 +11,34 @@ from importlib import resources
 
 import yaml
 
-from cachetune.records import RecordError
+from cachetune.errors import InputError
 
 
 @dataclass(frozen=True)
 class Prompt:
     version: str
     domain: str
-    system: str
+    system: str  # what the task is and what a paraphrase is
+    negatives: str  # what a negative is: left out when none are asked for
     examples: tuple[dict, ...]
 
     def messages(self, query: str, paraphrases: int, negatives: int) -> list[dict]:
         """Chat messages: the system text, the worked examples as turns, then the query."""
-        messages = [{"role": "system", "content": self.system.strip()}]
+        system = [self.system.strip(), *([self.negatives.strip()] if negatives else []), "Answer with JSON only."]
+        messages = [{"role": "system", "content": "\n".join(system)}]
         for example in self.examples:
-            answer = {"paraphrases": example["paraphrases"][:paraphrases], "negatives": example["negatives"][:negatives]}
-            ask = _ask(example["query"], len(answer["paraphrases"]), len(answer["negatives"]))
+            answer = {"paraphrases": example["paraphrases"][:paraphrases]}
+            if negatives:
+                answer["negatives"] = example["negatives"][:negatives]
+            ask = _ask(example["query"], len(answer["paraphrases"]), len(answer.get("negatives", ())))
             messages += [{"role": "user", "content": ask}, {"role": "assistant", "content": json.dumps(answer, ensure_ascii=False)}]
         messages.append({"role": "user", "content": _ask(query, paraphrases, negatives)})
         return messages
 
 
 def _ask(query: str, paraphrases: int, negatives: int) -> str:
+    if not negatives:
+        return f"Question: {query}\nWrite {paraphrases} paraphrases."
     return f"Question: {query}\nWrite {paraphrases} paraphrases and {negatives} negatives."
 
 
@@ -40,12 +46,8 @@ def output_schema(paraphrases: int, negatives: int) -> dict:
     def texts(count: int) -> dict:
         return {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": count, "maxItems": count}
 
-    return {
-        "type": "object",
-        "properties": {"paraphrases": texts(paraphrases), "negatives": texts(negatives)},
-        "required": ["paraphrases", "negatives"],
-        "additionalProperties": False,
-    }
+    properties = {"paraphrases": texts(paraphrases), **({"negatives": texts(negatives)} if negatives else {})}
+    return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
 
 
 def load_prompt(domain: str) -> Prompt:
@@ -57,5 +59,5 @@ def load_prompt(domain: str) -> Prompt:
     data = yaml.safe_load(file.read_text())
     for example in data["examples"]:
         if not example.get("paraphrases") or not example.get("negatives"):
-            raise RecordError(f"prompt {file.name}: every example needs paraphrases and negatives")
-    return Prompt(data["version"], data["domain"], data["system"], tuple(data["examples"]))
+            raise InputError(f"prompt {file.name}: every example needs paraphrases and negatives")
+    return Prompt(data["version"], data["domain"], data["system"], data["negatives"], tuple(data["examples"]))

@@ -20,7 +20,7 @@ def model_card(info: dict) -> str:
     command = " ".join(info["command"]) if info.get("command") else "n/a"
     return f"""# cachetune embedding model
 
-This folder is {kind} for `{info['base_model']['name']}`, trained by cachetune {info['cachetune_version']}
+This folder is {kind} for `{info["base_model"]["name"]}`, trained by cachetune {info["cachetune_version"]}
 to tell apart prompts that mean the same from look-alikes that do not, for a semantic cache.
 
 ## Use
@@ -31,7 +31,7 @@ model = load_model("path/to/this/folder")   # the base model plus this adapter
 vectors = model.encode(["How do I reverse a list in Python?"], normalize_embeddings=True)
 ```
 
-With plain sentence-transformers: `SentenceTransformer("{info['base_model']['name']}").load_adapter("path/to/this/folder")`.
+With plain sentence-transformers: `SentenceTransformer("{info["base_model"]["name"]}").load_adapter("path/to/this/folder")`.
 `cachetune export --model path/to/this/folder --output merged --merge` writes a merged model that needs no PEFT.
 
 ## Training
@@ -40,14 +40,14 @@ With plain sentence-transformers: `SentenceTransformer("{info['base_model']['nam
 |---|---|---:|---|---|
 {data}
 
-Epochs {hyper['epochs']}, batch size {hyper['batch_size']}, learning rate {hyper['lr']}, warm-up {hyper['warmup_ratio']},
-max sequence length {hyper['max_seq_length']} tokens, seed {hyper['seed']}; {info['steps']} steps in {info['wall_time_seconds']} s.
-Trainable parameters: {info['trainable_parameters']:,} of {info['total_parameters']:,}.
+Epochs {hyper["epochs"]}, batch size {hyper["batch_size"]}, learning rate {hyper["lr"]}, warm-up {hyper["warmup_ratio"]},
+max sequence length {hyper["max_seq_length"]} tokens, seed {hyper["seed"]}; {info["steps"]} steps in {info["wall_time_seconds"]} s.
+Trainable parameters: {info["trainable_parameters"]:,} of {info["total_parameters"]:,}.
 
-## Validation (labelled pairs, {info['val_data']['pairs'] if info['val_data'] else 0} of them)
+## Validation (labelled pairs, {info["val_data"]["pairs"] if info["val_data"] else 0} of them)
 
-- base model: {_metrics_line(validation['base'])}
-- this model (best step {validation['best_step']}): {_metrics_line(validation['final'])}
+- base model: {_metrics_line(validation["base"])}
+- this model (best step {validation["best_step"]}): {_metrics_line(validation["final"])}
 
 These are the validation pairs that chose the checkpoint; `cachetune evaluate` measures on held-out test data.
 

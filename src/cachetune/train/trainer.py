@@ -17,51 +17,16 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from cachetune.models import (
-    TRAINING_INFO,
-    ResolvedModel,
-    files_sha256,
-    resolve_base_model,
-    save_adapter,
-    weights_sha256,
-)
-from cachetune.records import Pair, RecordError, read_records, write_json
+from cachetune.errors import InputError
+from cachetune.models import TRAINING_INFO, ResolvedModel, files_sha256, resolve_base_model, save_adapter, weights_sha256
+from cachetune.records import Pair, read_records, write_json
 from cachetune.train.data import TrainingFile, read_training_file, to_dataset
-from cachetune.train.losses import LOSSES, Distance, LossOptions, Mining, loss_for, with_defaults
+from cachetune.train.losses import LOSSES, LossOptions, loss_for, loss_options
 from cachetune.train.model_card import model_card
+from cachetune.train.settings import LossName, TrainSettings
 
 CHECKPOINTS = "checkpoints"
 SETTINGS_FILE = "settings.json"
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    train_data: tuple[Path, ...]
-    output: Path
-    val_data: Path | None = None
-    base_model: str | None = None
-    epochs: float = 1.0
-    batch_size: int = 128
-    lr: float = 2e-5
-    temperature: float | None = None
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    losses: tuple[str, ...] = ("mnr",)
-    margin: float | None = None
-    distance: Distance = "cosine"
-    mining: Mining = "hardest"
-    mini_batch_size: int = 32
-    lora: bool = True
-    lora_rank: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.1
-    target_modules: tuple[str, ...] = ("query", "value")
-    max_seq_length: int = 128
-    max_steps: int | None = None
-    checkpoint_steps: int | None = None
-    resume: bool = False
-    seed: int = 42
-    tensorboard: bool = False
 
 
 @dataclass
@@ -71,98 +36,70 @@ class Plan:
     settings: TrainSettings
     base: ResolvedModel
     files: list[TrainingFile]
-    file_losses: list[str]  # loss name per file
-    loss_options: dict[str, LossOptions]  # per loss name, defaults filled in
+    file_losses: list[LossName]  # loss name per file
+    loss_options: dict[LossName, LossOptions]  # per loss name, defaults filled in
     val_pairs: list[Pair] = field(default_factory=list)
 
 
 def plan(settings: TrainSettings) -> Plan:
-    """Check the whole input; raise RecordError or ModelError with one clear message."""
-    unknown = [name for name in settings.losses if name not in LOSSES]
-    if unknown:
-        raise RecordError(f"unknown --loss {', '.join(unknown)}; choose from {', '.join(LOSSES)}")
-    _check_numbers(settings)
-    if not settings.train_data:
-        raise RecordError("no --train-data given")
+    """Check the whole input before any model is loaded.
+
+    Raises:
+        InputError: an empty or unreadable file, a loss that cannot read the given files, validation pairs of one
+            class, an output folder that already holds a run.
+        ModelError: the base model cannot be found.
+    """
     files, file_losses = [], []
     for path in settings.train_data:
         file = read_training_file(path)
         if not file.records:
-            raise RecordError(f"{path}: no training rows")
-        loss = loss_for(file.kind, list(settings.losses))
+            raise InputError(f"{path}: no training rows")
+        loss = loss_for(file.kind, settings.loss)
         if loss is None:
             fits = [name for name, spec in LOSSES.items() if file.kind in spec.reads]
-            raise RecordError(
-                f"{path}: holds {file.kind}, and no --loss given ({', '.join(settings.losses)}) learns from {file.kind}; "
+            raise InputError(
+                f"{path}: holds {file.kind}, and no --loss given ({', '.join(settings.loss)}) learns from {file.kind}; "
                 f"add one of: {', '.join(fits)}"
             )
         files.append(file)
         file_losses.append(loss)
-    unused = [name for name in settings.losses if name not in file_losses]
+    unused = [name for name in settings.loss if name not in file_losses]
     if unused:
-        raise RecordError(f"--loss {', '.join(unused)}: no training file of the kind it learns from")
+        raise InputError(f"--loss {', '.join(unused)}: no training file of the kind it learns from")
     val_pairs = []
     if settings.val_data is not None:
         val_pairs = read_records(settings.val_data, Pair)
         labels = {pair.label for pair in val_pairs}
         if labels != {0, 1}:
-            raise RecordError(f"{settings.val_data}: validation needs pairs with label 1 and label 0, found {sorted(labels) or 'no pairs'}")
+            raise InputError(f"{settings.val_data}: validation needs pairs with label 1 and label 0, found {sorted(labels) or 'no pairs'}")
     _check_output(settings)
     base = resolve_base_model(settings.base_model)
-    options = LossOptions(settings.temperature, settings.margin, settings.distance, settings.mining, settings.mini_batch_size)
-    loss_options = {name: with_defaults(name, options) for name in settings.losses}
-    return Plan(settings, base, files, file_losses, loss_options, val_pairs)
-
-
-def _check_numbers(settings: TrainSettings) -> None:
-    checks = [
-        (settings.epochs > 0, f"--epochs must be > 0, got {settings.epochs}"),
-        (settings.batch_size >= 2, f"--batch-size must be >= 2, got {settings.batch_size}"),
-        (settings.lr > 0, f"--lr must be > 0, got {settings.lr}"),
-        (0 <= settings.warmup_ratio < 1, f"--warmup-ratio must be in [0, 1), got {settings.warmup_ratio}"),
-        (settings.temperature is None or settings.temperature > 0, f"--temperature must be > 0, got {settings.temperature}"),
-        (settings.lora_rank >= 1, f"--lora-rank must be >= 1, got {settings.lora_rank}"),
-        (settings.max_seq_length >= 8, f"--max-seq-length must be >= 8, got {settings.max_seq_length}"),
-        (settings.max_steps is None or settings.max_steps >= 1, f"--max-steps must be >= 1, got {settings.max_steps}"),
-        (bool(settings.target_modules) or not settings.lora, "--target-modules is empty"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise RecordError(message)
+    return Plan(settings, base, files, file_losses, {name: loss_options(name, settings) for name in settings.loss}, val_pairs)
 
 
 def _check_output(settings: TrainSettings) -> None:
     output = Path(settings.output)
     if (output / TRAINING_INFO).is_file():
-        raise RecordError(f"{output}: already holds a trained model; choose another --output or remove it")
+        raise InputError(f"{output}: already holds a trained model; choose another --output or remove it")
     checkpoints = output / CHECKPOINTS
     if not settings.resume and checkpoints.is_dir() and any(checkpoints.glob("checkpoint-*")):
-        raise RecordError(f"{output}: holds checkpoints of an unfinished run; pass --resume to continue it, or choose another --output")
+        raise InputError(f"{output}: holds checkpoints of an unfinished run; pass --resume to continue it, or choose another --output")
     saved = checkpoints / SETTINGS_FILE
     if settings.resume and saved.is_file():
         before = json.loads(saved.read_text())
-        now = _settings_record(settings)
+        now = settings.record()
         changed = sorted(key for key in now if key != "resume" and before.get(key) != now[key])
         if changed:
-            raise RecordError(f"--resume with changed settings ({', '.join(changed)}); the checkpoints in {checkpoints} were made with others")
-
-
-def _settings_record(settings: TrainSettings) -> dict:
-    record = asdict(settings)
-    record["train_data"] = [str(path) for path in settings.train_data]
-    record["output"] = str(settings.output)
-    record["val_data"] = str(settings.val_data) if settings.val_data else None
-    record["target_modules"] = list(settings.target_modules)
-    record["losses"] = list(settings.losses)
-    return record
+            raise InputError(
+                f"--resume with changed settings ({', '.join(changed)}); the checkpoints in {checkpoints} were made with others"
+            )
 
 
 def _batch_sampler(dataset, **kwargs):
     """Per dataset: intent-labelled texts need batches with several labels; triplets need no duplicate texts
     in a batch (a duplicate would be an in-batch 'negative' equal to the positive); pairs need neither."""
-    from torch.utils.data import RandomSampler
-
     from sentence_transformers.base.sampler import DefaultBatchSampler, GroupByLabelBatchSampler, NoDuplicatesBatchSampler
+    from torch.utils.data import RandomSampler
 
     if "text" in dataset.column_names:
         return GroupByLabelBatchSampler(dataset, **kwargs)
@@ -190,7 +127,18 @@ def last_complete_checkpoint(checkpoints: Path) -> Path | None:
 
 
 def train(settings: TrainSettings, command: list[str] | None = None) -> dict:
-    """Train and save; returns training_info (as written to OUTPUT/training_info.json)."""
+    """Train and save the adapter (or model), training_info.json and a model card into `settings.output`.
+
+    Args:
+        settings: the stage's settings.
+        command: the command line to record in training_info.json.
+
+    Returns:
+        training_info, as written; {} in a DDP worker other than rank 0.
+
+    Raises:
+        InputError, ModelError: see `plan`; nothing is loaded or written before they are raised.
+    """
     work = plan(settings)
     started = time.time()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -222,7 +170,7 @@ def train(settings: TrainSettings, command: list[str] | None = None) -> dict:
     for number, (file, loss_name) in enumerate(zip(work.files, work.file_losses)):
         name = f"{number}_{file.path.stem}".replace(".", "_")
         datasets[name] = to_dataset(file, labelled_texts=loss_name == "hard-triplet")
-        losses[name] = LOSSES[loss_name].build(model, work.loss_options[loss_name], guide)
+        losses[name] = LOSSES[loss_name].build(model, settings, work.loss_options[loss_name], guide)
 
     steps_per_epoch = sum(math.ceil(len(dataset) / settings.batch_size) for dataset in datasets.values())
     total_steps = settings.max_steps or math.ceil(steps_per_epoch * settings.epochs)
@@ -258,11 +206,9 @@ def train(settings: TrainSettings, command: list[str] | None = None) -> dict:
         use_cpu=not torch.cuda.is_available(),
         ddp_backend="gloo" if distributed and not torch.cuda.is_available() else None,
     )
-    trainer = SentenceTransformerTrainer(
-        model=model, args=args, train_dataset=datasets, loss=losses, evaluator=evaluator
-    )
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=datasets, loss=losses, evaluator=evaluator)
     if trainer.is_world_process_zero():
-        write_json(checkpoints / SETTINGS_FILE, _settings_record(settings))
+        write_json(checkpoints / SETTINGS_FILE, settings.record())
     resume_from = last_complete_checkpoint(checkpoints) if settings.resume else None
     run = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     if not trainer.is_world_process_zero():
@@ -293,14 +239,20 @@ def _training_info(
     state = trainer.state
     settings = work.settings
     best_step = _step(Path(state.best_model_checkpoint)) if state.best_model_checkpoint else None
-    hyperparameters = _settings_record(settings)
+    hyperparameters = settings.record()
     for key in ("train_data", "val_data", "output", "resume", "base_model"):
         hyperparameters.pop(key)
     return {
         "cachetune_version": __version__,
         "base_model": {"name": work.base.name, "sha256": weights_sha256(work.base.location)},
         "adapter": (
-            {"type": "lora", "rank": settings.lora_rank, "alpha": settings.lora_alpha, "dropout": settings.lora_dropout, "target_modules": list(settings.target_modules)}
+            {
+                "type": "lora",
+                "rank": settings.lora_rank,
+                "alpha": settings.lora_alpha,
+                "dropout": settings.lora_dropout,
+                "target_modules": list(settings.target_modules),
+            }
             if settings.lora
             else {"type": "full"}
         ),
@@ -314,7 +266,7 @@ def _training_info(
             else None
         ),
         "hyperparameters": hyperparameters,
-        "losses": {name: {"about": LOSSES[name].about, **asdict(work.loss_options[name])} for name in settings.losses},
+        "losses": {name: {"about": LOSSES[name].about, **asdict(work.loss_options[name])} for name in settings.loss},
         "trainable_parameters": trainable,
         "total_parameters": total,
         "world_size": trainer.args.world_size,
@@ -349,10 +301,7 @@ def _training_info(
 
 def _git_commit() -> str | None:
     try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
-        )
+        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return result.stdout.strip() or None if result.returncode == 0 else None
-

@@ -20,10 +20,6 @@ class Completion:
     completion_tokens: int
 
 
-class BackendError(RuntimeError):
-    """The backend failed after its retries (server down, repeated errors, model failure)."""
-
-
 class Backend(Protocol):
     name: str  # e.g. "llama-cpp": goes into each triplet's provenance
     model: str

@@ -12,7 +12,8 @@ import json
 import os
 from pathlib import Path
 
-from cachetune.synth.backends.base import BackendError, Completion, Request
+from cachetune.errors import BackendError
+from cachetune.synth.backends.base import Completion, Request
 
 TOP_K = 40
 TOP_P = 0.9
@@ -84,7 +85,9 @@ class LlamaCppBackend:
         for seq, tokens in enumerate(prompts):
             self._context.kv_cache_seq_rm(seq, -1, -1)
             llama.llama_state_seq_set_data(self._context.ctx, self._prefix_state, len(self._prefix_state), seq)
-            entries += [(token, prefix_length + i, seq, i == len(tokens) - prefix_length - 1) for i, token in enumerate(tokens[prefix_length:])]
+            entries += [
+                (token, prefix_length + i, seq, i == len(tokens) - prefix_length - 1) for i, token in enumerate(tokens[prefix_length:])
+            ]
         logit_index = self._decode(entries)
         samplers = [self._sampler(request) for request in requests]
         positions = [len(tokens) for tokens in prompts]
@@ -117,7 +120,9 @@ class LlamaCppBackend:
         for tokens in prompts[1:]:
             common = next((i for i in range(common) if tokens[i] != prompts[0][i]), common)
         prefix = prompts[0][:common]
-        kept = next((i for i in range(min(len(prefix), len(self._prefix))) if prefix[i] != self._prefix[i]), min(len(prefix), len(self._prefix)))
+        kept = next(
+            (i for i in range(min(len(prefix), len(self._prefix))) if prefix[i] != self._prefix[i]), min(len(prefix), len(self._prefix))
+        )
         if self._prefix_state is not None and kept == len(prefix) == len(self._prefix):
             return len(prefix)
         self._context.kv_cache_seq_rm(self._prefix_seq, kept, -1)

@@ -14,7 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from cachetune.synth.backends.base import BackendError, Completion, Request
+from cachetune.errors import BackendError
+from cachetune.synth.backends.base import Completion, Request
 
 RESPONSE_FORMATS = ("json_schema", "json_object", None)
 RETRY_STATUS = {408, 409, 429}

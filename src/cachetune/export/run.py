@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from cachetune.models import ModelError, load_model
+from cachetune.errors import ModelError
+from cachetune.export.settings import ExportSettings
+from cachetune.models import load_model
+from cachetune.onnx_encoder import EXPORT_INFO, INPUT_NAMES, ONNX_DIR, OnnxEncoder
 from cachetune.records import write_json
 
 MIN_COSINE = 0.99
-ONNX_DIR = "onnx"
-EXPORT_INFO = "cachetune_export.json"
-INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
 # Short and long, programming, medical and general prompts: what a cache sees.
 PARITY_TEXTS = [
@@ -44,53 +44,20 @@ PARITY_TEXTS = [
 ]
 
 
-class OnnxEncoder:
-    """Encodes with an exported ONNX graph and the tokenizer saved beside it.
+def export_model(settings: ExportSettings) -> dict:
+    """Write the requested artifacts into `settings.output`.
 
-    `encode(texts)` returns L2-normalised sentence embeddings as a numpy array, like a
-    SentenceTransformer's `encode(..., normalize_embeddings=True)`.
+    Returns:
+        What was written (`files`) and the cosine to torch of each ONNX graph (`parity`), as in cachetune_export.json.
+
+    Raises:
+        ModelError: the model cannot be loaded, or an ONNX graph fails its parity check (nothing of it is written).
     """
-
-    def __init__(self, onnx_file: Path, tokenizer_folder: Path, max_seq_length: int) -> None:
-        import onnxruntime
-        from transformers import AutoTokenizer
-
-        self.path = Path(onnx_file)
-        self.session = onnxruntime.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
-        self.tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_folder))
-        self.max_seq_length = max_seq_length
-
-    @classmethod
-    def from_file(cls, onnx_file: Path) -> "OnnxEncoder":
-        """An ONNX file written by `cachetune export` (EXPORT/onnx/model*.onnx)."""
-        import json
-
-        folder = Path(onnx_file).resolve().parent.parent
-        info_path = folder / EXPORT_INFO
-        if not info_path.is_file():
-            raise ModelError(f"{onnx_file}: not inside a `cachetune export` folder (no {EXPORT_INFO} in {folder})")
-        return cls(onnx_file, folder, json.loads(info_path.read_text())["max_seq_length"])
-
-    def encode(self, texts: list[str], batch_size: int = 32, **_) -> np.ndarray:
-        batches = []
-        for start in range(0, len(texts), batch_size):
-            tokens = self.tokenizer(
-                list(texts[start : start + batch_size]), padding=True, truncation=True, max_length=self.max_seq_length, return_tensors="np"
-            )
-            feed = {name: tokens[name].astype(np.int64) for name in INPUT_NAMES}
-            batches.append(self.session.run(None, feed)[0])
-        vectors = np.concatenate(batches) if batches else np.zeros((0, 0), dtype=np.float32)
-        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-
-
-def export_model(model_spec: str, output: Path, merge: bool, onnx: bool, int8: bool) -> dict:
-    """Write the requested artifacts into `output`; returns what was written and the parity found."""
-    if not (merge or onnx or int8):
-        raise ModelError("nothing to export: pass --merge, --onnx and/or --int8")
-    model = load_model(model_spec, merge=True)
-    output = Path(output)
+    model = load_model(settings.model, merge=True)
+    output = Path(settings.output)
     output.mkdir(parents=True, exist_ok=True)
-    info: dict = {"model": model_spec, "max_seq_length": model.max_seq_length, "files": [], "parity": {}}
+    merge, onnx, int8 = settings.merge, settings.onnx, settings.int8
+    info: dict = {"model": settings.model, "max_seq_length": model.max_seq_length, "files": [], "parity": {}}
     if merge:
         model.save(str(output))
         info["files"].append("model.safetensors")

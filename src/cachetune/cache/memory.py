@@ -1,56 +1,22 @@
-"""Where cached entries live, behind one interface: the embedded in-process store (this file) and Milvus.
+"""The embedded store: entries in this process, one index per (namespace, tenant), optionally saved to a file.
 
-Isolation is structural: every namespace (domain) and, inside it, every tenant has its own index, so
-a lookup never sees another tenant's vectors; nothing about a tenant is ever added to the prompt.
-Each namespace keeps its own TTLs, size limit and eviction order, and its own lock.
+Every namespace (domain) and, inside it, every tenant has its own index, so a lookup never sees another
+tenant's vectors. Each namespace keeps its own TTLs, size limit, eviction order and lock. A partition
+searches exactly (numpy) while it is small and moves to HNSW (usearch) when an insert takes it past
+`ann_above` entries: under the write lock, never in the middle of a lookup.
 """
 
 import heapq
 import json
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
-from cachetune.cache.eviction import EvictionOrder, Policy
+from cachetune.cache.eviction import EvictionOrder
 from cachetune.cache.index import AnnIndex, ExactIndex
-
-@dataclass
-class Entry:
-    id: int
-    tenant: str
-    prompt: str
-    response: str
-    created: float
-    expires: float | None
-    metadata: dict | None = None
-    hits: int = 0
-
-
-@dataclass(frozen=True)
-class NamespaceSettings:
-    max_entries: int
-    eviction: Policy
-
-
-class Store(Protocol):
-    def nearest(self, namespace: str, tenant: str, vector: np.ndarray, now: float) -> tuple[Entry, float] | None:
-        """The most similar live entry of this tenant in this namespace and its similarity; None if there is none."""
-        ...
-
-    def used(self, namespace: str, entry: Entry, now: float) -> None:
-        """Count a hit on `entry` (for LRU and LFU eviction)."""
-        ...
-
-    def add(self, namespace: str, tenant: str, vector: np.ndarray, prompt: str, response: str, now: float, ttl: float | None, metadata: dict | None) -> int:
-        """Store an entry, evicting (expired entries first) to stay within the namespace's max entries."""
-        ...
-
-    def count(self, namespace: str) -> int: ...
-
-    def close(self) -> None: ...
+from cachetune.cache.store import Entry, NamespaceSettings
 
 
 class _Namespace:
@@ -62,7 +28,8 @@ class _Namespace:
         self.expiry: list[tuple[float, int]] = []  # heap of (expires, id)
         self.lock = threading.RLock()
 
-    def partition(self, tenant: str) -> ExactIndex | AnnIndex:
+    def partition_for_insert(self, tenant: str) -> ExactIndex | AnnIndex:
+        """The tenant's index, created if new, moved to HNSW once it holds `ann_above` entries (index "auto")."""
         index = self.partitions.get(tenant)
         if index is None:
             index = AnnIndex(self.dim) if self.index_kind == "ann" else ExactIndex(self.dim)
@@ -87,7 +54,7 @@ class _Namespace:
                 self.remove(key)
 
     def insert(self, entry: Entry, vector: np.ndarray) -> None:
-        self.partition(entry.tenant).add(entry.id, vector)
+        self.partition_for_insert(entry.tenant).add(entry.id, vector)
         self.entries[entry.id] = entry
         self.order.added(entry.id, entry.hits)
         if entry.expires is not None:
@@ -98,7 +65,14 @@ class MemoryStore:
     """In-process store: exact search for small partitions, HNSW (usearch) for large ones; optionally
     saved to a file on close and loaded from it on start."""
 
-    def __init__(self, dim: int, namespaces: dict[str, NamespaceSettings], index: str = "auto", ann_above: int = 20_000, persist_path: str | None = None) -> None:
+    def __init__(
+        self,
+        dim: int,
+        namespaces: dict[str, NamespaceSettings],
+        index: str = "auto",
+        ann_above: int = 20_000,
+        persist_path: str | None = None,
+    ) -> None:
         self._namespaces = {name: _Namespace(dim, settings, index, ann_above) for name, settings in namespaces.items()}
         self._next_id = 1
         self._id_lock = threading.Lock()
@@ -106,24 +80,32 @@ class MemoryStore:
         if self._persist_path and self._persist_path.exists():
             self._load(self._persist_path)
 
-    def nearest(self, namespace: str, tenant: str, vector: np.ndarray, now: float) -> tuple[Entry, float] | None:
+    def lookup(self, namespace: str, tenant: str, vector: np.ndarray, now: float, threshold: float) -> tuple[Entry, float] | None:
         space = self._namespaces[namespace]
         with space.lock:
             space.purge_expired(now)
-            found = space.partition(tenant).search(vector, 1) if tenant in space.partitions else []
+            index = space.partitions.get(tenant)
+            found = index.search(vector, 1) if index is not None else []
             if not found:
                 return None
             key, score = found[0]
-            return space.entries[key], score
-
-    def used(self, namespace: str, entry: Entry, now: float) -> None:
-        space = self._namespaces[namespace]
-        with space.lock:
-            if entry.id in space.entries:  # it may have been evicted since the lookup
+            entry = space.entries[key]
+            if score >= threshold:
                 entry.hits += 1
-                space.order.used(entry.id)
+                space.order.used(key)
+            return entry, score
 
-    def add(self, namespace: str, tenant: str, vector: np.ndarray, prompt: str, response: str, now: float, ttl: float | None, metadata: dict | None) -> int:
+    def add(
+        self,
+        namespace: str,
+        tenant: str,
+        vector: np.ndarray,
+        prompt: str,
+        response: str,
+        now: float,
+        ttl: float | None,
+        metadata: dict | None,
+    ) -> int:
         space = self._namespaces[namespace]
         with self._id_lock:
             key, self._next_id = self._next_id, self._next_id + 1

@@ -1,0 +1,63 @@
+"""What every store keeps and answers: the `Store` protocol, its `Entry`, and a namespace's limits.
+
+Implementations: `MemoryStore` (embedded, memory.py) and `MilvusStore` (milvus.py). Isolation is structural:
+a lookup searches one namespace (domain) and, inside it, one tenant only; nothing about a tenant is ever
+added to the prompt. Each namespace keeps its own TTLs, size limit and eviction order.
+"""
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from cachetune.cache.eviction import Policy
+
+
+@dataclass
+class Entry:
+    id: int
+    tenant: str
+    prompt: str
+    response: str
+    created: float
+    expires: float | None
+    metadata: dict | None = None
+    hits: int = 0
+
+
+@dataclass(frozen=True)
+class NamespaceSettings:
+    max_entries: int
+    eviction: Policy
+
+
+class Store(Protocol):
+    def lookup(self, namespace: str, tenant: str, vector: np.ndarray, now: float, threshold: float) -> tuple[Entry, float] | None:
+        """The most similar live entry of `tenant` in `namespace` and its similarity, or None when there is none.
+
+        When the similarity reaches `threshold` the lookup is a hit and the entry's use is recorded (for LRU and
+        LFU eviction) in the same call.
+        """
+        ...
+
+    def add(
+        self,
+        namespace: str,
+        tenant: str,
+        vector: np.ndarray,
+        prompt: str,
+        response: str,
+        now: float,
+        ttl: float | None,
+        metadata: dict | None,
+    ) -> int:
+        """Store an entry, evicting (expired entries first) to stay within the namespace's max entries; returns its id."""
+        ...
+
+    def count(self, namespace: str) -> int:
+        """Entries in `namespace`, every tenant's."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; the embedded store persists here when it has a persist_path."""
+        ...

@@ -1,0 +1,26 @@
+"""Settings of `cachetune evaluate`: the one place each of them is declared (see cachetune.settings)."""
+
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import Field
+
+from cachetune.settings import PathList, StageSettings
+
+
+class EvaluateSettings(StageSettings):
+    """A tuned model and its baseline side by side on held-out labelled data."""
+
+    PIPELINE_FILLS: ClassVar[frozenset[str]] = frozenset({"model", "output"})
+    RUN_INPUTS: ClassVar[frozenset[str]] = frozenset({"test_data", "val_data"})
+
+    model: str = Field(description="Adapter folder or shipped adapter name, merged model, ONNX export, or base model id/path.")
+    test_data: PathList = Field(min_length=1, description="Labelled pairs and/or triplets the model never saw; repeat for several.")
+    output: Path | None = Field(None, description="Report folder; default reports/<model name>.")
+    baseline: str | None = Field(None, description="Default: the adapter's base model, else all-MiniLM-L6-v2.")
+    val_data: Path | None = Field(None, description="Labelled pairs that choose each model's operating threshold.")
+    thresholds: tuple[float, ...] = Field((0.80, 0.85, 0.90, 0.95), description="Fixed thresholds to report: --thresholds 0.80 0.85 0.90.")
+    target_precision: float = Field(0.95, gt=0, lt=1, description="Precision the operating threshold must reach on validation.")
+    bootstrap: int = Field(1000, ge=0, description="Bootstrap resamples for 95% intervals (0: none).")
+    seed: int = Field(42, description="Seed of the bootstrap and of the replay order.")
+    speed: bool = Field(True, description="Measure encode latency and throughput.")

@@ -1,5 +1,4 @@
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -73,12 +72,18 @@ def adapter(conala_triplets, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """One real Redis 8 with RediSearch for the session; tests keep apart by key prefix."""
+    from servers import RedisServer
+
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def free_port():
     """A function that returns a loopback port nobody listens on."""
+    from servers import free_port
 
-    def pick() -> int:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            return sock.getsockname()[1]
-
-    return pick
+    return free_port

@@ -218,7 +218,7 @@ def test_milvus_sees_every_row_past_the_query_window_after_a_restart(tmp_path):
     reopened = MilvusStore(config, 8, namespaces)
     new_id = reopened.add("coding", "", vectors[-1], "the newest prompt", "the newest answer", float(size + 1), None, None)
     assert not 1 <= new_id <= size
-    assert reopened.count("coding") == size  # full: one went
+    assert reopened.count("coding", float(size + 1)) == size  # full: one went
     left = reopened._client.query("cachetune_coding", filter=f"id == {size}", output_fields=["id"])
     assert left == []  # the oldest, past the first 16,384 rows
     entry, similarity = reopened.lookup("coding", "", vectors[-1], float(size + 2), 0.99)
@@ -243,5 +243,5 @@ def test_milvus_ids_stay_unique_under_concurrent_stores(tmp_path):
             ids = list(pool.map(lambda n: store.add("coding", "", vectors[n], f"p{n}", f"a{n}", 1.0, None, None), range(800)))
     finally:
         sys.setswitchinterval(interval)
-    assert len(set(ids)) == 800 and store.count("coding") == 800
+    assert len(set(ids)) == 800 and store.count("coding", 1.0) == 800
     store.close()

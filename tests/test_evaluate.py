@@ -5,12 +5,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.stats import beta
 from sklearn.metrics import average_precision_score, precision_score, recall_score, roc_auc_score
 
 from cachetune.errors import InputError
-from cachetune.evaluate.replay import replay, replay_stream
+from cachetune.evaluate.pairs import best_f05_threshold, target_precision_threshold
+from cachetune.evaluate.replay import ReplaySet, oracle_auc, replay_metrics, retrieval_recall_at_1
 from cachetune.evaluate.run import EvaluateSettings, evaluate
 from cachetune.evaluate.triplets import triplet_metrics
+from cachetune.metrics import recall_at_precision
 from cachetune.models import ModelError, load_model
 from cachetune.records import Pair, Triplet, read_records, write_jsonl
 
@@ -59,6 +62,22 @@ def test_pair_metrics_agree_with_scikit_learn_on_the_same_scores(report, adapter
         assert point["false_hit_rate"] == pytest.approx(served[labels == 0].mean(), abs=1e-3)
 
 
+def test_operating_threshold_is_the_lowest_whose_precision_lower_bound_reaches_the_target():
+    rng = np.random.default_rng(0)
+    labels = np.r_[np.ones(400, dtype=int), np.zeros(400, dtype=int)]
+    scores = np.r_[rng.normal(0.85, 0.05, 400), rng.normal(0.65, 0.08, 400)]
+    chosen, bound = target_precision_threshold(labels, scores, 0.95)
+    served = scores >= chosen
+    correct, count = int(labels[served].sum()), int(served.sum())
+    # the one-sided 95% Clopper-Pearson bound of precision at the chosen threshold reaches the target ...
+    assert bound == pytest.approx(beta.ppf(0.05, correct, count - correct + 1)) and bound >= 0.95
+    assert labels[served].mean() > bound  # ... below the point estimate, which alone would pick a lower threshold
+    assert recall_at_precision(labels, scores, 0.95)[1] < chosen
+    wider = scores >= scores[scores < chosen].max()  # one step lower, the bound no longer reaches the target
+    assert beta.ppf(0.05, labels[wider].sum(), wider.sum() - labels[wider].sum() + 1) < 0.95
+    assert target_precision_threshold(labels[:3], scores[:3], 0.95) == (None, None)  # 3 right hits prove nothing
+
+
 def test_operating_threshold_is_chosen_on_validation_not_test(report, adapter, conala_prepared):
     result, _ = report
     val = read_records(conala_prepared / "pairs.val.jsonl", Pair)
@@ -69,14 +88,11 @@ def test_operating_threshold_is_chosen_on_validation_not_test(report, adapter, c
         model.encode([p.query2 for p in val], normalize_embeddings=True),
     )
     labels = np.array([p.label for p in val])
-    chosen = result["operating_thresholds"]["tuned"]["target_precision"]
-    served = scores >= chosen - 1e-6
-    assert labels[served].mean() >= 0.95
-    lower = scores[scores < chosen - 1e-6]
-    if len(lower):  # one step lower no longer meets the target on val: it is the lowest threshold that does
-        assert labels[scores >= lower.max()].mean() < 0.95
-    point = result["pairs"][0]["tuned"]["at_operating_thresholds"]["target_precision"]
-    assert point["threshold"] == pytest.approx(chosen, abs=1e-4)
+    points = result["operating_thresholds"]["tuned"]
+    assert (points["target_precision"], points["target_precision_lower_bound"]) == target_precision_threshold(labels, scores, 0.95)
+    assert points["best_f05"] == pytest.approx(best_f05_threshold(labels, scores), abs=1e-4)
+    point = result["pairs"][0]["tuned"]["at_operating_thresholds"]["best_f05"]
+    assert point["threshold"] == pytest.approx(points["best_f05"], abs=1e-4)
 
 
 def test_report_has_intervals_verdicts_tables_and_plots(report):
@@ -88,8 +104,8 @@ def test_report_has_intervals_verdicts_tables_and_plots(report):
     verdicts = {metric: value["verdict"] for metric, value in section["bootstrap"]["difference"].items()}
     assert set(verdicts.values()) <= {"better", "worse", "no significant difference"} and "ap" in verdicts
     markdown = (output / "report.md").read_text()
-    assert "| average precision |" in markdown and "false-hit rate" in markdown and "Cache replay" in markdown
-    for name in ("pr_pairs_test.png", "similarity_pairs_test.png", "replay.png"):
+    assert "| average precision |" in markdown and "false-hit rate" in markdown and "cache replay P-CHR AUC" in markdown
+    for name in ("pr_pairs_test.png", "similarity_pairs_test.png", "replay_pairs_test.png"):
         assert (output / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     assert json.loads((output / "report.json").read_text())["models"]["tuned"]["adapter_bytes"] < 1_000_000
     assert result["speed"]["tuned"]["latency_ms_p99"] >= result["speed"]["tuned"]["latency_ms_p50"] > 0
@@ -97,20 +113,33 @@ def test_report_has_intervals_verdicts_tables_and_plots(report):
     assert probes["probes"] == 30 and 0 <= probes["false_hits"] <= 30
 
 
-def test_replay_counts_correct_and_false_hits():
-    # Unit vectors: a2 is a rewording of a1 (cos 0.9), b looks like a1 (cos 0.85) but asks something else.
-    a1 = np.array([1.0, 0.0, 0.0])
-    a2 = np.array([0.9, np.sqrt(1 - 0.81), 0.0])
-    b = np.array([0.85, 0.0, np.sqrt(1 - 0.85**2)])
-    c = np.array([0.0, 0.0, 1.0])
-    vectors, intents = np.stack([a1, a2, b, c]), [0, 0, 1, 2]
-    at_80, at_88, at_95 = replay(vectors, intents, [0.80, 0.88, 0.95])
-    assert (at_80["hit_rate"], at_80["correct_hit_rate"], at_80["false_hit_rate"]) == (0.5, 0.25, 0.25)
-    assert (at_88["hit_rate"], at_88["correct_hit_rate"], at_88["false_hit_rate"]) == (0.25, 0.25, 0.0)
-    assert at_95["hit_rate"] == 0.0 and at_95["repeat_rate"] == 0.25
-    stream, stream_intents = replay_stream([("x", "y")], ["x", "y", "z"], seed=1)
-    assert sorted(stream) == ["x", "y", "z"]
-    assert stream_intents[stream.index("x")] == stream_intents[stream.index("y")] != stream_intents[stream.index("z")]
+def unit(angle_degrees: float) -> np.ndarray:
+    angle = np.radians(angle_degrees)
+    return np.array([np.cos(angle), np.sin(angle)])
+
+
+def test_populated_cache_replay_counts_right_and_false_hits_and_its_area():
+    # Four questions q_i, each with a labelled rewording r_i in the cache and one look-alike l_i that is not.
+    pairs, vector_of = [], {}
+    for n, base in enumerate((0, 40, 80, 120)):
+        q, r, look_alike = f"q{n}", f"r{n}", f"l{n}"
+        vector_of |= {q: unit(base), r: unit(base + 5), look_alike: unit(base + 12)}
+        pairs += [
+            Pair(query1=q, query2=r, label=1, domain="d", source="s"),
+            Pair(query1=q, query2=look_alike, label=0, domain="d", source="s"),
+        ]
+    replay = ReplaySet.from_pairs(pairs, seed=3)
+    assert sorted(replay.queries) == ["q0", "q1", "q2", "q3"] and replay.removed == [False, True, False, True]
+    assert replay.answerable == 0.5 and oracle_auc(0.5) == pytest.approx(0.5 * (1 + np.log(2)))
+    result = replay_metrics(replay, vector_of, {"mid": 0.99})
+    # Answerable queries find their rewording (cos 0.996); the others' rewording is gone and the look-alike (cos 0.978) hits.
+    assert result["at"]["mid"] == {"threshold": 0.99, "hit_ratio": 0.5, "precision": 1.0, "false_hits": 0, "correct_hits": 2}
+    low = next(p for p in result["curve"] if p["threshold"] == 0.9)
+    assert (low["hit_ratio"], low["precision"], low["false_hits"]) == (1.0, 0.5, 2)
+    # Every right answer outranks every wrong one: precision 1 up to hit ratio 0.5, then one trapezoid down to 0.5 at 1.
+    # (With many queries the trapezoids follow p/h and the area tends to the oracle's p(1 + ln(1/p)).)
+    assert result["auc"] == pytest.approx(0.5 * 1.0 + 0.5 * (1.0 + 0.5) / 2)
+    assert retrieval_recall_at_1(pairs, vector_of) == 1.0
 
 
 def test_triplet_metrics_show_both_similarities_and_retrieval():

@@ -2,7 +2,8 @@
 
 ```yaml
 semantic_cache:
-  backend_type: memory            # memory | milvus
+  backend_type: memory            # memory | milvus | redis
+  on_store_error: miss            # miss: a failed lookup answers as a miss (fail open) | error: it fails
   base_model: sentence-transformers/all-MiniLM-L6-v2   # optional; the default packaged copy
   adapter_mode: merged            # merged: a copy per adapter domain | switched: one base, adapters switched per request
   domains:
@@ -51,6 +52,25 @@ class MilvusStoreConfig(_Strict):
     collection_prefix: str = "cachetune_"
 
 
+class RedisIndexConfig(_Strict):
+    algorithm: Literal["HNSW", "FLAT"] = "HNSW"
+    m: int = Field(16, ge=2)  # HNSW: links per node
+    ef_construction: int = Field(200, ge=1)
+    ef_runtime: int = Field(64, ge=1)  # candidates searched per query
+
+
+class RedisStoreConfig(_Strict):
+    url: str = "redis://127.0.0.1:6379/0"  # rediss:// for TLS
+    username_env: str | None = None  # environment variables that hold the credentials (never the config file)
+    password_env: str | None = None
+    key_prefix: str = "cachetune:"
+    index: RedisIndexConfig = RedisIndexConfig()
+    timeout_seconds: float = Field(1.0, gt=0)  # connect and each command
+    retries: int = Field(3, ge=0)  # on connection errors and timeouts, with exponential backoff
+    backoff_base_seconds: float = Field(0.05, gt=0)
+    backoff_cap_seconds: float = Field(1.0, gt=0)
+
+
 class LimitsConfig(_Strict):
     max_body_bytes: int = Field(1_000_000, ge=1024)
     max_prompt_chars: int = Field(20_000, ge=1)
@@ -58,12 +78,14 @@ class LimitsConfig(_Strict):
 
 
 class CacheConfig(_Strict):
-    backend_type: Literal["memory", "milvus"] = "memory"
+    backend_type: Literal["memory", "milvus", "redis"] = "memory"
+    on_store_error: Literal["miss", "error"] = "miss"
     base_model: str | None = None
     adapter_mode: Literal["merged", "switched"] = "merged"
     domains: dict[str, DomainConfig]
     memory: MemoryStoreConfig = MemoryStoreConfig()
     milvus: MilvusStoreConfig = MilvusStoreConfig()
+    redis: RedisStoreConfig = RedisStoreConfig()
     limits: LimitsConfig = LimitsConfig()
 
     @model_validator(mode="after")

@@ -117,8 +117,11 @@ class MemoryStore:
             space.insert(entry, np.asarray(vector, dtype=np.float32))
         return key
 
-    def count(self, namespace: str) -> int:
-        return len(self._namespaces[namespace].entries)
+    def count(self, namespace: str, now: float) -> int:
+        space = self._namespaces[namespace]
+        with space.lock:
+            space.purge_expired(now)
+            return len(space.entries)
 
     def close(self) -> None:
         if self._persist_path:

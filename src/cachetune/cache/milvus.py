@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from cachetune.cache.config import MilvusStoreConfig
-from cachetune.cache.store import Entry, NamespaceSettings
+from cachetune.cache.store import Entry, NamespaceSettings, guarded
 
 NEVER = 1e18  # `expires` of an entry without TTL
 SORT_FIELD = {"lru": "last_used", "fifo": "created", "lfu": "hits"}
@@ -31,6 +31,7 @@ class MilvusStore:
     def __init__(self, config: MilvusStoreConfig, dim: int, namespaces: dict[str, NamespaceSettings]) -> None:
         from pymilvus import MilvusClient
 
+        self._uri = config.uri.split("@", 1)[-1]
         self._client = MilvusClient(uri=config.uri, token=config.token or "")
         self._settings = namespaces
         self._collections = {name: f"{config.collection_prefix}{name}" for name in namespaces}
@@ -63,7 +64,31 @@ class MilvusStore:
         index.add_index(field_name="vector", index_type="AUTOINDEX", metric_type="IP")
         self._client.create_collection(collection, schema=schema, index_params=index)
 
+    def _guarded(self, call):
+        from pymilvus import MilvusException
+
+        return guarded((MilvusException,), f"milvus at {self._uri}", call)
+
     def lookup(self, namespace: str, tenant: str, vector: np.ndarray, now: float, threshold: float) -> tuple[Entry, float] | None:
+        return self._guarded(lambda: self._lookup(namespace, tenant, vector, now, threshold))
+
+    def add(
+        self,
+        namespace: str,
+        tenant: str,
+        vector: np.ndarray,
+        prompt: str,
+        response: str,
+        now: float,
+        ttl: float | None,
+        metadata: dict | None,
+    ) -> int:
+        return self._guarded(lambda: self._add(namespace, tenant, vector, prompt, response, now, ttl, metadata))
+
+    def count(self, namespace: str, now: float) -> int:
+        return self._guarded(lambda: self._count(self._collections[namespace], f"expires > {float(now)!r}"))
+
+    def _lookup(self, namespace: str, tenant: str, vector: np.ndarray, now: float, threshold: float) -> tuple[Entry, float] | None:
         collection = self._collections[namespace]
         results = self._client.search(
             collection,
@@ -82,7 +107,7 @@ class MilvusStore:
             self._client.upsert(collection, [{"id": entry.id, "hits": entry.hits, "last_used": now}], partial_update=True)
         return entry, similarity
 
-    def add(
+    def _add(
         self,
         namespace: str,
         tenant: str,
@@ -95,7 +120,7 @@ class MilvusStore:
     ) -> int:
         collection = self._collections[namespace]
         self._client.delete(collection, filter=f"expires <= {float(now)!r}")
-        over = self.count(namespace) - self._settings[namespace].max_entries + 1
+        over = self._count(collection, "") - self._settings[namespace].max_entries + 1
         if over > 0:
             order = SORT_FIELD[self._settings[namespace].eviction]
             rows = self._all_rows(collection, ["id", order, "last_used"])
@@ -128,9 +153,8 @@ class MilvusStore:
             iterator.close()
         return rows
 
-    def count(self, namespace: str) -> int:
-        rows = self._client.query(self._collections[namespace], filter="", output_fields=["count(*)"])
-        return int(rows[0]["count(*)"])
+    def _count(self, collection: str, filter: str) -> int:
+        return int(self._client.query(collection, filter=filter, output_fields=["count(*)"])[0]["count(*)"])
 
     def close(self) -> None:
         self._client.close()

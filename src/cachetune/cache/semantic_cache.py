@@ -12,6 +12,8 @@ are hard partitions of the store, never text added to the prompt. As in RedisVL'
 and `store` take an optional `vector=`: pass the one `embed` gave to encode a prompt once for both calls.
 """
 
+import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,9 +24,10 @@ import numpy as np
 from cachetune.cache.config import CacheConfig, DomainConfig, load_config
 from cachetune.cache.encoders import DomainEncoders
 from cachetune.cache.store import NamespaceSettings, Store
-from cachetune.errors import CacheError, UnknownDomainError
+from cachetune.errors import CacheError, StoreError, UnknownDomainError
 
 DEFAULT_TENANT = ""
+log = logging.getLogger("cachetune.cache")
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,9 @@ class SemanticCache:
         )
         namespaces = {d.namespace: NamespaceSettings(d.max_entries, d.eviction) for d in config.domains.values()}
         self._store = make_store(config, self._encoders.dim, namespaces)
+        self.store_errors = 0  # store calls that failed (a failed lookup is a miss with on_store_error: miss)
+        self._failing = False  # in an outage: logged once when it starts, once when it ends
+        self._health_lock = threading.Lock()
 
     @classmethod
     def from_config(cls, path: str | Path, clock: Callable[[], float] = time.time) -> "SemanticCache":
@@ -106,7 +112,14 @@ class SemanticCache:
         if vector is None:
             vector = self._encoders.encode(domain, prompt)
         now = self._clock()
-        found = self._store.lookup(settings.namespace, tenant or DEFAULT_TENANT, vector, now, settings.similarity_threshold)
+        try:
+            found = self._guarded(
+                self._store.lookup, settings.namespace, tenant or DEFAULT_TENANT, vector, now, settings.similarity_threshold
+            )
+        except StoreError:
+            if self.config.on_store_error == "error":
+                raise
+            return None  # fail open: the caller asks the LLM, as on any miss
         if found is None or found[1] < settings.similarity_threshold:
             return None
         entry, similarity = found
@@ -144,14 +157,32 @@ class SemanticCache:
             raise CacheError(f"ttl must be > 0 seconds, got {ttl}")
         if vector is None:
             vector = self._encoders.encode(domain, prompt)
-        return self._store.add(
-            settings.namespace, tenant or DEFAULT_TENANT, vector, prompt, response, self._clock(),
+        return self._guarded(
+            self._store.add, settings.namespace, tenant or DEFAULT_TENANT, vector, prompt, response, self._clock(),
             ttl if ttl is not None else settings.ttl_seconds, metadata,
         )  # fmt: skip
 
+    def _guarded(self, call, *args):
+        """A store call, with failures counted and an outage logged once when it starts and once when it ends."""
+        try:
+            result = call(*args)
+        except StoreError as error:
+            with self._health_lock:
+                self.store_errors += 1
+                starting, self._failing = not self._failing, True
+            if starting:
+                log.warning("cache store failing (%s); lookups answer %s until it is back", error, self.config.on_store_error)
+            raise
+        if self._failing:
+            with self._health_lock:
+                ending, self._failing = self._failing, False
+            if ending:
+                log.warning("cache store reachable again")
+        return result
+
     def entries(self, domain: str) -> int:
         """Entries stored for `domain` (every tenant's)."""
-        return self._store.count(self._domain(domain).namespace)
+        return self._store.count(self._domain(domain).namespace, self._clock())
 
     def close(self) -> None:
         """Close the store (the embedded store saves itself here when it has a persist_path)."""
@@ -175,6 +206,10 @@ def make_store(config: CacheConfig, dim: int, namespaces: dict[str, NamespaceSet
         from cachetune.cache.milvus import MilvusStore
 
         return MilvusStore(config.milvus, dim, namespaces)
+    if config.backend_type == "redis":
+        from cachetune.cache.redis import RedisStore
+
+        return RedisStore(config.redis, dim, namespaces)
     from cachetune.cache.memory import MemoryStore
 
     memory = config.memory

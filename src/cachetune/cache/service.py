@@ -22,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from pydantic import BaseModel, ConfigDict, Field
 
 from cachetune.cache.semantic_cache import SemanticCache
-from cachetune.errors import CacheError, UnknownDomainError
+from cachetune.errors import CacheError, StoreError, UnknownDomainError
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -55,6 +55,11 @@ class Metrics:
             "cachetune_request_seconds", "Time to answer", ["domain", "operation"], buckets=LATENCY_BUCKETS, registry=self.registry
         )
         self.entries = Gauge("cachetune_entries", "Entries stored now", ["domain"], registry=self.registry)
+        self.store_errors = Gauge(
+            "cachetune_store_errors",
+            "Store calls that failed since start (failed lookups answered as misses included)",
+            registry=self.registry,
+        )
 
 
 def create_app(cache: SemanticCache) -> FastAPI:
@@ -108,6 +113,8 @@ def create_app(cache: SemanticCache) -> FastAPI:
             hit = await run_in_threadpool(cache.check, body.prompt, body.domain, body.tenant)
         except UnknownDomainError as error:
             return refuse(404, str(error), kind="unknown_domain")
+        except StoreError as error:
+            return refuse(503, str(error), body.domain, "store")
         except CacheError as error:
             return refuse(422, str(error), body.domain)
         metrics.latency.labels(body.domain, "check").observe(time.perf_counter() - started)
@@ -133,6 +140,8 @@ def create_app(cache: SemanticCache) -> FastAPI:
             key = await run_in_threadpool(cache.store, body.prompt, body.response, body.domain, body.tenant, body.ttl, body.metadata)
         except UnknownDomainError as error:
             return refuse(404, str(error), kind="unknown_domain")
+        except StoreError as error:
+            return refuse(503, str(error), body.domain, "store")
         except CacheError as error:
             return refuse(422, str(error), body.domain)
         metrics.latency.labels(body.domain, "store").observe(time.perf_counter() - started)
@@ -145,8 +154,12 @@ def create_app(cache: SemanticCache) -> FastAPI:
 
     @app.get("/metrics")
     async def prometheus():
+        metrics.store_errors.set(cache.store_errors)
         for domain in cache.domains:
-            metrics.entries.labels(domain).set(cache.entries(domain))
+            try:
+                metrics.entries.labels(domain).set(cache.entries(domain))
+            except StoreError:
+                pass  # the store is down: counted above, and entries are unknown
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -5,12 +5,16 @@ a lookup searches one namespace (domain) and, inside it, one tenant only; nothin
 added to the prompt. Each namespace keeps its own TTLs, size limit and eviction order.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 
 from cachetune.cache.eviction import Policy
+from cachetune.errors import StoreError
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -29,6 +33,14 @@ class Entry:
 class NamespaceSettings:
     max_entries: int
     eviction: Policy
+
+
+def guarded(failures: tuple[type[Exception], ...], where: str, call: Callable[[], T]) -> T:
+    """`call()`, with the backend's own failures (after its retries) raised as one `StoreError` that says where."""
+    try:
+        return call()
+    except failures as error:
+        raise StoreError(f"{where}: {type(error).__name__}: {error}") from None
 
 
 class Store(Protocol):
@@ -54,8 +66,8 @@ class Store(Protocol):
         """Store an entry, evicting (expired entries first) to stay within the namespace's max entries; returns its id."""
         ...
 
-    def count(self, namespace: str) -> int:
-        """Entries in `namespace`, every tenant's."""
+    def count(self, namespace: str, now: float) -> int:
+        """Live entries in `namespace` at time `now`, every tenant's."""
         ...
 
     def close(self) -> None:

@@ -1,12 +1,16 @@
 """Metrics on labelled pairs: what a cache serves at a threshold, and how sure we are of it.
 
 Thresholds for operating the cache are chosen on validation pairs and only then measured on test
-pairs; a tuned model shifts its similarity scale, so each model gets its own threshold.
+pairs; a tuned model shifts its similarity scale, so each model gets its own threshold. The threshold for a
+target precision is the lowest whose precision on validation reaches the target with 95% confidence (the
+one-sided Clopper-Pearson lower bound), not the point estimate: a few hundred validation pairs make the point
+estimate optimistic exactly where the threshold is chosen.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import beta
 from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_auc_score
 
 from cachetune.metrics import average_precision, recall_at_precision
@@ -39,9 +43,25 @@ def best_f05_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
     return float(thresholds[int(np.argmax(f05))])
 
 
-def target_precision_threshold(labels: np.ndarray, scores: np.ndarray, target: float) -> float | None:
-    """The lowest threshold whose precision reaches `target` (most hits at that precision); None if none does."""
-    return recall_at_precision(labels, scores, target)[1]
+def precision_lower_bound(correct: np.ndarray, served: np.ndarray, confidence: float = 0.95) -> np.ndarray:
+    """One-sided Clopper-Pearson lower bound on precision, from `correct` of `served` hits."""
+    correct, served = np.asarray(correct, dtype=float), np.asarray(served, dtype=float)
+    bound = beta.ppf(1 - confidence, np.maximum(correct, 1e-12), served - correct + 1)
+    return np.where(correct > 0, bound, 0.0)
+
+
+def target_precision_threshold(labels: np.ndarray, scores: np.ndarray, target: float) -> tuple[float | None, float | None]:
+    """The lowest threshold whose precision's 95% lower bound reaches `target`, and that bound; (None, None) if none."""
+    order = np.argsort(-scores, kind="stable")
+    sorted_scores, sorted_labels = scores[order], labels[order]
+    correct, served = np.cumsum(sorted_labels), np.arange(1, len(labels) + 1)
+    last_of_tie = np.r_[sorted_scores[1:] != sorted_scores[:-1], True]  # a threshold serves every pair at its score
+    bounds = precision_lower_bound(correct, served)
+    meets = np.flatnonzero(last_of_tie & (bounds >= target))
+    if not len(meets):
+        return None, None
+    best = int(meets[-1])
+    return float(sorted_scores[best]), float(bounds[best])
 
 
 def threshold_free(labels: np.ndarray, scores: np.ndarray) -> dict:
@@ -58,10 +78,11 @@ class OperatingPoints:
 
     best_f05: float
     target_precision: float | None
+    target_precision_lower_bound: float | None  # the 95% lower bound of precision on validation at that threshold
 
     @classmethod
     def choose(cls, labels: np.ndarray, scores: np.ndarray, target: float) -> "OperatingPoints":
-        return cls(best_f05_threshold(labels, scores), target_precision_threshold(labels, scores, target))
+        return cls(best_f05_threshold(labels, scores), *target_precision_threshold(labels, scores, target))
 
 
 def bootstrap(

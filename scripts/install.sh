@@ -58,7 +58,7 @@ run_step "virtual environment $VENV ($("$PYTHON" --version 2>&1))" \
   bash -c "test -x $VENV/bin/python || $PYTHON -m venv $VENV"
 run_step "locked dependencies from requirements.lock (hash-checked)" \
   "$VENV/bin/python" -m pip install --require-hashes --no-deps -r <(lock_without llama-cpp-python)
-run_step "llama-cpp-python $LLAMA_VERSION, portable AVX2 build (about 9 minutes on 2 cores the first time)" build_llama
+run_step "llama-cpp-python $LLAMA_VERSION, portable AVX2 build (a few minutes on 2 cores, the first time only)" build_llama
 run_step "llama-cpp-python from $WHEELHOUSE" \
   "$VENV/bin/python" -m pip install --no-deps --force-reinstall "$WHEELHOUSE"/*.whl
 run_step "cachetune (editable)" "$VENV/bin/python" -m pip install --no-deps --no-build-isolation -e .

@@ -87,3 +87,20 @@ def free_port():
     from servers import free_port
 
     return free_port
+
+
+@pytest.fixture(scope="session")
+def general_pairs(shared_data, tmp_path_factory) -> tuple[Path, Path]:
+    """General-domain labelled pairs through `prepare`: a sample of STS-B dev (graded) and of MRPC train."""
+    from cachetune.data.prepare import prepare
+    from cachetune.data.settings import PrepareSettings
+
+    folder = tmp_path_factory.mktemp("general")
+    files = []
+    for source, name in (("stsb", "stsb-sts-dev.tsv"), ("mrpc", "msr_paraphrase_train.txt")):
+        settings = PrepareSettings(
+            source=source, input=str(shared_data / "general" / name), output=folder / source, max_chars=400, max_queries=300, val=0, test=1
+        )
+        prepare(settings)
+        files.append(folder / source / "pairs.test.jsonl")
+    return tuple(files)

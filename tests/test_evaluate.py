@@ -10,12 +10,12 @@ from sklearn.metrics import average_precision_score, precision_score, recall_sco
 
 from cachetune.errors import InputError
 from cachetune.evaluate.pairs import best_f05_threshold, target_precision_threshold
-from cachetune.evaluate.replay import ReplaySet, oracle_auc, replay_metrics, retrieval_recall_at_1
 from cachetune.evaluate.run import EvaluateSettings, evaluate
 from cachetune.evaluate.triplets import triplet_metrics
 from cachetune.metrics import recall_at_precision
 from cachetune.models import ModelError, load_model
 from cachetune.records import Pair, Triplet, read_records, write_jsonl
+from cachetune.replay import ReplaySet, oracle_auc, replay_metrics, retrieval_recall_at_1
 
 
 def brute_force_recall_at_precision(labels, scores, target):

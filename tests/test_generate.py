@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from cachetune.data.split import seeded_order
 from cachetune.errors import BackendError, InputError
 from cachetune.records import Pair, Query, Triplet, read_records, write_jsonl
 from cachetune.synth.backends.base import Request
@@ -24,6 +23,7 @@ from cachetune.synth.gguf import resolve_gguf
 from cachetune.synth.journal import progress_path
 from cachetune.synth.prompts import load_prompt, output_schema
 from cachetune.synth.settings import GenerateSettings
+from cachetune.text import seeded_order
 
 
 @pytest.fixture(scope="module")

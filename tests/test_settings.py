@@ -17,7 +17,7 @@ from cachetune.errors import InputError
 from cachetune.evaluate.settings import EvaluateSettings
 from cachetune.export.settings import ExportSettings
 from cachetune.pipeline import Run
-from cachetune.synth.settings import GenerateSettings, MineSettings
+from cachetune.synth.settings import GenerateSettings, JudgeSettings, MineSettings
 from cachetune.train.losses import LOSSES
 from cachetune.train.settings import LossName, TrainSettings
 
@@ -25,6 +25,7 @@ STAGES = {
     "prepare": PrepareSettings,
     "generate": GenerateSettings,
     "mine": MineSettings,
+    "judge": JudgeSettings,
     "train": TrainSettings,
     "export": ExportSettings,
     "evaluate": EvaluateSettings,
@@ -127,6 +128,7 @@ def minimal_steps() -> dict:
         "prepare": [{"name": "a", "source": "conala", "input": "conala.json"}],
         "generate": {"input": "prepare-a/queries.train.jsonl"},
         "mine": [{"name": "a", "input": "prepare-a/pairs.train.jsonl", "corpus": "prepare-a/queries.train.jsonl"}],
+        "judge": [{"name": "a", "input": "mine-a/triplets.jsonl"}],
         "train": {"train_data": ["prepare-a/pairs.train.jsonl"]},
         "evaluate": {"test_data": ["prepare-a/pairs.test.jsonl"]},
     }
@@ -136,6 +138,7 @@ PIPELINE_STAGES = {
     "prepare": PrepareSettings,
     "generate": GenerateSettings,
     "mine": MineSettings,
+    "judge": JudgeSettings,
     "train": TrainSettings,
     "evaluate": EvaluateSettings,
 }

@@ -215,3 +215,23 @@ def test_ddp_on_two_cpu_processes(conala_triplets, tmp_path):
     info = json.loads((output / "training_info.json").read_text())
     assert info["world_size"] == 2 and info["steps"] == 3
     assert (output / "adapter_model.safetensors").is_file()
+
+
+def test_general_guard_scales_the_update_back_until_general_quality_holds(conala_triplets, conala_prepared, general_pairs, tmp_path):
+    from cachetune.models import load_model
+    from cachetune.train.validation import GeneralValidation
+
+    output = tmp_path / "guarded"
+    values = {"lora": False, "lr": 3e-4, "max_steps": 6, "batch_size": 16, "general_tolerance": 0.002}
+    info = train(settings(output, conala_triplets, val_data=conala_prepared / "pairs.val.jsonl", general_data=general_pairs, **values))
+    guard = info["general_guard"]
+    by_scale = {c["scale"]: c for c in guard["candidates"]}
+    assert set(by_scale) == {1.0, 0.8, 0.6, 0.4, 0.2, 0.0} and by_scale[0.0]["general"] == guard["base"]  # scale 0 is the base
+    chosen = by_scale[guard["chosen_scale"]]
+    assert chosen["passes"] and all(
+        chosen["general"][name] >= guard["base"][name] - 0.002 for name in guard["base"]
+    )  # within tolerance on every general set
+    better = [c for c in guard["candidates"] if c["val_replay_auc"] > chosen["val_replay_auc"]]
+    assert all(not c["passes"] for c in better)  # anything better on validation lost too much general quality
+    saved = GeneralValidation(general_pairs)(load_model(str(output)))
+    assert all(abs(saved[name] - chosen["general"][name]) < 1e-4 for name in saved)  # the saved model is the chosen scale

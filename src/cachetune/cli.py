@@ -5,9 +5,11 @@ Stage modules are imported inside each command, so `cachetune --help` does not l
 
 import inspect
 import sys
+import time
 import types
 import typing
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -21,7 +23,7 @@ from cachetune.errors import CachetuneError
 from cachetune.evaluate.settings import EvaluateSettings
 from cachetune.export.settings import ExportSettings
 from cachetune.settings import build
-from cachetune.synth.settings import GenerateSettings, MineSettings
+from cachetune.synth.settings import GenerateSettings, JudgeSettings, MineSettings
 from cachetune.train.settings import TrainSettings
 
 app = typer.Typer(
@@ -175,25 +177,58 @@ def prepare(settings: PrepareSettings) -> None:
     print_table(f"prepare -> {settings.output}", ["split", "queries", "pairs", "positive pairs"], rows)
 
 
+@contextmanager
+def progress(label: str, unit: str):
+    """An `on_progress(done, total)` callback: a live bar on a terminal, else a line every 30 seconds (logs)."""
+    if errors.is_terminal:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        columns = [
+            TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn(unit), TimeElapsedColumn(), TextColumn("ETA"),
+            TimeRemainingColumn(),
+        ]  # fmt: skip
+        with Progress(*columns, console=errors) as bar:
+            task = bar.add_task(label, total=None)
+            yield lambda done, total: bar.update(task, completed=done, total=total)
+        return
+    started, last = time.time(), [0.0]
+
+    def report(done: int, total: int) -> None:
+        if time.time() - last[0] >= 30 or done == total:
+            last[0] = time.time()
+            errors.print(f"{label}: {done}/{total} {unit}, {time.time() - started:.0f} s", highlight=False)
+
+    yield report
+
+
 @stage_command(GenerateSettings, "generate")
 def generate(settings: GenerateSettings) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
     from cachetune.synth.generate import generate as run_generate
 
-    columns = [
-        TextColumn("generate"), BarColumn(), MofNCompleteColumn(), TextColumn("queries"), TimeElapsedColumn(), TextColumn("ETA"),
-        TimeRemainingColumn(),
-    ]  # fmt: skip
-    with Progress(*columns, console=errors) as progress:
-        task = progress.add_task("generate", total=None)
-        report = run_generate(settings, on_progress=lambda done, total: progress.update(task, completed=done, total=total))
+    with progress("generate", "queries") as on_progress:
+        report = run_generate(settings, on_progress=on_progress)
     console.print(
         f"{report['queries_done']}/{report['queries']} queries -> {report['rows']} rows; "
         f"{report['completion_tokens_per_second']} tokens/s, {report['queries_per_minute']} queries/min"
     )
     for reason, count in report["rejects"].items():
         console.print(f"  rejected {count:>5}  {reason}")
+
+
+@stage_command(JudgeSettings, "judge")
+def judge(settings: JudgeSettings) -> None:
+    from cachetune.synth.judge import judge as run_judge
+
+    with progress("judge", "items") as on_progress:
+        report = run_judge(settings, on_progress=on_progress)
+    verdicts = ", ".join(f"{count} {verdict}" for verdict, count in report["verdicts"].items())
+    console.print(f"{report['items_judged']} items judged ({verdicts}); {report['rows_written']} rows written to {settings.output}")
+    if report["kind"] == "pairs":
+        agreement = report["agreement"]
+        console.print(
+            f"against the labels: accuracy {agreement['accuracy']:.3f}, precision of 'same' {agreement['precision_of_same']}, "
+            f"recall of 'same' {agreement['recall_of_same']}"
+        )
 
 
 @stage_command(MineSettings, "mine")
@@ -218,10 +253,13 @@ def train(settings: TrainSettings) -> None:
     console.print(f"trained {info['steps']} steps in {info['wall_time_seconds']} s; trainable parameters {info['trainable_parameters']:,}")
     if validation["final"]:
         rows = [
-            [name, f"{scores['val_ap']:.4f}", f"{scores['val_recall_at_p95']:.4f}"]
+            [name, f"{scores['val_replay_auc']:.4f}", f"{scores['val_ap']:.4f}", f"{scores['val_recall_at_p95']:.4f}"]
             for name, scores in (("base", validation["base"]), (f"trained (step {validation['best_step']})", validation["final"]))
         ]
-        print_table(f"validation on {settings.val_data}", ["model", "AP", "recall@P0.95"], rows)
+        print_table(f"validation on {settings.val_data}", ["model", "replay AUC", "AP", "recall@P0.95"], rows)
+    if info["general_guard"]:
+        guard = info["general_guard"]
+        console.print(f"general guard: update scaled by {guard['chosen_scale']} (each general set within {guard['tolerance']} of the base)")
     console.print(f"saved to {settings.output}")
 
 

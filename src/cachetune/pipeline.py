@@ -34,11 +34,11 @@ from cachetune.evaluate.settings import EvaluateSettings
 from cachetune.models import files_sha256
 from cachetune.records import write_json
 from cachetune.settings import StageSettings, build
-from cachetune.synth.settings import GenerateSettings, MineSettings
+from cachetune.synth.settings import GenerateSettings, JudgeSettings, MineSettings
 from cachetune.train.settings import TrainSettings
 
 Step = dict[str, Any]  # a stage's settings as written in the YAML, checked against the stage's model
-STAGES = ("prepare", "generate", "mine", "train", "evaluate")
+STAGES = ("prepare", "generate", "mine", "judge", "train", "evaluate")
 
 
 class PrepareFallback(BaseModel):
@@ -51,8 +51,8 @@ class PrepareFallback(BaseModel):
 
 
 class PipelineConfig(BaseModel):
-    """The pipeline's YAML. Steps are mappings of their stage's settings; `prepare` and `mine` steps also have a
-    `name` (their folder is prepare-NAME, mine-NAME) and a prepare step may have a `fallback`."""
+    """The pipeline's YAML. Steps are mappings of their stage's settings; `prepare`, `mine` and `judge` steps also
+    have a `name` (their folder is prepare-NAME, ...) and a prepare step may have a `fallback`."""
 
     model_config = ConfigDict(extra="forbid")
     name: str
@@ -62,6 +62,7 @@ class PipelineConfig(BaseModel):
     prepare: list[Step] = Field(min_length=1)
     generate: Step | None = None
     mine: list[Step] = []
+    judge: list[Step] = []
     train: Step
     evaluate: Step
 
@@ -82,12 +83,8 @@ class Run:
     def _plan(self):
         """(folder name, settings, fallback) per stage, in order; every step checked against its stage's model."""
         config = self.config
-        for number, step in enumerate(config.prepare):
-            step = dict(step)
-            name, fallback = step.pop("name", None), step.pop("fallback", None)
-            where = f"prepare[{number}]"
-            if not name:
-                raise InputError(f"{self.config_path}: {where}: a prepare step needs a name")
+        for name, step, where in self._named(config.prepare, "prepare"):
+            fallback = step.pop("fallback", None)
             folder = f"prepare-{name}"
             local = self.data_root / str(step.get("input", ""))
             # relative to data_root; for source hf, only when that file is there (else it is a hub id)
@@ -104,16 +101,26 @@ class Run:
             negatives = config.generate.get("negatives", GenerateSettings.model_fields["negatives"].default)
             output = self.folder / "generate" / ("triplets.jsonl" if negatives else "pairs.jsonl")
             yield "generate", self._settings(GenerateSettings, config.generate, "generate", output=output, resume=False)
-        for number, step in enumerate(config.mine):
-            step = dict(step)
-            name = step.pop("name", None)
-            if not name:
-                raise InputError(f"{self.config_path}: mine[{number}]: a mine step needs a name")
+        for name, step, where in self._named(config.mine, "mine"):
             output = self.folder / f"mine-{name}" / "triplets.jsonl"
-            yield f"mine-{name}", self._settings(MineSettings, step, f"mine[{number}]", output=output, base_model=config.base_model)
+            yield f"mine-{name}", self._settings(MineSettings, step, where, output=output, base_model=config.base_model)
+        for name, step, where in self._named(config.judge, "judge"):
+            yield (
+                f"judge-{name}",
+                self._settings(JudgeSettings, step, where, output=self.folder / f"judge-{name}" / "judged.jsonl", resume=False),
+            )
         model = self.folder / "train" / "model"
         yield "train", self._settings(TrainSettings, config.train, "train", output=model, resume=False, base_model=config.base_model)
         yield "evaluate", self._settings(EvaluateSettings, config.evaluate, "evaluate", output=self.folder / "evaluate", model=str(model))
+
+    def _named(self, steps: list[Step], stage: str):
+        """(name, the step without its name, where it is in the config) for a list of named steps."""
+        for number, step in enumerate(steps):
+            step = dict(step) if isinstance(step, dict) else step
+            name = step.pop("name", None) if isinstance(step, dict) else None
+            if not name:
+                raise InputError(f"{self.config_path}: {stage}[{number}]: a {stage} step needs a name")
+            yield name, step, f"{stage}[{number}]"
 
     def _check(self, schema: type[BaseModel], values: Any, where: str, **filled):
         if not isinstance(values, dict):
@@ -235,6 +242,10 @@ def _action(settings: StageSettings, command: list[str]) -> Callable[[StageSetti
         from cachetune.synth.mine import mine
 
         return mine
+    if isinstance(settings, JudgeSettings):
+        from cachetune.synth.judge import judge
+
+        return judge
     if isinstance(settings, TrainSettings):
         from cachetune.train.trainer import train
 

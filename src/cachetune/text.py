@@ -2,9 +2,11 @@
 
 `clean_text` is what we store: the text as written, in Unicode NFC with whitespace collapsed.
 `match_key` is what we compare: two texts with the same key are the same question for
-de-duplication and for the "paraphrase equals the query" filters.
+de-duplication and for the "paraphrase equals the query" filters. `seeded_order` is how texts are
+shuffled reproducibly (splits, samples, replay order).
 """
 
+import hashlib
 import re
 import unicodedata
 
@@ -40,3 +42,8 @@ def content_words(text: str) -> frozenset[str]:
     return frozenset(
         word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word for word in words if word not in _FILLER
     )
+
+
+def seeded_order(names: list[str], seed: int) -> list[str]:
+    """A shuffle of `names` that depends only on the seed and the names, not on their order."""
+    return sorted(names, key=lambda name: hashlib.blake2b(f"{seed}\0{name}".encode(), digest_size=8).digest())

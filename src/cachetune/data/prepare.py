@@ -14,10 +14,10 @@ from cachetune.data.clean import length_problem, near_duplicate_clusters
 from cachetune.data.negatives import lexical_negatives
 from cachetune.data.settings import PrepareSettings
 from cachetune.data.sources import SOURCES, SourceData, load_source
-from cachetune.data.split import SPLITS, assign_splits, component_labels, seeded_order
+from cachetune.data.split import SPLITS, assign_splits, component_labels
 from cachetune.errors import InputError
 from cachetune.records import Pair, Query, RejectLog, record_texts, rejects_path, write_json, write_jsonl
-from cachetune.text import clean_text, match_key
+from cachetune.text import clean_text, match_key, seeded_order
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,11 @@ Groups that share a text (exactly or as near-duplicates) are joined into compone
 component is the unit that goes to one split, so nothing a test query says was seen in training.
 """
 
-import hashlib
-
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from cachetune.errors import InputError
+from cachetune.text import seeded_order
 
 SPLITS = ("train", "val", "test")
 
@@ -22,11 +21,6 @@ def component_labels(size: int, rows: list[int], cols: list[int]) -> list[int]:
     for node, label in enumerate(labels):
         smallest.setdefault(int(label), node)
     return [smallest[int(label)] for label in labels]
-
-
-def seeded_order(names: list[str], seed: int) -> list[str]:
-    """A shuffle of `names` that depends only on the seed and the names, not on their order."""
-    return sorted(names, key=lambda name: hashlib.blake2b(f"{seed}\0{name}".encode(), digest_size=8).digest())
 
 
 def assign_splits(component_sizes: dict[str, int], val: float, test: float, seed: int) -> dict[str, str]:

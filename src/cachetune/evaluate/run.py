@@ -12,7 +12,6 @@ import numpy as np
 from cachetune.errors import InputError
 from cachetune.evaluate.pairs import OperatingPoints, at_threshold, bootstrap, threshold_free
 from cachetune.evaluate.probes import load_probes, probe_false_hits
-from cachetune.evaluate.replay import ReplaySet, replay_metrics, retrieval_recall_at_1
 from cachetune.evaluate.report import write_report
 from cachetune.evaluate.settings import EvaluateSettings
 from cachetune.evaluate.speed import encode_speed
@@ -20,6 +19,7 @@ from cachetune.evaluate.triplets import triplet_metrics
 from cachetune.metrics import check_labels
 from cachetune.models import DEFAULT_BASE_MODEL, load_encoder, resolve_model
 from cachetune.records import Pair, read_pairs_or_triplets, read_records
+from cachetune.replay import ReplaySet, replay_metrics, retrieval_recall_at_1
 
 MODELS = ("tuned", "baseline")
 

@@ -14,39 +14,15 @@ import zlib
 from collections import Counter
 from pathlib import Path
 
-from cachetune.data.split import seeded_order
 from cachetune.errors import BackendError, InputError
 from cachetune.records import Pair, Query, RejectLog, Triplet, read_records, rejects_path, write_json
+from cachetune.synth.backends import make_backend
 from cachetune.synth.backends.base import Backend, Completion, Request
 from cachetune.synth.filters import filter_texts, parse_output
 from cachetune.synth.journal import Journal
 from cachetune.synth.prompts import Prompt, load_prompt, output_schema
 from cachetune.synth.settings import GenerateSettings
-
-
-def make_backend(settings: GenerateSettings) -> Backend:
-    """The backend, with its model found and checked before any query is sent."""
-    if settings.backend == "llama-cpp":
-        from cachetune.synth.backends.llama_cpp import LlamaCppBackend
-        from cachetune.synth.gguf import resolve_gguf
-
-        # A sequence holds the few-shot prompt (~500 tokens), the query and the answer.
-        return LlamaCppBackend(
-            resolve_gguf(settings.model), parallel=settings.batch_size, sequence_length=1152 + settings.max_tokens, threads=settings.threads
-        )
-    if settings.backend == "openai":
-        from cachetune.synth.backends.openai import OpenAIBackend
-
-        if not settings.base_url or not settings.model:
-            raise InputError("--backend openai needs --base-url and --model")
-        return OpenAIBackend(
-            settings.base_url, settings.model, settings.api_key_env, settings.concurrency, settings.timeout, settings.retries
-        )
-    from cachetune.synth.backends.vllm import VllmBackend
-
-    if not settings.model:
-        raise InputError("--backend vllm needs --model (a hub id or a local folder)")
-    return VllmBackend(settings.model, settings.tensor_parallel, settings.seed)
+from cachetune.text import seeded_order
 
 
 def _check(settings: GenerateSettings) -> list[Query]:
@@ -82,7 +58,7 @@ def generate(settings: GenerateSettings, on_progress=None) -> dict:
     """
     queries = _check(settings)
     Journal.check(settings.output, settings.resume)
-    backend = make_backend(settings)
+    backend = make_backend(settings, prompt_tokens=1152)  # the few-shot turns (~500 tokens), the query, the answer
     journal = Journal(settings.output, settings.resume)
     prompts: dict[str, Prompt] = {}
     started = time.time()

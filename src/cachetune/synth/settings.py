@@ -11,7 +11,27 @@ from cachetune.settings import PathList, StageSettings
 BackendName = Literal["llama-cpp", "openai", "vllm"]
 
 
-class GenerateSettings(StageSettings):
+class LlmSettings(StageSettings):
+    """Where the LLM runs and how it samples: shared by `generate` and `judge`."""
+
+    backend: BackendName = Field("llama-cpp", description="Where the LLM runs.")
+    model: str | None = Field(
+        None, description="llama-cpp: qwen2.5-coder-0.5b (default), qwen2.5-coder-1.5b or a .gguf; openai/vllm: the model name."
+    )
+    batch_size: int = Field(32, ge=1, description="Requests per backend call (llama-cpp: sequences decoded together).")
+    threads: int | None = Field(None, ge=1, description="llama-cpp: CPU threads; default: every core.")
+    tensor_parallel: int = Field(1, ge=1, description="vllm: GPUs per model.")
+    base_url: str | None = Field(None, description="openai: the server, e.g. http://127.0.0.1:8000/v1.")
+    api_key_env: str | None = Field(None, description="openai: environment variable that holds the API key.")
+    concurrency: int = Field(8, ge=1, description="openai: requests in flight.")
+    timeout: float = Field(120.0, gt=0, description="openai: seconds to wait for one answer.")
+    retries: int = Field(4, ge=0, description="openai: retries of a failed request, with exponential backoff.")
+    seed: int = Field(42, description="Seed of the order of the work and of sampling (each request's is derived from it).")
+    temperature: float = Field(0.7, ge=0, description="Sampling temperature; 0 decodes greedily.")
+    max_tokens: int = Field(384, ge=16, description="Tokens the LLM may write per request.")
+
+
+class GenerateSettings(LlmSettings):
     """Paraphrases (and look-alike negatives) of real queries from an instruct LLM."""
 
     PIPELINE_FILLS: ClassVar[frozenset[str]] = frozenset({"output", "resume"})
@@ -25,27 +45,30 @@ class GenerateSettings(StageSettings):
         "its progress log and generate_report.json go beside it."
     )
     domain: str | None = Field(None, description="Prompt domain (programming, medical, else generic); default: each query's.")
-    backend: BackendName = Field("llama-cpp", description="Where the LLM runs.")
-    model: str | None = Field(
-        None, description="llama-cpp: qwen2.5-coder-0.5b (default), qwen2.5-coder-1.5b or a .gguf; openai/vllm: the model name."
-    )
     paraphrases: int = Field(3, ge=1, description="Paraphrases asked for per query.")
     negatives: int = Field(2, ge=0, description="Look-alike negatives asked for per query; 0: paraphrases only, written as pairs.")
-    batch_size: int = Field(32, ge=1, description="Queries per backend call (llama-cpp: sequences decoded together).")
-    threads: int | None = Field(None, ge=1, description="llama-cpp: CPU threads; default: every core.")
-    tensor_parallel: int = Field(1, ge=1, description="vllm: GPUs per model.")
-    base_url: str | None = Field(None, description="openai: the server, e.g. http://127.0.0.1:8000/v1.")
-    api_key_env: str | None = Field(None, description="openai: environment variable that holds the API key.")
-    concurrency: int = Field(8, ge=1, description="openai: requests in flight.")
-    timeout: float = Field(120.0, gt=0, description="openai: seconds to wait for one answer.")
-    retries: int = Field(4, ge=0, description="openai: retries of a failed request, with exponential backoff.")
     max_queries: int | None = Field(None, ge=1, description="Only N queries: a seeded sample, contained in any larger one.")
     resume: bool = Field(False, description="Finish an interrupted run: every query exactly once.")
-    seed: int = Field(42, description="Seed of the query order and of sampling (each query's is derived from it and its id).")
-    temperature: float = Field(0.7, ge=0, description="Sampling temperature; 0 decodes greedily.")
-    max_tokens: int = Field(384, ge=16, description="Tokens the LLM may write per query.")
     parse_retries: int = Field(1, ge=0, description="An answer that is not the JSON asked for is asked again, with another seed.")
     on_error: OnError = Field("fail", description="fail: stop at a malformed query line; skip: set it aside and go on.")
+
+
+class JudgeSettings(LlmSettings):
+    """The LLM as a judge of "same question?": drops mined negatives that ask the same thing as their anchor (false
+    negatives), or, on labelled pairs, measures how often it agrees with the labels."""
+
+    PIPELINE_FILLS: ClassVar[frozenset[str]] = frozenset({"output", "resume"})
+    RUN_INPUTS: ClassVar[frozenset[str]] = frozenset({"input"})
+
+    input: Path = Field(description="Triplets (their anchor and negative are judged) or labelled pairs (the judge is scored).")
+    output: Path = Field(
+        description="Triplets: those whose negative the judge calls a different question; pairs: each with the judge's "
+        "verdict as label. Its progress log and judge_report.json go beside it."
+    )
+    max_items: int | None = Field(None, ge=1, description="Only N triplets or pairs: a seeded sample.")
+    resume: bool = Field(False, description="Finish an interrupted run: every item exactly once.")
+    temperature: float = Field(0.0, ge=0, description="Sampling temperature; 0 (the default here) decodes greedily.")
+    max_tokens: int = Field(16, ge=8, description="Tokens the LLM may write per verdict.")
 
 
 class MineSettings(StageSettings):

@@ -4,7 +4,10 @@
 def _metrics_line(scores: dict | None) -> str:
     if not scores:
         return "n/a"
-    return f"AP {scores['val_ap']:.3f}, recall at precision 0.95 {scores['val_recall_at_p95']:.3f}"
+    return (
+        f"replay P-CHR AUC {scores['val_replay_auc']:.3f}, AP {scores['val_ap']:.3f}, "
+        f"recall at precision 0.95 {scores['val_recall_at_p95']:.3f}"
+    )
 
 
 def model_card(info: dict) -> str:

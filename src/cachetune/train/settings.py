@@ -16,11 +16,21 @@ class TrainSettings(StageSettings):
     """Train a LoRA adapter (or every weight) with sentence-transformers losses that use the hard negatives."""
 
     PIPELINE_FILLS: ClassVar[frozenset[str]] = frozenset({"output", "resume", "base_model"})
-    RUN_INPUTS: ClassVar[frozenset[str]] = frozenset({"train_data", "val_data"})
+    RUN_INPUTS: ClassVar[frozenset[str]] = frozenset({"train_data", "val_data", "general_data"})
 
     train_data: PathList = Field(min_length=1, description="Triplet or pair JSONL; repeat for mixed inputs.")
     output: Path = Field(description="Folder for the adapter (or model), training_info.json and a model card.")
     val_data: Path | None = Field(None, description="Labelled pairs: validation at each checkpoint, the best one kept.")
+    select_by: Literal["replay_auc", "ap"] = Field(
+        "replay_auc", description="Validation metric that picks the checkpoint: populated-cache replay P-CHR AUC, or pair AP."
+    )
+    general_data: PathList = Field(
+        (),
+        description="General-domain pairs (e.g. STS-B dev, MRPC train) the model must not forget: after training, the "
+        "update is scaled towards the base (WiSE-FT) to the scale with the best validation score that keeps each within "
+        "general_tolerance of the base model.",
+    )
+    general_tolerance: float = Field(0.01, ge=0, description="Largest allowed loss on each general_data file (Spearman or AP).")
     base_model: str | None = Field(None, description="Local folder or hub id; default: packaged all-MiniLM-L6-v2.")
     loss: tuple[LossName, ...] = Field(
         ("mnr",), min_length=1, description="One per kind of training file; repeat for mixed inputs (--loss mnr --loss online-contrastive)."

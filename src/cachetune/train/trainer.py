@@ -145,7 +145,7 @@ def train(settings: TrainSettings, command: list[str] | None = None) -> dict:
     import torch
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 
-    from cachetune.train.validation import PairValidation
+    from cachetune.train.validation import GeneralValidation, PairValidation
 
     torch.manual_seed(settings.seed)
     model = SentenceTransformer(work.base.location)
@@ -175,8 +175,14 @@ def train(settings: TrainSettings, command: list[str] | None = None) -> dict:
     steps_per_epoch = sum(math.ceil(len(dataset) / settings.batch_size) for dataset in datasets.values())
     total_steps = settings.max_steps or math.ceil(steps_per_epoch * settings.epochs)
     checkpoint_steps = settings.checkpoint_steps or max(10, total_steps // 10)
-    evaluator = PairValidation(work.val_pairs) if work.val_pairs else None
+    evaluator = PairValidation(work.val_pairs, settings.select_by) if work.val_pairs else None
     base_validation = evaluator(model) if evaluator else None
+    general = GeneralValidation(settings.general_data) if settings.general_data else None
+    base_general = general(model) if general else None
+    # What the update is measured from: a LoRA update is B @ A with B starting at zero; full fine-tuning moves every weight.
+    start = {
+        name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad and (not settings.lora or "lora_B" in name)
+    }
 
     output = Path(settings.output)
     checkpoints = output / CHECKPOINTS
@@ -200,7 +206,7 @@ def train(settings: TrainSettings, command: list[str] | None = None) -> dict:
         save_steps=checkpoint_steps,
         save_total_limit=2,
         load_best_model_at_end=evaluator is not None,
-        metric_for_best_model="eval_val_ap" if evaluator else None,
+        metric_for_best_model=f"eval_val_{settings.select_by}" if evaluator else None,
         logging_steps=max(1, min(10, checkpoint_steps)),
         report_to=["tensorboard"] if settings.tensorboard else [],
         use_cpu=not torch.cuda.is_available(),
@@ -214,16 +220,49 @@ def train(settings: TrainSettings, command: list[str] | None = None) -> dict:
     if not trainer.is_world_process_zero():
         return {}
 
+    scaling = _pull_towards_base(model, start, evaluator, general, base_general, settings) if general else None
     final_validation = evaluator(model) if evaluator else None
     if settings.lora:
         save_adapter(model, output, work.base.name)
     else:
         model.save(str(output))
     info = _training_info(work, trainer, run.metrics, trainable, total, base_validation, final_validation, resume_from, started, command)
+    info["general_guard"] = scaling
     write_json(output / TRAINING_INFO, info)
     (output / "README.md").write_text(model_card(info))
     shutil.rmtree(checkpoints, ignore_errors=True)
     return info
+
+
+SCALES = (1.0, 0.8, 0.6, 0.4, 0.2, 0.0)
+
+
+def _pull_towards_base(model, start: dict, evaluator, general, base_general: dict, settings: TrainSettings) -> dict:
+    """Scale the trained update by each of SCALES (WiSE-FT, arXiv 2109.01903; for LoRA, the adapter's scale) and keep
+    the scale with the best validation score among those that lose at most `general_tolerance` on every general
+    file; scale 0 is the base model itself, which always passes."""
+    import torch
+
+    trained = {name: p.detach().clone() for name, p in model.named_parameters() if name in start}
+    parameters = dict(model.named_parameters())
+
+    def set_scale(scale: float) -> None:
+        with torch.no_grad():
+            for name, initial in start.items():
+                parameters[name].copy_(initial + scale * (trained[name] - initial))
+
+    candidates = []
+    for scale in SCALES:
+        set_scale(scale)
+        scores = general(model)
+        passes = all(scores[name] >= base_general[name] - settings.general_tolerance for name in scores)
+        validation = evaluator.scores(model)[settings.select_by] if evaluator else None
+        candidates.append({"scale": scale, "general": scores, "passes": passes, f"val_{settings.select_by}": validation})
+    passing = [c for c in candidates if c["passes"]]
+    key = f"val_{settings.select_by}"
+    chosen = max(passing, key=lambda c: (c[key] if c[key] is not None else 0.0, c["scale"]))
+    set_scale(chosen["scale"])
+    return {"base": base_general, "tolerance": settings.general_tolerance, "chosen_scale": chosen["scale"], "candidates": candidates}
 
 
 def _training_info(

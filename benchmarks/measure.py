@@ -1,0 +1,151 @@
+"""What the quality benchmarks share: the data of a domain's experiments, and one way to score a model on it.
+
+A model is scored the way a cache fails (cachetune.replay: populated-cache P-CHR AUC) beside pair AP, recall at
+precision 0.95 and retrieval recall@1 on each held-out test file, and on general-domain pairs (STS-B: Spearman;
+MRPC: AP). Every distinct text is encoded once per model.
+"""
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cachetune.data.prepare import prepare
+from cachetune.data.settings import PrepareSettings
+from cachetune.metrics import average_precision, recall_at_precision
+from cachetune.models import load_encoder
+from cachetune.pipeline import run_pipeline
+from cachetune.records import Pair, Triplet, read_records, write_jsonl
+from cachetune.replay import ReplaySet, replay_metrics, retrieval_recall_at_1
+from cachetune.synth.mine import mine
+from cachetune.synth.settings import MineSettings
+from cachetune.train.validation import GeneralValidation, pair_scores, vectors_of
+
+REPO = Path(__file__).resolve().parents[1]
+EXPERIMENTS = REPO / "runs" / "experiments"
+T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571}  # Student's t, two-sided 95%, by degrees of freedom
+
+
+@dataclass(frozen=True)
+class DomainData:
+    train_pairs: Path  # the train split's labelled pairs
+    mined: Path  # triplets: train same-intent pairs with negatives mined by the base model from other train groups
+    val: Path  # validation pairs whose negatives are built unlike the training ones
+    tests: dict[str, Path]  # held-out test pairs, never used to choose
+    general_val: tuple[Path, ...]  # general pairs that guard training and selection
+    general_test: dict[str, Path]  # general pairs reported
+    logs_corpus: tuple[Path, ...]  # unlabelled queries of another dataset of the domain
+
+
+def general_data(data_root: Path, folder: Path) -> tuple[tuple[Path, ...], dict[str, Path]]:
+    """STS-B dev and a sample of MRPC train (guard), STS-B test and MRPC test (report), through `prepare`."""
+    files = {}
+    for name, source, file, sample in (
+        ("stsb-dev", "stsb", "stsb-sts-dev.tsv", None),
+        ("mrpc-train", "mrpc", "msr_paraphrase_train.txt", 2_000),
+        ("stsb-test", "stsb", "stsb-sts-test.tsv", None),
+        ("mrpc-test", "mrpc", "msr_paraphrase_test.txt", None),
+    ):
+        target = folder / name / "pairs.test.jsonl"
+        if not target.is_file():
+            settings = PrepareSettings(
+                source=source,
+                input=str(data_root / "general" / file),
+                output=folder / name,
+                max_chars=400,
+                max_queries=sample,
+                val=0,
+                test=1,
+            )
+            prepare(settings)
+        files[name] = target
+    return (files["stsb-dev"], files["mrpc-train"]), {"STS-B test": files["stsb-test"], "MRPC test": files["mrpc-test"]}
+
+
+def negatives_as_pairs(triplets: Path, source: str) -> list[Pair]:
+    return [
+        Pair(query1=t.anchor, query2=t.hard_negative, label=0, domain=t.domain, similarity_score=t.similarity_score, source=source)
+        for t in read_records(triplets, Triplet)
+    ]
+
+
+def domain_data(domain: str) -> DomainData:
+    """Prepare (once) everything a domain's experiments read, under runs/experiments/DOMAIN/data."""
+    run, _ = run_pipeline(REPO / "configs" / f"{domain}.yaml", run_dir=EXPERIMENTS / domain / "data", stages=("prepare",))
+    folder, data_root = run.folder, run.data_root
+    general_val, general_test = general_data(data_root, EXPERIMENTS / "general")
+    main = "prepare-conala" if domain == "programming" else "prepare-mqp"
+    other = {
+        "programming": ("cosqa", "programming/cosqa-queries.jsonl", None),
+        "medical": ("medquad", "medical/medquad-questions.jsonl", 3_000),
+    }
+    source, file, sample = other[domain]
+    other_folder = folder / f"other-{source}"
+    if not (other_folder / "queries.train.jsonl").is_file():
+        prepare(PrepareSettings(source=source, input=str(data_root / file), output=other_folder, max_queries=sample, val=0, test=0))
+    train_corpus = [folder / main / "queries.train.jsonl"] + ([other_folder / "queries.train.jsonl"] if domain == "medical" else [])
+    mined = folder / "mined-train.jsonl"
+    if not mined.is_file():  # hard negatives for training: other training groups (and, for medical, MedQuAD)
+        mine(
+            MineSettings(input=folder / main / "pairs.train.jsonl", corpus=tuple(train_corpus), output=mined, num_negatives=2, range_min=3)
+        )
+    val = folder / "val-mixed.jsonl"
+    if not val.is_file():
+        val_pairs = read_records(folder / main / "pairs.val.jsonl", Pair)  # positives and prepare's lexical negatives
+        corpus = (folder / main / "queries.val.jsonl", folder / main / "queries.train.jsonl")
+        mine(
+            MineSettings(
+                input=folder / main / "pairs.val.jsonl", corpus=corpus, output=folder / "val-mined.jsonl", num_negatives=1, range_min=2
+            )
+        )
+        mine(
+            MineSettings(
+                input=folder / main / "pairs.val.jsonl", corpus=(other_folder / "queries.train.jsonl",), output=folder / "val-other.jsonl",
+                num_negatives=1, range_min=0, margin=0.0,
+            )
+        )  # fmt: skip
+        extra = read_records(folder / "prepare-rqe-valid" / "pairs.val.jsonl", Pair) if domain == "medical" else []
+        write_jsonl(
+            val,
+            val_pairs
+            + negatives_as_pairs(folder / "val-mined.jsonl", "mined-negative")
+            + negatives_as_pairs(folder / "val-other.jsonl", f"{source}-negative")
+            + extra,
+        )
+    tests = (
+        {"CoNaLa test": folder / main / "pairs.test.jsonl"}
+        if domain == "programming"
+        else {"mqp test": folder / main / "pairs.test.jsonl", "RQE-valid test half": folder / "prepare-rqe-valid" / "pairs.test.jsonl"}
+    )
+    return DomainData(
+        folder / main / "pairs.train.jsonl", mined, val, tests, general_val, general_test, (other_folder / "queries.train.jsonl",)
+    )
+
+
+def score_model(spec, tests: dict[str, Path], general: dict[str, Path]) -> dict:
+    """Replay AUC, AP, recall@P0.95 and retrieval recall@1 per test file; Spearman (STS-B) or AP (MRPC) per general file."""
+    encoder = load_encoder(spec) if not hasattr(spec, "encode") else spec
+    sets = {name: read_records(path, Pair) for name, path in tests.items()}
+    vector_of = vectors_of(encoder, [text for pairs in sets.values() for p in pairs for text in (p.query1, p.query2)])
+    results = {}
+    for name, pairs in sets.items():
+        labels, scores = np.array([p.label for p in pairs]), pair_scores(pairs, vector_of)
+        results[name] = {
+            "replay_auc": replay_metrics(ReplaySet.from_pairs(pairs), vector_of)["auc"],
+            "ap": average_precision(labels, scores),
+            "recall_at_p95": recall_at_precision(labels, scores, 0.95)[0],
+            "recall_at_1": retrieval_recall_at_1(pairs, vector_of),
+        }
+    general_scores = GeneralValidation(tuple(general.values()))(encoder)
+    for name, value in zip(general, general_scores.values()):
+        results[name] = value
+    return results
+
+
+def mean_interval(values: list[float]) -> tuple[float, float]:
+    """Mean and half-width of its 95% t interval (0 for one value)."""
+    mean = float(np.mean(values))
+    if len(values) < 2:
+        return mean, 0.0
+    return mean, T_975[len(values) - 1] * float(np.std(values, ddof=1)) / math.sqrt(len(values))

@@ -187,6 +187,7 @@ def main() -> None:
             runs[str(seed)] = run_recipe(args.domain, data, name, seed)
             print(f"{name} seed {seed}: {time.time() - started:.0f} s, val {runs[str(seed)]['val']}", flush=True)
             save(f"experiments_{args.domain}", {**results, "machine": machine()}, markdown(args.domain, results))
+    results["chosen"] = select(results)[0]
     save(f"experiments_{args.domain}", {**results, "machine": machine()}, markdown(args.domain, results))
 
 

@@ -1,0 +1,235 @@
+"""From query logs alone: what an LLM's paraphrases are worth, how that grows with the LLM time spent, and which
+guard against false negatives among the mined ones helps.
+
+    .venv/bin/python benchmarks/logs_experiments.py --domain programming|medical [--part judge growth variants] [--seeds 1 2 3]
+
+Reads the run of configs/DOMAIN-logs.yaml (run `cachetune pipeline --config configs/DOMAIN-logs.yaml --stage prepare
+--stage generate` first): the logged queries (no labels), the 0.5B model's paraphrases of them (generate/pairs.jsonl,
+in the seeded order generation took them). Scored on the same held-out human pairs and general sets as
+benchmarks/experiments.py (benchmarks/measure.py), which the logs never contain.
+- judge: the LLM judge's agreement with human labels on 200 labelled training pairs of the domain, per LLM.
+- growth: the paraphrases of the first N queries (250, 1,000, all), negatives mined from the other logged queries,
+  MNR on every weight for 3 epochs, the general guard on; three seeds per N.
+- variants, at N = 1,000: mined negatives the LLM judge calls "same question" dropped; GISTEmbed (the base model as a
+  guide) instead of MNR; the 1.5B model's paraphrases (at N = 250, against the 0.5B's).
+Results accumulate in results/experiments_logs_DOMAIN.{json,md}.
+"""
+
+import argparse
+import json
+import random
+import time
+from pathlib import Path
+
+from common import RESULTS, machine, save
+from measure import EXPERIMENTS, REPO, domain_data, mean_interval, score_model
+
+from cachetune.pipeline import Run
+from cachetune.records import Pair, Query, read_records, write_jsonl
+from cachetune.synth.generate import generate
+from cachetune.synth.journal import progress_path
+from cachetune.synth.judge import judge
+from cachetune.synth.mine import mine
+from cachetune.synth.settings import GenerateSettings, JudgeSettings, MineSettings
+from cachetune.train.settings import TrainSettings
+from cachetune.train.trainer import train
+
+SIZES = (250, 1000, None)  # None: every logged query
+RECIPE = {"loss": ["mnr"], "lora": False, "lr": 2e-5, "epochs": 3, "batch_size": 64}
+MAX_SEQ_LENGTH = {"programming": 64, "medical": 128}
+
+
+class Logs:
+    """The logs run: its queries, the generated pairs, and their order."""
+
+    def __init__(self, domain: str) -> None:
+        self.domain = domain
+        self.run = Run(REPO / "configs" / f"{domain}-logs.yaml")
+        self.folder = self.run.folder
+        planned = dict(self.run.stages)
+        self.corpus = tuple(self.folder / path for path in planned["generate"].input)
+        self.generated = self.folder / "generate" / "pairs.jsonl"
+        self.work = EXPERIMENTS / f"{domain}-logs"
+
+    def order(self) -> list[str]:
+        """Query texts in the order generation took them (a seeded order)."""
+        text_of = {q.id: q.text for path in self.corpus for q in read_records(path, Query)}
+        return [text_of[json.loads(line)["id"]] for line in progress_path(self.generated).read_text().splitlines()]
+
+    def pairs_of_first(self, size: int | None, generated: Path | None = None) -> Path:
+        """The generated pairs whose query is among the first `size` queries."""
+        generated = generated or self.generated
+        target = self.work / f"pairs-{size or 'all'}-{generated.parent.name}.jsonl"
+        if not target.is_file():
+            first = set(self.order()[:size])
+            write_jsonl(target, [p for p in read_records(generated, Pair) if p.query1 in first])
+        return target
+
+    def mined(self, pairs: Path) -> Path:
+        """Negatives for each (query, paraphrase), mined from the other logged queries."""
+        target = pairs.with_name(pairs.stem + ".mined.jsonl")
+        if not target.is_file():
+            mine(MineSettings(input=pairs, corpus=self.corpus, output=target, num_negatives=1, range_min=3, range_max=30, margin=0.05))
+        return target
+
+
+def train_and_score(logs: Logs, data, name: str, train_file: Path, seed: int, **overrides) -> dict:
+    folder = logs.work / name / f"seed{seed}"
+    info_file = folder / "model" / "training_info.json"
+    if not info_file.is_file():
+        settings = TrainSettings(
+            train_data=(train_file,),
+            output=folder / "model",
+            general_data=data.general_val,
+            max_seq_length=MAX_SEQ_LENGTH[logs.domain],
+            seed=seed,
+            **{**RECIPE, **overrides},
+        )
+        train(settings)
+    info = json.loads(info_file.read_text())
+    return {
+        "triplets": info["train_data"][0]["rows"],
+        "guard_scale": info["general_guard"]["chosen_scale"],
+        "train_seconds": info["train_seconds"],
+        "test": score_model(str(folder / "model"), data.tests, data.general_test),
+    }
+
+
+def judge_part(logs: Logs, data, results: dict) -> None:
+    """The judge's agreement with human labels on 200 labelled training pairs (100 same, 100 different)."""
+    pairs = read_records(data.train_pairs, Pair)
+    rng = random.Random(0)
+    sample = rng.sample([p for p in pairs if p.label == 1], 100) + rng.sample([p for p in pairs if p.label == 0], 100)
+    source = logs.work / "judge-sample.jsonl"
+    write_jsonl(source, sample)
+    for model in ("qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"):
+        if model in results["judge"]:
+            continue
+        output = logs.work / f"judge-{model}" / "verdicts.jsonl"
+        report = judge(JudgeSettings(input=source, output=output, model=model, batch_size=16, resume=output.exists()))
+        results["judge"][model] = {**report["agreement"], "wall_seconds": report["wall_seconds_this_run"]}
+
+
+def growth_part(logs: Logs, data, results: dict, seeds: list[int]) -> None:
+    for size in SIZES:
+        key = str(size or "all")
+        mined = logs.mined(logs.pairs_of_first(size))
+        for seed in seeds:
+            runs = results["growth"].setdefault(key, {})
+            if str(seed) not in runs:
+                runs[str(seed)] = {"queries": size or len(logs.order()), **train_and_score(logs, data, f"growth-{key}", mined, seed)}
+                checkpoint(logs, results)
+
+
+def variants_part(logs: Logs, data, results: dict, seeds: list[int]) -> None:
+    mined = logs.mined(logs.pairs_of_first(1000))
+    judged = mined.with_name(mined.stem + ".judged.jsonl")
+    if not judged.is_file():
+        report = judge(JudgeSettings(input=mined, output=judged, batch_size=16, resume=progress_path(judged).exists()))
+        results["judge_filter"] = {key: report[key] for key in ("items_judged", "verdicts", "triplets_dropped_as_false_negatives")}
+    larger = logs.work / "generate-1.5b" / "pairs.jsonl"
+    if not (larger.parent / "generate_report.json").is_file():
+        first = set(logs.order()[:250])
+        queries = logs.work / "queries-250.jsonl"
+        write_jsonl(queries, [q for path in logs.corpus for q in read_records(path, Query) if q.text in first])
+        generate(
+            GenerateSettings(
+                input=(queries,), output=larger, model="qwen2.5-coder-1.5b", negatives=0, paraphrases=3, batch_size=16,
+                max_tokens=256 if logs.domain == "medical" else 192, resume=progress_path(larger).exists(),
+            )
+        )  # fmt: skip
+    variants = {
+        "judge-filtered (1,000)": (judged, {}),
+        "GISTEmbed guide (1,000)": (mined, {"loss": ["gist"]}),
+        "1.5B paraphrases (250)": (logs.mined(logs.pairs_of_first(250, larger)), {}),
+    }
+    for name, (train_file, overrides) in variants.items():
+        for seed in seeds:
+            runs = results["variants"].setdefault(name, {})
+            if str(seed) not in runs:
+                slug = name.split(" (")[0].replace(" ", "-").replace(".", "")
+                runs[str(seed)] = train_and_score(logs, data, f"variant-{slug}", train_file, seed, **overrides)
+                checkpoint(logs, results)
+
+
+def cell(values: list[float]) -> str:
+    mean, half = mean_interval(values)
+    return f"{mean:.3f} ± {half:.3f}" if len(values) > 1 else f"{mean:.3f}"
+
+
+def markdown(domain: str, results: dict) -> str:
+    references = (
+        json.loads((RESULTS / f"experiments_{domain}.json").read_text()) if (RESULTS / f"experiments_{domain}.json").is_file() else {}
+    )
+    first_run = next((run for runs in [*results["growth"].values(), *results["variants"].values()] for run in runs.values()), None)
+    tests = list(first_run["test"]) if first_run else []
+    domain_tests = [name for name in tests if not name.startswith(("STS-B", "MRPC"))]
+    general = [name for name in tests if name.startswith(("STS-B", "MRPC"))]
+    header = ["training data", "seeds", "triplets"]
+    header += [f"{name} {metric}" for name in domain_tests for metric in ("replay AUC", "AP", "R@1")] + general + ["guard scale"]
+    lines = [f"# From logs alone: {domain}", "", "Mean ± half-width of the 95% t interval over seeds; held-out human pairs never read.", ""]
+    if results["judge"]:
+        lines += ["## The LLM judge against human labels (200 labelled training pairs, half same)", ""]
+        lines += ["| judge | accuracy | precision of 'same' | recall of 'same' | s |", "|---|---:|---:|---:|---:|"]
+        for model, agreement in results["judge"].items():
+            lines.append(
+                f"| {model} | {agreement['accuracy']:.3f} | {agreement['precision_of_same'] or 0:.3f} | "
+                f"{agreement['recall_of_same'] or 0:.3f} | {agreement['wall_seconds']:.0f} |"
+            )
+        lines.append("")
+
+    def row(label: str, runs: dict) -> str:
+        ordered = [runs[s] for s in sorted(runs)]
+        cells = [label, ",".join(sorted(runs)), str(ordered[0].get("triplets", "-"))]
+        for name in domain_tests:
+            cells += [
+                cell([r["test"][name][k] for r in ordered])
+                for k in ("replay_auc", "ap", "recall_at_1")
+                if ordered[0]["test"][name][k] is not None
+            ]
+        cells += [cell([r["test"][name] for r in ordered]) for name in general]
+        cells.append(", ".join(f"{r['guard_scale']:g}" for r in ordered if r.get("guard_scale") is not None) or "-")
+        return "| " + " | ".join(cells) + " |"
+
+    lines += ["## Growth with the LLM time spent, and variants", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, entry in references.get("reference", {}).items():
+        lines.append(row(f"**{name}** (reference)", {"1": entry}))
+    chosen = references.get("chosen")
+    if chosen:
+        lines.append(row(f"**labelled pairs: {chosen}** (experiments_{domain}.md)", references["recipes"][chosen]))
+    for runs in results["growth"].values():
+        lines.append(row(f"logs: paraphrases of {runs[next(iter(runs))]['queries']} queries", runs))
+    for name, runs in results["variants"].items():
+        lines.append(row(f"variant: {name}", runs))
+    if "judge_filter" in results:
+        filtered = results["judge_filter"]
+        lines += ["", f"Judge filter at 1,000 queries: {filtered['items_judged']} (query, negative) judged, {filtered['verdicts']};",
+                  f"{filtered['triplets_dropped_as_false_negatives']} triplets dropped as false negatives."]  # fmt: skip
+    return "\n".join(lines)
+
+
+def checkpoint(logs: Logs, results: dict) -> None:
+    save(f"experiments_logs_{logs.domain}", {**results, "machine": machine()}, markdown(logs.domain, results))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--domain", choices=["programming", "medical"], required=True)
+    parser.add_argument("--part", nargs="+", choices=["judge", "growth", "variants"], default=["judge", "growth", "variants"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    args = parser.parse_args()
+    logs = Logs(args.domain)
+    logs.work.mkdir(parents=True, exist_ok=True)
+    data = domain_data(args.domain)
+    path = RESULTS / f"experiments_logs_{args.domain}.json"
+    results = json.loads(path.read_text()) if path.exists() else {"judge": {}, "growth": {}, "variants": {}}
+    started = time.time()
+    for part in args.part:
+        {"judge": lambda: judge_part(logs, data, results), "growth": lambda: growth_part(logs, data, results, args.seeds),
+         "variants": lambda: variants_part(logs, data, results, args.seeds)}[part]()  # fmt: skip
+        checkpoint(logs, results)
+    print(f"done in {time.time() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,54 +1,68 @@
-"""Semantic cache speed and memory.
+"""Semantic cache speed, memory and encoder parity, on this machine.
 
-1. HTTP: `cachetune serve` in its own process, a second process (this one) sending check requests over
-   loopback: latency p50/p99 one at a time, and throughput with several clients at once.
-2. In-process lookup latency of the store at 10K, 100K and 1M entries, exact vs HNSW search. Vectors are
-   random unit vectors of the model's dimension (384): we have no million real queries, and search cost
-   does not depend on what the vectors mean; HNSW recall@1 against exact search is reported beside it.
-3. Memory and encode latency per domain: adapters switched on one base model vs a merged copy per domain,
-   each measured in a fresh process.
+    .venv/bin/python benchmarks/cache_speed.py [--section http stores ann encoders parity ...] [--data ../shared/data]
 
-    .venv/bin/python benchmarks/cache_speed.py [--data ../shared/data] [--sizes 10000 100000 1000000]
+Sections (each writes its part of results/cache_speed.json; the Markdown shows every part there is):
+- http: `cachetune serve` in its own process, this process sending /v1/cache/check over loopback to the shipped
+  programming adapter's domain holding 1,000 real queries, half the checks hits: 1 client (p50/p99) and 16
+  concurrent clients (throughput, p99), for torch without batching (the cache before ONNX and micro-batching),
+  ONNX fp32 and ONNX int8, both micro-batched.
+- stores: lookup p50/p99 from one thread and from 8 concurrent threads at 10K and 100K entries in the embedded
+  store, Milvus Lite and Redis 8 (random unit vectors), with memory per 100K entries where the store reports it.
+- ann: HNSW (usearch) recall@1 against exact search, lookup p50/p99, build time and bytes per entry at 100K and 1M
+  entries, on random unit vectors and on realistic ones (see `realistic_vectors`), for several parameters.
+- encoders: memory and encode latency of adapters switched on one base against a merged copy per domain.
+- parity: pair AP of both shipped adapters on their held-out test pairs with each encoder.
 """
 
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import yaml
-from common import machine, save
+from common import RESULTS, machine, save
 
 DIM = 384
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))  # tests/servers.py: a real Redis for the stores section
 
 
 def percentiles(milliseconds: list[float]) -> dict:
     return {"p50_ms": round(float(np.percentile(milliseconds, 50)), 3), "p99_ms": round(float(np.percentile(milliseconds, 99)), 3)}
 
 
-def real_queries(data: Path, count: int) -> list[str]:
-    rows = [json.loads(line)["question"] for line in (data / "medical" / "medquad-questions.jsonl").open()]
-    rows += [json.loads(line)["title"] for line in (data / "programming" / "staqc-sql-titles.jsonl").open()]
-    return list(dict.fromkeys(rows))[:count]
+def real_texts(data: Path) -> list[str]:
+    """Distinct real questions from ../shared/data: titles, web queries, consumer and NIH health questions."""
+    texts = [json.loads(line)["question"] for line in (data / "medical" / "medquad-questions.jsonl").open()]
+    texts += [json.loads(line)["title"] for line in (data / "programming" / "staqc-sql-titles.jsonl").open()]
+    texts += [json.loads(line)["query"] for line in (data / "programming" / "cosqa-queries.jsonl").open()]
+    for line in (data / "medical" / "rqe-train.jsonl").open():
+        row = json.loads(line)
+        texts += [row["chq"], row["faq"]]
+    texts += [row["intent"] for row in json.loads((data / "programming" / "conala-train.json").read_text())]
+    return list(dict.fromkeys(text.strip() for text in texts if text and 10 <= len(text.strip()) <= 300))
 
 
-def http_benchmark(queries: list[str], stored: int, requests: int, clients: int) -> dict:
+# --- http --------------------------------------------------------------------------------------------------------
+
+
+def http_benchmark(queries: list[str], encoder: str, max_batch: int, stored: int = 1_000, requests: int = 400) -> dict:
     import httpx
+    from servers import free_port
 
     with tempfile.TemporaryDirectory() as folder:
         config = Path(folder) / "cache.yaml"
-        config.write_text(yaml.safe_dump({"semantic_cache": {"domains": {"general": {"similarity_threshold": 0.9}}}}))
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
+        domain = {"embedding_model_path": "programming", "similarity_threshold": 0.9, "encoder": encoder}
+        config.write_text(yaml.safe_dump({"semantic_cache": {"domains": {"coding": domain}, "batching": {"max_batch": max_batch}}}))
+        port = free_port()
         server = subprocess.Popen(
             [str(Path(sys.executable).with_name("cachetune")), "serve", "--config", str(config), "--port", str(port)],
             stdout=subprocess.DEVNULL,
@@ -56,28 +70,36 @@ def http_benchmark(queries: list[str], stored: int, requests: int, clients: int)
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            with httpx.Client(base_url=url, timeout=60) as client:
-                while True:
+            with httpx.Client(base_url=url, timeout=120) as client:
+                deadline = time.time() + 600
+                while time.time() < deadline:
                     try:
                         client.get("/healthz")
                         break
                     except httpx.TransportError:
                         time.sleep(0.3)
                 for prompt in queries[:stored]:
-                    client.post("/v1/cache/store", json={"prompt": prompt, "response": "answer", "domain": "general"})
+                    client.post("/v1/cache/store", json={"prompt": prompt, "response": "answer", "domain": "coding"}).raise_for_status()
                 mix = [queries[i % (2 * stored)] for i in range(requests)]  # half stored prompts (hits), half new (misses)
-                timings = []
+                for prompt in mix[:20]:  # warm-up
+                    client.post("/v1/cache/check", json={"prompt": prompt, "domain": "coding"})
+                single = []
                 for prompt in mix:
                     start = time.perf_counter()
-                    client.post("/v1/cache/check", json={"prompt": prompt, "domain": "general"}).raise_for_status()
-                    timings.append((time.perf_counter() - start) * 1000)
+                    client.post("/v1/cache/check", json={"prompt": prompt, "domain": "coding"}).raise_for_status()
+                    single.append((time.perf_counter() - start) * 1000)
+            concurrent = []
 
             def worker(prompts: list[str]) -> None:
-                with httpx.Client(base_url=url, timeout=60) as own:
+                with httpx.Client(base_url=url, timeout=120) as own:
                     for prompt in prompts:
-                        own.post("/v1/cache/check", json={"prompt": prompt, "domain": "general"}).raise_for_status()
+                        start = time.perf_counter()
+                        own.post("/v1/cache/check", json={"prompt": prompt, "domain": "coding"}).raise_for_status()
+                        concurrent.append((time.perf_counter() - start) * 1000)
 
-            threads = [threading.Thread(target=worker, args=(mix[i::clients],)) for i in range(clients)]
+            clients = 16
+            many = mix * 2
+            threads = [threading.Thread(target=worker, args=(many[i::clients],)) for i in range(clients)]
             start = time.perf_counter()
             for thread in threads:
                 thread.start()
@@ -88,152 +110,370 @@ def http_benchmark(queries: list[str], stored: int, requests: int, clients: int)
             server.terminate()
             server.wait()
     return {
+        "encoder": encoder,
+        "max_batch": max_batch,
         "stored_entries": stored,
-        "requests": requests,
-        **percentiles(timings),
-        "clients": clients,
-        "throughput_rps": round(requests / seconds, 1),
+        "one_client": percentiles(single),
+        "sixteen_clients": {**percentiles(concurrent), "checks_per_second": round(len(many) / seconds, 1)},
     }
 
 
-def lookup_benchmark(size: int, kind: str, queries: int = 300) -> dict:
-    from cachetune.cache.index import AnnIndex, ExactIndex
-    from cachetune.cache.memory import MemoryStore
-    from cachetune.cache.store import Entry, NamespaceSettings
-
-    rng = np.random.default_rng(0)
-    vectors = rng.standard_normal((size, DIM), dtype=np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    store = MemoryStore(DIM, {"n": NamespaceSettings(size + 1, "lru")}, index=kind)
-    space = store._namespaces["n"]
-    start = time.perf_counter()
-    # Bulk load straight into the partition's index (the store's add() is one entry at a time).
-    index = AnnIndex(DIM) if kind == "ann" else ExactIndex(DIM)
-    if kind == "ann":
-        index.add_many(np.arange(size, dtype=np.int64), vectors)
-    else:
-        for key in range(size):
-            index.add(key, vectors[key])
-    space.partitions[""] = index
-    for key in range(size):
-        space.entries[key] = Entry(key, "", "p", "r", 0.0, None)
-        space.order.added(key)
-    build = time.perf_counter() - start
-    probes = vectors[rng.integers(0, size, queries)] + rng.normal(scale=0.02, size=(queries, DIM)).astype(np.float32)
-    probes /= np.linalg.norm(probes, axis=1, keepdims=True)
-    timings, found = [], []
-    for probe in probes:
-        start = time.perf_counter()
-        entry, _ = store.lookup("n", "", probe, 1.0, 2.0)  # threshold 2: never a hit, nothing recorded
-        timings.append((time.perf_counter() - start) * 1000)
-        found.append(entry.id)
-    exact = np.argmax(probes @ vectors.T, axis=1)
-    return {
-        "entries": size,
-        "search": kind,
-        **percentiles(timings),
-        "recall_at_1": float(np.mean(np.array(found) == exact)),
-        "build_seconds": round(build, 1),
-    }
+# --- stores ------------------------------------------------------------------------------------------------------
 
 
-def encoder_memory(mode: str, domains: int, adapter: str) -> dict:
-    """Runs in a fresh process: RSS after loading the cache's encoders, and encode latency per domain."""
-    import peft  # noqa: F401  (libraries loaded first: only the models count below)
-    import sentence_transformers  # noqa: F401
-
-    from cachetune.cache.encoders import DomainEncoders
-
-    before = memory_kib("VmRSS")
-    models = {f"domain{i}": adapter for i in range(domains)}
-    encoders = DomainEncoders(None, {**models, "base": None}, mode)
-    after = memory_kib("VmRSS")
-    names = list(models) + ["base"]
-    for name in names:
-        encoders.encode(name, "warm up")
-    timings = []
-    for i in range(200):
-        start = time.perf_counter()
-        encoders.encode(names[i % len(names)], "How do I reverse a list in Python without a copy?")
-        timings.append((time.perf_counter() - start) * 1000)
-    return {
-        "mode": mode,
-        "adapter_domains": domains,
-        "peak_rss_mib": round(memory_kib("VmHWM") / 1024),
-        "rss_for_encoders_mib": round((after - before) / 1024),
-        **percentiles(timings),
-    }
+def unit_vectors(count: int, seed: int) -> np.ndarray:
+    vectors = np.random.default_rng(seed).standard_normal((count, DIM), dtype=np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
-def memory_kib(field: str) -> int:
-    """This process's resident (VmRSS) or peak resident (VmHWM) memory. Not getrusage's ru_maxrss: a child
-    started from a large parent inherits the parent's figure there."""
+def memory_kib(field: str = "VmRSS") -> int:
+    """This process's resident (VmRSS) or peak resident (VmHWM) memory, from /proc."""
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1])
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
+def store_benchmark(kind: str, size: int, folder: Path, redis_url: str | None, probes: int = 300) -> dict:
+    from cachetune.cache.config import MemoryStoreConfig, MilvusStoreConfig, RedisStoreConfig
+    from cachetune.cache.memory import MemoryStore
+    from cachetune.cache.milvus import NEVER, MilvusStore
+    from cachetune.cache.redis import RedisStore
+    from cachetune.cache.store import NamespaceSettings
+
+    namespaces = {"bench": NamespaceSettings(size + 1, "lru")}
+    vectors = unit_vectors(size, 0)
+    rss_before, memory = memory_kib(), None
+    start = time.perf_counter()
+    if kind == "memory":
+        store = MemoryStore(DIM, namespaces, MemoryStoreConfig())
+        for n in range(size):
+            store.add("bench", "", vectors[n], f"prompt {n}", "answer", 1.0, None, None)
+    elif kind == "milvus":
+        store = MilvusStore(MilvusStoreConfig(uri=str(folder / f"milvus-{size}.db")), DIM, namespaces)
+        rows = [
+            {"id": n + 1, "tenant": "", "vector": vectors[n].tolist(), "prompt": f"prompt {n}", "response": "answer", "metadata": {},
+             "created": 1.0, "expires": NEVER, "last_used": 1.0, "hits": 0}
+            for n in range(size)
+        ]  # fmt: skip
+        for first in range(0, size, 5_000):  # bulk rows: Milvus' own insert path, not one add() round trip each
+            store._client.insert("cachetune_bench", rows[first : first + 5_000])
+    else:
+        import redis
+
+        client = redis.Redis.from_url(redis_url)
+        client.flushall()
+        used_before = client.info("memory")["used_memory"]
+        store = RedisStore(RedisStoreConfig(url=redis_url), DIM, namespaces)
+        for n in range(size):
+            store.add("bench", "", vectors[n], f"prompt {n}", "answer", 1.0, None, None)
+    load_seconds = time.perf_counter() - start
+    if kind == "memory":
+        memory = (memory_kib() - rss_before) * 1024 * 100_000 / size
+    elif kind == "redis":
+        memory = (client.info("memory")["used_memory"] - used_before) * 100_000 / size
+    queries = vectors[np.random.default_rng(1).integers(0, size, probes)] + np.random.default_rng(2).normal(scale=0.02, size=(probes, DIM))
+    queries = (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
+    exact = np.argmax(queries @ vectors.T, axis=1)
+    store.lookup("bench", "", queries[0], 2.0, 2.0)  # warm-up
+    single, found = [], []
+    for query in queries:
+        start = time.perf_counter()
+        entry, _ = store.lookup("bench", "", query, 2.0, 2.0)  # threshold 2: never a hit, nothing written
+        single.append((time.perf_counter() - start) * 1000)
+        found.append(entry.prompt)
+    timings = []
+
+    def timed(query: np.ndarray) -> None:
+        start = time.perf_counter()
+        store.lookup("bench", "", query, 2.0, 2.0)
+        timings.append((time.perf_counter() - start) * 1000)
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(timed, np.concatenate([queries, queries])))
+    seconds = time.perf_counter() - start
+    store.close()
+    return {
+        "store": kind,
+        "entries": size,
+        "one_thread": percentiles(single),
+        "eight_threads": {**percentiles(timings), "lookups_per_second": round(2 * probes / seconds, 1)},
+        "recall_at_1": float(np.mean([prompt == f"prompt {n}" for prompt, n in zip(found, exact)])),
+        "load_seconds": round(load_seconds, 1),
+        "bytes_per_100k_entries": round(memory) if memory is not None else None,
+    }
+
+
+# --- ann ---------------------------------------------------------------------------------------------------------
+
+
+def realistic_vectors(data: Path, count: int, cache: Path) -> tuple[np.ndarray, np.ndarray]:
+    """`count` vectors that resemble a cache's prompts, and 1,000 probes that reword stored ones.
+
+    The real questions of ../shared/data (about 110K distinct texts) are embedded by all-MiniLM-L6-v2. Each
+    further vector is a real one moved by noise drawn in the principal subspace of the real vectors (its top 64
+    components, each with its own spread), scaled so that its cosine to the real one is about 0.9, the similarity
+    of a rewording; about 8 such neighbours per real question make the dense clusters a cache holds. A probe is a
+    stored vector moved the same way to a cosine of about 0.95 (a repeat of a stored prompt, reworded); the true
+    nearest entry is found by exact search.
+    """
+    real_file = cache / "real_vectors.npy"
+    if not real_file.is_file():
+        from cachetune.models import load_model
+
+        texts = real_texts(data)
+        vectors = load_model(None).encode(texts, batch_size=256, normalize_embeddings=True, convert_to_numpy=True)
+        cache.mkdir(parents=True, exist_ok=True)
+        np.save(real_file, vectors.astype(np.float32))
+    real = np.load(real_file)
+    rng = np.random.default_rng(0)
+    centred = real - real.mean(axis=0)
+    _, spread, basis = np.linalg.svd(centred[rng.choice(len(real), min(20_000, len(real)), replace=False)], full_matrices=False)
+    basis, spread = basis[:64], spread[:64] / np.sqrt(min(20_000, len(real)))
+
+    def move(vectors: np.ndarray, cosine: float) -> np.ndarray:
+        noise = (rng.standard_normal((len(vectors), 64)).astype(np.float32) * spread) @ basis
+        noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+        angle = np.arccos(cosine) * rng.uniform(0.7, 1.3, size=(len(vectors), 1))
+        # the component of the noise orthogonal to each vector, turned by `angle`
+        noise -= (noise * vectors).sum(axis=1, keepdims=True) * vectors
+        noise /= np.maximum(np.linalg.norm(noise, axis=1, keepdims=True), 1e-12)
+        return (np.cos(angle) * vectors + np.sin(angle) * noise).astype(np.float32)
+
+    extra = count - len(real)
+    vectors = np.concatenate([real[:count], move(real[rng.integers(0, len(real), max(extra, 0))], 0.9)]) if extra > 0 else real[:count]
+    probes = move(vectors[rng.integers(0, len(vectors), 1_000)], 0.95)
+    return vectors, probes
+
+
+def ann_benchmark(
+    vectors: np.ndarray, probes: np.ndarray, kind: str, connectivity: int, expansion_add: int, searches: list[int]
+) -> list[dict]:
+    from cachetune.cache.index import AnnIndex
+
+    exact = np.empty(len(probes), dtype=np.int64)
+    for first in range(0, len(probes), 100):
+        exact[first : first + 100] = np.argmax(probes[first : first + 100] @ vectors.T, axis=1)
+    index = AnnIndex(DIM, connectivity, expansion_add, searches[0])
+    start = time.perf_counter()
+    index._index.add(np.arange(len(vectors)), vectors, threads=os.cpu_count())
+    index._keys.update(range(len(vectors)))
+    build = time.perf_counter() - start
+    rows = []
+    for expansion_search in searches:
+        index._index.expansion_search = expansion_search
+        timings, found = [], []
+        for probe in probes:
+            start = time.perf_counter()
+            found.append(index.search(probe, 1)[0][0])
+            timings.append((time.perf_counter() - start) * 1000)
+        rows.append(
+            {
+                "vectors": kind,
+                "entries": len(vectors),
+                "connectivity": connectivity,
+                "expansion_add": expansion_add,
+                "expansion_search": expansion_search,
+                "recall_at_1": float(np.mean(np.array(found) == exact)),
+                **percentiles(timings),
+                "build_seconds": round(build, 1),
+                "bytes_per_entry": round(index._index.memory_usage / len(vectors)),
+            }
+        )
+        print(rows[-1], flush=True)
+    return rows
+
+
+# --- encoders and parity -----------------------------------------------------------------------------------------
+
+
+def encoder_memory(mode: str, domains: int, encoder: str) -> dict:
+    """Runs in a fresh process: RSS after loading the cache's encoders, and encode latency per domain."""
+    import peft  # noqa: F401  (libraries loaded first: only the models count below)
+    import sentence_transformers  # noqa: F401
+
+    from cachetune.cache.config import CacheConfig
+    from cachetune.cache.encoders import DomainEncoders
+
+    before = memory_kib()
+    config = {f"domain{i}": {"embedding_model_path": "programming", "encoder": encoder} for i in range(domains)}
+    encoders = DomainEncoders(CacheConfig(domains={**config, "base": {"encoder": encoder}}, adapter_mode=mode))
+    after = memory_kib()
+    names = [*config, "base"]
+    timings = []
+    for i in range(200):
+        start = time.perf_counter()
+        encoders.encode(names[i % len(names)], "How do I reverse a list in Python without a copy?")
+        timings.append((time.perf_counter() - start) * 1000)
+    encoders.close()
+    return {
+        "mode": mode if encoder == "torch" else "-",
+        "encoder": encoder,
+        "adapter_domains": domains,
+        "rss_for_encoders_mib": round((after - before) / 1024),
+        "peak_rss_mib": round(memory_kib("VmHWM") / 1024),
+        **percentiles(timings),
+    }
+
+
+def parity_benchmark() -> list[dict]:
+    """Pair AP of each shipped adapter on its held-out test pairs, per encoder, and the fp32 graph's cosine to torch."""
+    from measure import domain_data
+
+    from cachetune.cache.config import CacheConfig
+    from cachetune.cache.encoders import DomainEncoders
+    from cachetune.metrics import average_precision
+    from cachetune.records import Pair, read_records
+
+    rows = []
+    for adapter, domain in (("programming", "programming"), ("medical", "medical")):
+        for test_name, path in domain_data(domain).tests.items():
+            pairs = read_records(path, Pair)
+            texts = list(dict.fromkeys(t for p in pairs for t in (p.query1, p.query2)))
+            vectors = {}
+            for encoder in ("torch", "onnx", "onnx-int8"):
+                encoders = DomainEncoders(CacheConfig(domains={"d": {"embedding_model_path": adapter, "encoder": encoder}}))
+                vectors[encoder] = {text: encoders.encode("d", text) for text in texts}
+                encoders.close()
+            labels = np.array([p.label for p in pairs])
+            row = {"adapter": adapter, "test": test_name, "pairs": len(pairs)}
+            for encoder, vector_of in vectors.items():
+                row[f"ap_{encoder}"] = average_precision(labels, np.array([vector_of[p.query1] @ vector_of[p.query2] for p in pairs]))
+            for encoder in ("onnx", "onnx-int8"):
+                cosines = [float(vectors[encoder][t] @ vectors["torch"][t]) for t in texts]
+                row[f"cosine_{encoder}_min"], row[f"cosine_{encoder}_mean"] = min(cosines), float(np.mean(cosines))
+            rows.append(row)
+            print(row, flush=True)
+    return rows
+
+
+# --- report ------------------------------------------------------------------------------------------------------
+
+
+def markdown(results: dict) -> str:
+    lines = [f"# cache speed, memory and parity ({results['machine']['cpus']} CPUs, no GPU)", ""]
+    if "http" in results:
+        lines += [
+            "## HTTP check over loopback (shipped programming adapter, 1,000 stored real queries, half the checks hits)",
+            "",
+            "Client and server share the machine's cores. Targets: 1 client p50 <= 5 ms and p99 <= 10 ms; 16 clients >= 250",
+            "checks/s with p99 <= 50 ms.",
+            "",
+            "| encoder | micro-batching | 1 client p50 ms | 1 client p99 ms | 16 clients checks/s | 16 clients p50 ms | 16 clients p99 ms |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
+        for r in results["http"]:
+            one, many = r["one_client"], r["sixteen_clients"]
+            batching = "off (max_batch 1)" if r["max_batch"] == 1 else f"max_batch {r['max_batch']}"
+            lines.append(
+                f"| {r['encoder']} | {batching} | {one['p50_ms']} | {one['p99_ms']} | {many['checks_per_second']} | {many['p50_ms']} | {many['p99_ms']} |"
+            )
+        lines.append("")
+    if "stores" in results:
+        lines += [
+            "## Store lookup (random unit vectors; 8 threads in one process)",
+            "",
+            "| store | entries | 1 thread p50 ms | p99 ms | 8 threads p50 ms | p99 ms | lookups/s | recall@1 | MB per 100K entries |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in results["stores"]:
+            mb = f"{r['bytes_per_100k_entries'] / 1e6:.0f}" if r["bytes_per_100k_entries"] else "not reported"
+            one, eight = r["one_thread"], r["eight_threads"]
+            lines.append(
+                f"| {r['store']} | {r['entries']:,} | {one['p50_ms']} | {one['p99_ms']} | {eight['p50_ms']} | {eight['p99_ms']} | "
+                f"{eight['lookups_per_second']} | {r['recall_at_1']:.3f} | {mb} |"
+            )
+        lines.append("")
+    if "ann" in results:
+        lines += [
+            "## HNSW (usearch): recall@1 against exact search, lookup latency, build and memory",
+            "",
+            "Realistic vectors: see `realistic_vectors` in this script. Target at 1M realistic entries: recall@1 >= 0.99, p99 <= 10 ms.",
+            "",
+            "| vectors | entries | M | ef add | ef search | recall@1 | p50 ms | p99 ms | build s | bytes/entry |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in results["ann"]:
+            lines.append(
+                f"| {r['vectors']} | {r['entries']:,} | {r['connectivity']} | {r['expansion_add']} | {r['expansion_search']} | "
+                f"{r['recall_at_1']:.3f} | {r['p50_ms']} | {r['p99_ms']} | {r['build_seconds']} | {r['bytes_per_entry']} |"
+            )
+        lines.append("")
+    if "encoders" in results:
+        lines += [
+            "## Encoders per domain (fresh process each)",
+            "",
+            "| encoder | torch mode | adapter domains | RSS for encoders (MiB) | peak RSS (MiB) | encode p50 ms | encode p99 ms |",
+            "|---|---|---|---:|---:|---:|---:|",
+        ]
+        for r in results["encoders"]:
+            lines.append(
+                f"| {r['encoder']} | {r['mode']} | {r['adapter_domains']} + base | {r['rss_for_encoders_mib']} | {r['peak_rss_mib']} | "
+                f"{r['p50_ms']} | {r['p99_ms']} |"
+            )
+        lines.append("")
+    if "parity" in results:
+        lines += [
+            "## Encoder parity: pair AP on held-out test pairs (targets: int8 within 0.005 of torch; fp32 cosine >= 0.9999)",
+            "",
+            "| adapter | test | pairs | AP torch | AP onnx | AP onnx-int8 | fp32 cosine min | int8 cosine mean / min |",
+            "|---|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in results["parity"]:
+            lines.append(
+                f"| {r['adapter']} | {r['test']} | {r['pairs']} | {r['ap_torch']:.4f} | {r['ap_onnx']:.4f} | {r['ap_onnx-int8']:.4f} | "
+                f"{r['cosine_onnx_min']:.5f} | {r['cosine_onnx-int8_mean']:.4f} / {r['cosine_onnx-int8_min']:.4f} |"
+            )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--section", nargs="+", default=["http", "stores", "ann", "encoders", "parity"])
+    parser.add_argument("--ann-sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--encoders", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.encoders:
         print(json.dumps(encoder_memory(args.encoders[0], int(args.encoders[1]), args.encoders[2])))
         return
-    results = {"benchmark": "cache_speed", "machine": machine()}
-    queries = real_queries(args.data, 2_000)
-    results["http"] = [http_benchmark(queries, stored=1_000, requests=400, clients=clients) for clients in (1, 8)]
-    print(results["http"], flush=True)
-    results["lookup"] = []
-    for size in args.sizes:
-        for kind in ("exact", "ann"):
-            results["lookup"].append(lookup_benchmark(size, kind))
-            print(results["lookup"][-1], flush=True)
-    # The shipped programming adapter (LoRA r16 on every linear layer) stands in for each domain's.
-    results["encoders"] = []
-    for mode in ("switched", "merged"):
-        for domains in (1, 4):
-            command = [sys.executable, __file__, "--encoders", mode, str(domains), "programming"]
+    path = RESULTS / "cache_speed.json"
+    results = json.loads(path.read_text()) if path.exists() else {}
+    results["machine"] = machine()
+    work = REPO / "runs" / "cache_speed"
+    if "http" in args.section:
+        queries = real_texts(args.data)[:2_000]
+        results["http"] = [http_benchmark(queries, *case) for case in (("torch", 1), ("onnx", 32), ("onnx-int8", 32))]
+    if "stores" in args.section:
+        from servers import RedisServer
+
+        redis = RedisServer(work / "redis")
+        try:
+            results["stores"] = [
+                store_benchmark(kind, size, work, redis.url) for size in (10_000, 100_000) for kind in ("memory", "milvus", "redis")
+            ]
+        finally:
+            redis.stop()
+    if "ann" in args.section:
+        results["ann"] = []
+        for size in args.ann_sizes:
+            for kind in ("realistic", "random"):
+                vectors, probes = realistic_vectors(args.data, size, work) if kind == "realistic" else (unit_vectors(size, 0), None)
+                if probes is None:
+                    probes = unit_vectors(1_000, 1) * 0.2 + vectors[np.random.default_rng(2).integers(0, size, 1_000)]
+                    probes = (probes / np.linalg.norm(probes, axis=1, keepdims=True)).astype(np.float32)
+                results["ann"] += ann_benchmark(vectors, probes, kind, 32, 128, [64, 128, 256, 512])
+                save("cache_speed", results, markdown(results))
+    if "encoders" in args.section:
+        results["encoders"] = []
+        for encoder, mode, domains in (("torch", "switched", 4), ("torch", "merged", 4), ("onnx", "merged", 4), ("onnx-int8", "merged", 4)):
+            command = [sys.executable, __file__, "--encoders", mode, str(domains), encoder]
             output = subprocess.run(command, capture_output=True, text=True, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
             results["encoders"].append(json.loads(output.stdout.strip().splitlines()[-1]))
-            print(results["encoders"][-1], flush=True)
-    http = "\n".join(
-        f"| {r['clients']} | {r['stored_entries']:,} | {r['p50_ms']} | {r['p99_ms']} | {r['throughput_rps']} |" for r in results["http"]
-    )
-    lookup = "\n".join(
-        f"| {r['entries']:,} | {r['search']} | {r['p50_ms']} | {r['p99_ms']} | {r['recall_at_1']:.3f} | {r['build_seconds']} |"
-        for r in results["lookup"]
-    )
-    encoders = "\n".join(
-        f"| {r['mode']} | {r['adapter_domains']} + base | {r['rss_for_encoders_mib']} | {r['peak_rss_mib']} | {r['p50_ms']} | {r['p99_ms']} |"
-        for r in results["encoders"]
-    )
-    markdown = f"""# cache speed and memory (all-MiniLM-L6-v2, {results["machine"]["cpus"]} CPUs, no GPU)
-
-## HTTP check over loopback, from a second process (half hits, half misses, real queries)
-
-| clients | stored entries | p50 ms | p99 ms | checks/s |
-|---:|---:|---:|---:|---:|
-{http}
-
-Each check embeds the prompt (the model dominates: ~15 ms on two cores) and searches the store.
-
-## In-process lookup (store.lookup), random unit vectors of dimension {DIM}
-
-| entries | search | p50 ms | p99 ms | recall@1 vs exact | build s |
-|---:|---|---:|---:|---:|---:|
-{lookup}
-
-## Encoders per domain: adapters switched on one base vs a merged copy per domain
-
-| mode | domains | RSS for encoders (MiB) | peak RSS (MiB) | encode p50 ms | encode p99 ms |
-|---|---|---:|---:|---:|---:|
-{encoders}
-"""
-    save("cache_speed", results, markdown)
+    if "parity" in args.section:
+        results["parity"] = parity_benchmark()
+    save("cache_speed", results, markdown(results))
 
 
 if __name__ == "__main__":

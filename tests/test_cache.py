@@ -1,15 +1,18 @@
 """The semantic cache as a library: hits, misses, isolation, TTL, eviction, adapters, stores."""
 
+import json
+import shutil
+
 import numpy as np
 import pytest
 import yaml
 
-from cachetune.cache.config import load_config
+from cachetune.cache.config import CacheConfig, load_config
 from cachetune.cache.encoders import DomainEncoders
 from cachetune.cache.eviction import EvictionOrder
 from cachetune.cache.index import AnnIndex, ExactIndex
 from cachetune.cache.semantic_cache import SemanticCache
-from cachetune.errors import CacheError, InputError, UnknownDomainError
+from cachetune.errors import CacheError, InputError, ModelError, UnknownDomainError
 from cachetune.models import load_model
 
 QUESTION = "How do I reverse a list in Python?"
@@ -160,9 +163,13 @@ def test_store_persists_and_switches_to_hnsw(tmp_path, clock):
     assert reopened.check(REWORDED, "coding").response == f"answer to {QUESTION}"
 
 
+def encoders_for(tmp_path, adapter, mode: str = "merged", encoder: str = "torch") -> DomainEncoders:
+    domains = {"tuned": {"embedding_model_path": str(adapter), "encoder": encoder}, "plain": {"encoder": encoder}}
+    return DomainEncoders(CacheConfig(domains=domains, adapter_mode=mode, onnx_cache=str(tmp_path / "onnx")))
+
+
 def test_switched_adapters_encode_like_their_own_models(adapter, tmp_path):
-    switched = DomainEncoders(None, {"tuned": str(adapter), "plain": None}, "switched")
-    merged = DomainEncoders(None, {"tuned": str(adapter), "plain": None}, "merged")
+    switched, merged = encoders_for(tmp_path, adapter, "switched"), encoders_for(tmp_path, adapter, "merged")
     tuned, base = load_model(str(adapter)), load_model(None)
     for text in (QUESTION, UNRELATED):
         expected = tuned.encode([text], normalize_embeddings=True)[0]
@@ -171,6 +178,70 @@ def test_switched_adapters_encode_like_their_own_models(adapter, tmp_path):
         plain = base.encode([text], normalize_embeddings=True)[0]
         assert np.dot(switched.encode("plain", text), plain) > 0.9999  # the adapter is off for other domains
     assert np.abs(switched.encode("tuned", QUESTION) - switched.encode("plain", QUESTION)).max() > 1e-4
+
+
+def test_onnx_encoders_come_from_the_config_match_torch_and_are_exported_once(adapter, tmp_path):
+    tuned = load_model(str(adapter))
+    fp32 = encoders_for(tmp_path, adapter, encoder="onnx")
+    exports = sorted((tmp_path / "onnx").iterdir())
+    assert len(exports) == 2  # the adapter's model (merged) and the base, each keyed by its weights
+    for text in (QUESTION, UNRELATED, "ok"):
+        assert np.dot(fp32.encode("tuned", text), tuned.encode([text], normalize_embeddings=True)[0]) > 0.9999
+    int8 = encoders_for(tmp_path, adapter, encoder="onnx-int8")
+    assert np.mean([np.dot(int8.encode("tuned", t), fp32.encode("tuned", t)) for t in (QUESTION, UNRELATED)]) > 0.98
+    modified = {path: path.stat().st_mtime_ns for path in exports}
+    again = encoders_for(tmp_path, adapter, encoder="onnx")  # reused while the weights are unchanged
+    assert {path: path.stat().st_mtime_ns for path in exports} == modified
+    assert np.dot(again.encode("tuned", QUESTION), fp32.encode("tuned", QUESTION)) > 0.99999
+    for encoders in (fp32, int8, again):
+        encoders.close()
+
+
+def test_an_onnx_graph_that_disagrees_with_its_model_is_refused_at_load(adapter, tmp_path):
+    import onnx
+    from onnx import numpy_helper
+
+    encoders_for(tmp_path, adapter, encoder="onnx").close()
+    export = next(
+        f for f in (tmp_path / "onnx").iterdir() if json.loads((f / "cachetune_export.json").read_text())["model"] == str(adapter)
+    )
+    graph = export / "onnx" / "model.onnx"
+    model = onnx.load(str(graph))
+    embeddings = max(model.graph.initializer, key=lambda tensor: np.prod(tensor.dims))  # the word embeddings
+    rows = numpy_helper.to_array(embeddings)
+    embeddings.CopyFrom(numpy_helper.from_array(rows[np.random.default_rng(0).permutation(len(rows))], embeddings.name))
+    onnx.save(model, str(graph))  # a graph that loads and runs, but is no longer the adapter's model
+    with pytest.raises(ModelError, match=r"model.onnx: cosine to torch mean .* below 0.99"):
+        encoders_for(tmp_path, adapter, encoder="onnx")
+
+
+def test_concurrent_requests_are_batched_and_each_gets_its_own_vector(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cachetune.cache.config import BatchingConfig
+    from cachetune.cache.encoders import MicroBatcher
+
+    model = load_model(None)
+    sizes = []
+
+    def encode(texts: list[str]) -> np.ndarray:
+        sizes.append(len(texts))
+        return model.encode(texts, normalize_embeddings=True)
+
+    batcher = MicroBatcher(encode, BatchingConfig(max_batch=8))
+    prompts = [
+        f"How do I {verb} a {thing} in Python?"
+        for verb in ("sort", "copy", "parse", "print", "hash")
+        for thing in ("list", "dict", "set", "date")
+    ]
+    with ThreadPoolExecutor(16) as pool:
+        vectors = list(pool.map(batcher, prompts))
+    expected = model.encode(prompts, normalize_embeddings=True)
+    assert all(np.dot(vector, want) > 0.9999 for vector, want in zip(vectors, expected))  # each request its own vector
+    assert sum(sizes) == len(prompts) and max(sizes) > 1 and max(sizes) <= 8  # shared forward passes, none over max_batch
+    sizes.clear()
+    assert np.dot(batcher(prompts[0]), expected[0]) > 0.9999 and sizes == [1]  # alone: encoded at once, by itself
+    batcher.close()
 
 
 def test_milvus_store_keeps_the_same_promises(tmp_path, clock):

@@ -6,10 +6,10 @@ from typer.testing import CliRunner
 
 from cachetune.cli import app
 from cachetune.errors import ModelError
-from cachetune.export.run import PARITY_TEXTS, _parity, export_model
+from cachetune.export.run import _parity, export_model
 from cachetune.export.settings import ExportSettings
 from cachetune.models import load_model
-from cachetune.onnx_encoder import OnnxEncoder
+from cachetune.onnx_encoder import PARITY_TEXTS, OnnxEncoder
 from cachetune.records import Query, read_records
 
 

@@ -15,6 +15,44 @@ from cachetune.errors import ModelError
 EXPORT_INFO = "cachetune_export.json"
 ONNX_DIR = "onnx"
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+MIN_COSINE = 0.99
+
+# Short and long, programming, medical and general prompts: what a cache sees.
+PARITY_TEXTS = [
+    "ok",
+    "reverse a list",
+    "How do I reverse a string in Python?",
+    "How do I reverse a list in Python without creating a copy?",
+    "python sort dictionary by value descending",
+    "Convert a list of strings to a list of integers",
+    "What is the difference between a process and a thread?",
+    "SQL query to find duplicate rows in a table with three key columns",
+    "How do I enable JavaScript in Chrome?",
+    "How do I disable JavaScript in Chrome?",
+    "What are the symptoms of type 1 diabetes?",
+    "What are the symptoms of type 2 diabetes?",
+    "Can I drink alcohol while taking azithromycin for a sinus infection?",
+    "My blood pressure goes up at night while I sleep even though I take four medicines, why does that happen?",
+    "What causes low blood pressure after standing up quickly?",
+    "Is it safe to take ibuprofen and paracetamol together for a fever in a child of six?",
+    "The weather is nice today and we are going for a walk in the park.",
+    "A man is playing a guitar on a stage in front of a small crowd.",
+]
+
+
+def parity(encoder: "OnnxEncoder", reference: np.ndarray, strict: bool) -> dict:
+    """Cosine of the graph's vectors of PARITY_TEXTS to the torch model's (`reference`).
+
+    Raises:
+        ModelError: the mean is below MIN_COSINE, or with `strict` (fp32) any text is.
+    """
+    cosines = np.einsum("ij,ij->i", encoder.encode(PARITY_TEXTS), np.asarray(reference, dtype=np.float32))
+    result = {"texts": len(PARITY_TEXTS), "mean_cosine": float(cosines.mean()), "min_cosine": float(cosines.min())}
+    if result["mean_cosine"] < MIN_COSINE or (strict and result["min_cosine"] < MIN_COSINE):
+        raise ModelError(
+            f"{encoder.path.name}: cosine to torch mean {result['mean_cosine']:.4f}, min {result['min_cosine']:.4f}, below {MIN_COSINE}"
+        )
+    return result
 
 
 def onnx_export_info(onnx_file: Path) -> dict:
@@ -47,10 +85,22 @@ class OnnxEncoder:
         self.max_seq_length = max_seq_length
 
     @classmethod
-    def from_file(cls, onnx_file: Path) -> "OnnxEncoder":
-        """An ONNX file written by `cachetune export` (EXPORT/onnx/model*.onnx)."""
+    def from_file(cls, onnx_file: Path, check: bool = False) -> "OnnxEncoder":
+        """An ONNX file written by `cachetune export` (EXPORT/onnx/model*.onnx).
+
+        Args:
+            check: compare the graph's vectors with the torch vectors the export recorded, before any use.
+
+        Raises:
+            ModelError: not an export folder, or (with `check`) a graph that does not match its torch model.
+        """
         info = onnx_export_info(onnx_file)
-        return cls(onnx_file, Path(info["folder"]), info["max_seq_length"])
+        encoder = cls(onnx_file, Path(info["folder"]), info["max_seq_length"])
+        if check:
+            if "reference" not in info:
+                raise ModelError(f"{onnx_file}: its export recorded no torch reference vectors; export it again")
+            parity(encoder, np.array(info["reference"]), strict=not Path(onnx_file).stem.endswith("int8"))
+        return encoder
 
     def get_embedding_dimension(self) -> int:
         return int(self.session.get_outputs()[0].shape[-1])

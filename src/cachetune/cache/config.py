@@ -38,11 +38,22 @@ class DomainConfig(_Strict):
     ttl_seconds: float | None = Field(None, gt=0)
     max_entries: int = Field(100_000, ge=1)
     eviction: Literal["lru", "fifo", "lfu"] = "lru"
+    # torch, or the model exported to ONNX on first start (fp32: the same vectors; int8: smaller, mean cosine ~0.99)
+    encoder: Literal["torch", "onnx", "onnx-int8"] = "onnx"
+
+
+class HnswConfig(_Strict):
+    """usearch HNSW parameters (benchmarks/results/cache_speed.md: recall@1 and latency at 100K and 1M entries)."""
+
+    connectivity: int = Field(32, ge=2)  # links per node (M)
+    expansion_add: int = Field(128, ge=1)  # candidates while inserting (ef_construction)
+    expansion_search: int = Field(128, ge=1)  # candidates while searching (ef)
 
 
 class MemoryStoreConfig(_Strict):
     index: Literal["exact", "ann", "auto"] = "auto"  # auto: exact search up to `ann_above` entries, then HNSW
     ann_above: int = Field(20_000, ge=1)
+    hnsw: HnswConfig = HnswConfig()
     persist_path: str | None = None  # saved on close and loaded on start when set
 
 
@@ -71,6 +82,11 @@ class RedisStoreConfig(_Strict):
     backoff_cap_seconds: float = Field(1.0, gt=0)
 
 
+class BatchingConfig(_Strict):
+    max_batch: int = Field(32, ge=1)  # texts per forward pass
+    max_wait_ms: float = Field(0.0, ge=0)  # 0: no wait; a batch is what queued while the last pass ran
+
+
 class LimitsConfig(_Strict):
     max_body_bytes: int = Field(1_000_000, ge=1024)
     max_prompt_chars: int = Field(20_000, ge=1)
@@ -82,6 +98,8 @@ class CacheConfig(_Strict):
     on_store_error: Literal["miss", "error"] = "miss"
     base_model: str | None = None
     adapter_mode: Literal["merged", "switched"] = "merged"
+    onnx_cache: str = "~/.cache/cachetune/onnx"  # ONNX exports of the domains' models, keyed by their weights' sha256
+    batching: BatchingConfig = BatchingConfig()
     domains: dict[str, DomainConfig]
     memory: MemoryStoreConfig = MemoryStoreConfig()
     milvus: MilvusStoreConfig = MilvusStoreConfig()

@@ -1,62 +1,171 @@
-"""One base model for every domain, each domain's adapter applied on it.
+"""Each domain's encoder: one base model, the domain's adapter on it, run by torch or ONNX Runtime, behind a
+micro-batcher.
 
-`merged` (default): each domain with an adapter gets its own copy of the base with the adapter merged in
-(PEFT merge_and_unload): encoding costs what the base costs and domains never wait on each other, for
-~50 MB per domain. `switched`: the base is loaded once and every domain's LoRA adapter is loaded into it
-by name; a request activates its domain's adapter (or none) under a lock: a few MB per domain, but an
-unmerged rank-16 adapter on every layer more than doubles encode time on CPU (11 -> 28 ms measured).
-Use it for many domains on little memory. benchmarks/results/cache_speed.md measures both.
+- `encoder: onnx` (fp32) or `onnx-int8`: the domain's model with its adapter merged is exported once by
+  `cachetune export` into `onnx_cache/<sha256 of its weight files>/` and reused while those files are unchanged;
+  each time it is loaded its vectors of fixed texts are compared with the torch vectors the export recorded, and a
+  graph that disagrees is refused (ModelError), never served.
+- `encoder: torch`, `adapter_mode: merged` (default): each domain with an adapter gets its own copy of the base with
+  the adapter merged in (PEFT merge_and_unload). `switched`: the base is loaded once, every domain's LoRA adapter is
+  loaded into it by name and activated per batch under a lock: a few MB per domain, but an unmerged rank-16 adapter
+  on every layer more than doubles encode time on CPU. benchmarks/results/cache_speed.md measures all of them.
+- Micro-batching: each encoder has one worker thread. A request that finds it idle is encoded at once, alone (a
+  single client pays nothing for batching); requests that arrive while it is busy wait for the current forward
+  pass and are then encoded together, up to `max_batch` at a time, so throughput grows with concurrent clients.
+  `max_wait_ms` > 0 also holds a batch open that long for more requests.
 """
 
+import hashlib
+import queue
+import shutil
+import tempfile
 import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
 
 import numpy as np
 
+from cachetune.cache.config import BatchingConfig, CacheConfig
 from cachetune.errors import ModelError
-from cachetune.models import load_encoder, resolve_base_model, resolve_model
+from cachetune.models import ModelSpec, files_sha256, load_encoder, resolve_base_model, resolve_model
+from cachetune.onnx_encoder import ONNX_DIR, OnnxEncoder
+
+
+class MicroBatcher:
+    """Encodes texts submitted from many threads in shared forward passes (see the module's docstring)."""
+
+    def __init__(self, encode: Callable[[list[str]], np.ndarray], settings: BatchingConfig) -> None:
+        self._encode = encode
+        self._max_batch = settings.max_batch
+        self._max_wait = settings.max_wait_ms / 1000
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._worker = threading.Thread(target=self._run, daemon=True, name="cachetune-encoder")
+        self._worker.start()
+
+    def __call__(self, text: str) -> np.ndarray:
+        future: Future = Future()
+        self._queue.put((text, future))
+        return future.result()
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._worker.join(timeout=5)
+
+    def _run(self) -> None:
+        while (first := self._queue.get()) is not None:
+            batch = [first]
+            while len(batch) < self._max_batch:
+                try:
+                    item = self._queue.get(timeout=self._max_wait) if self._max_wait else self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)  # stop after this batch
+                    break
+                batch.append(item)
+            try:
+                vectors = self._encode([text for text, _ in batch])
+            except Exception as error:  # every waiting request gets the error, not a hang
+                for _, future in batch:
+                    future.set_exception(error)
+                continue
+            for (_, future), vector in zip(batch, vectors):
+                future.set_result(vector)
+
+
+def _normalised(vectors) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
 class DomainEncoders:
-    def __init__(self, base_model: str | None, models: dict[str, str | None], mode: str = "merged") -> None:
-        from sentence_transformers import SentenceTransformer
+    """The encoder of every configured domain.
 
-        base = resolve_base_model(base_model)
-        self._base = SentenceTransformer(base.location)
-        self._base_length = self._base.max_seq_length
+    Raises:
+        ModelError: a domain's model cannot be loaded, an adapter was trained on another base than the cache's, or
+            an ONNX graph fails its parity check.
+    """
+
+    def __init__(self, config: CacheConfig) -> None:
+        self._config = config
+        self._base = resolve_base_model(config.base_model)
+        self._switched = None  # the shared torch base of adapter_mode switched, loaded only when a domain needs it
         self._lock = threading.Lock()
-        self._separate: dict[str, object] = {}  # domain -> its own encoder (merged copies, full models)
-        self._adapters: dict[str, int] = {}  # domain -> max_seq_length, for adapters switched on the base
-        for domain, spec in models.items():
-            if spec is None:
-                continue
-            resolved = resolve_model(spec)
-            if resolved.kind != "adapter":
-                self._separate[domain] = load_encoder(resolved)
-                continue
-            if resolved.base.location != base.location:
+        self._batchers: dict[str, MicroBatcher] = {}
+        shared: dict[str, MicroBatcher] = {}  # one encoder per distinct model, shared by the domains that use it
+        specs = {domain: resolve_model(settings.embedding_model_path or self._base.name) for domain, settings in config.domains.items()}
+        torch_adapters = [d for d, spec in specs.items() if spec.kind == "adapter" and config.domains[d].encoder == "torch"]
+        switched = config.adapter_mode == "switched" and bool(torch_adapters)
+        for domain, settings in config.domains.items():
+            spec = specs[domain]
+            if spec.kind == "adapter" and spec.base.location != self._base.location:
                 raise ModelError(
-                    f"domain {domain}: adapter {spec} was trained on {resolved.base.name}, not on the cache's base model {base.name}"
+                    f"domain {domain}: adapter {spec.name} was trained on {spec.base.name}, not on the cache's base model {self._base.name}"
                 )
-            if mode == "merged":
-                self._separate[domain] = load_encoder(resolved, merge=True)
-            else:
-                self._base.load_adapter(resolved.location, adapter_name=domain)
-                self._adapters[domain] = resolved.max_seq_length or self._base_length
-        self.dim = self._base.get_embedding_dimension()
+            if switched and settings.encoder == "torch" and spec.kind != "onnx":
+                adapter = spec if spec.kind == "adapter" else None
+                self._batchers[domain] = MicroBatcher(self._switched_encode(domain, adapter), config.batching)
+                continue
+            key = f"{settings.encoder}:{spec.kind}:{spec.location}"
+            if key not in shared:
+                shared[key] = MicroBatcher(self._encode_function(spec, settings.encoder), config.batching)
+            self._batchers[domain] = shared[key]
+        self.dim = int(self.encode(next(iter(config.domains)), "dimension").shape[0])
+
+    def _encode_function(self, spec: ModelSpec, encoder: str) -> Callable[[list[str]], np.ndarray]:
+        if encoder == "torch" or spec.kind == "onnx":
+            model = load_encoder(spec, merge=True) if spec.kind != "onnx" else OnnxEncoder.from_file(Path(spec.location), check=True)
+        else:
+            model = self._onnx(spec, int8=encoder == "onnx-int8")
+        return lambda texts: _normalised(model.encode(texts, batch_size=len(texts), normalize_embeddings=True))
+
+    def _onnx(self, spec: ModelSpec, int8: bool) -> OnnxEncoder:
+        """The model's ONNX export from the cache folder, exported there first when its weights are new."""
+        from cachetune.export.run import export_model
+        from cachetune.export.settings import ExportSettings
+
+        identity = hashlib.sha256(f"{files_sha256(spec.weight_files())}:{spec.max_seq_length}:{int8}".encode()).hexdigest()[:32]
+        folder = Path(self._config.onnx_cache).expanduser() / identity
+        graph = folder / ONNX_DIR / ("model_int8.onnx" if int8 else "model.onnx")
+        if not graph.is_file():
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=folder.parent) as scratch:
+                export_model(
+                    ExportSettings(
+                        model=spec.location if spec.kind == "adapter" else spec.name, output=Path(scratch) / "export", onnx=True, int8=int8
+                    )
+                )
+                shutil.rmtree(folder, ignore_errors=True)
+                (Path(scratch) / "export").rename(folder)
+        return OnnxEncoder.from_file(graph, check=True)
+
+    def _switched_encode(self, domain: str, adapter: ModelSpec | None) -> Callable[[list[str]], np.ndarray]:
+        """Encoding on the one shared base: the domain's adapter switched on, or every adapter off."""
+        with self._lock:
+            if self._switched is None:
+                self._switched = load_encoder(self._base.name)
+                self._switched_length = self._switched.max_seq_length
+            if adapter is not None:
+                self._switched.load_adapter(adapter.location, adapter_name=domain)
+        length = (adapter.max_seq_length if adapter else None) or self._switched_length
+
+        def encode(texts: list[str]) -> np.ndarray:
+            with self._lock:  # the active adapter is state shared by every domain
+                if adapter is None:
+                    self._switched.disable_adapters()
+                else:
+                    self._switched.enable_adapters()
+                    self._switched.set_adapter(domain)
+                self._switched.max_seq_length = length
+                return _normalised(self._switched.encode(texts, batch_size=len(texts), normalize_embeddings=True))
+
+        return encode
 
     def encode(self, domain: str, text: str) -> np.ndarray:
         """The L2-normalised embedding of `text` as `domain` sees it."""
-        model = self._separate.get(domain)
-        if model is not None:
-            return np.asarray(model.encode([text], normalize_embeddings=True, convert_to_numpy=True)[0], dtype=np.float32)
-        with self._lock:  # the active adapter is state shared by every request
-            if self._adapters:
-                if domain in self._adapters:
-                    self._base.enable_adapters()
-                    self._base.set_adapter(domain)
-                    self._base.max_seq_length = self._adapters[domain]
-                else:
-                    self._base.disable_adapters()
-                    self._base.max_seq_length = self._base_length
-            vector = self._base.encode([text], normalize_embeddings=True, convert_to_numpy=True)[0]
-        return np.asarray(vector, dtype=np.float32)
+        return self._batchers[domain](text)
+
+    def close(self) -> None:
+        for batcher in set(self._batchers.values()):
+            batcher.close()

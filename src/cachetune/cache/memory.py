@@ -14,14 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
+from cachetune.cache.config import MemoryStoreConfig
 from cachetune.cache.eviction import EvictionOrder
 from cachetune.cache.index import AnnIndex, ExactIndex
 from cachetune.cache.store import Entry, NamespaceSettings
 
 
 class _Namespace:
-    def __init__(self, dim: int, settings: NamespaceSettings, index: str, ann_above: int) -> None:
-        self.dim, self.settings, self.index_kind, self.ann_above = dim, settings, index, ann_above
+    def __init__(self, dim: int, settings: NamespaceSettings, config: MemoryStoreConfig) -> None:
+        self.dim, self.settings, self.config = dim, settings, config
         self.entries: dict[int, Entry] = {}
         self.partitions: dict[str, ExactIndex | AnnIndex] = {}
         self.order = EvictionOrder(settings.eviction)
@@ -32,14 +33,18 @@ class _Namespace:
         """The tenant's index, created if new, moved to HNSW once it holds `ann_above` entries (index "auto")."""
         index = self.partitions.get(tenant)
         if index is None:
-            index = AnnIndex(self.dim) if self.index_kind == "ann" else ExactIndex(self.dim)
+            index = self.new_ann() if self.config.index == "ann" else ExactIndex(self.dim)
             self.partitions[tenant] = index
-        elif self.index_kind == "auto" and isinstance(index, ExactIndex) and len(index) >= self.ann_above:
+        elif self.config.index == "auto" and isinstance(index, ExactIndex) and len(index) >= self.config.ann_above:
             keys, vectors = index.vectors()
-            index = AnnIndex(self.dim)
+            index = self.new_ann()
             index.add_many(keys, vectors)
             self.partitions[tenant] = index
         return index
+
+    def new_ann(self) -> AnnIndex:
+        hnsw = self.config.hnsw
+        return AnnIndex(self.dim, hnsw.connectivity, hnsw.expansion_add, hnsw.expansion_search)
 
     def remove(self, key: int) -> None:
         entry = self.entries.pop(key)
@@ -65,18 +70,11 @@ class MemoryStore:
     """In-process store: exact search for small partitions, HNSW (usearch) for large ones; optionally
     saved to a file on close and loaded from it on start."""
 
-    def __init__(
-        self,
-        dim: int,
-        namespaces: dict[str, NamespaceSettings],
-        index: str = "auto",
-        ann_above: int = 20_000,
-        persist_path: str | None = None,
-    ) -> None:
-        self._namespaces = {name: _Namespace(dim, settings, index, ann_above) for name, settings in namespaces.items()}
+    def __init__(self, dim: int, namespaces: dict[str, NamespaceSettings], config: MemoryStoreConfig) -> None:
+        self._namespaces = {name: _Namespace(dim, settings, config) for name, settings in namespaces.items()}
         self._next_id = 1
         self._id_lock = threading.Lock()
-        self._persist_path = Path(persist_path) if persist_path else None
+        self._persist_path = Path(config.persist_path) if config.persist_path else None
         if self._persist_path and self._persist_path.exists():
             self._load(self._persist_path)
 

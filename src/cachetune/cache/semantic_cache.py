@@ -56,9 +56,7 @@ class SemanticCache:
     def __init__(self, config: CacheConfig, clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self._clock = clock
-        self._encoders = DomainEncoders(
-            config.base_model, {name: d.embedding_model_path for name, d in config.domains.items()}, config.adapter_mode
-        )
+        self._encoders = DomainEncoders(config)
         namespaces = {d.namespace: NamespaceSettings(d.max_entries, d.eviction) for d in config.domains.values()}
         self._store = make_store(config, self._encoders.dim, namespaces)
         self.store_errors = 0  # store calls that failed (a failed lookup is a miss with on_store_error: miss)
@@ -185,8 +183,9 @@ class SemanticCache:
         return self._store.count(self._domain(domain).namespace, self._clock())
 
     def close(self) -> None:
-        """Close the store (the embedded store saves itself here when it has a persist_path)."""
+        """Close the store (the embedded store saves itself here when it has a persist_path) and stop the encoders."""
         self._store.close()
+        self._encoders.close()
 
     def _domain(self, domain: str) -> DomainConfig:
         settings = self.config.domains.get(domain)
@@ -212,5 +211,4 @@ def make_store(config: CacheConfig, dim: int, namespaces: dict[str, NamespaceSet
         return RedisStore(config.redis, dim, namespaces)
     from cachetune.cache.memory import MemoryStore
 
-    memory = config.memory
-    return MemoryStore(dim, namespaces, memory.index, memory.ann_above, memory.persist_path)
+    return MemoryStore(dim, namespaces, config.memory)

@@ -16,32 +16,8 @@ import numpy as np
 from cachetune.errors import ModelError
 from cachetune.export.settings import ExportSettings
 from cachetune.models import load_model
-from cachetune.onnx_encoder import EXPORT_INFO, INPUT_NAMES, ONNX_DIR, OnnxEncoder
+from cachetune.onnx_encoder import EXPORT_INFO, INPUT_NAMES, ONNX_DIR, PARITY_TEXTS, OnnxEncoder, parity
 from cachetune.records import write_json
-
-MIN_COSINE = 0.99
-
-# Short and long, programming, medical and general prompts: what a cache sees.
-PARITY_TEXTS = [
-    "ok",
-    "reverse a list",
-    "How do I reverse a string in Python?",
-    "How do I reverse a list in Python without creating a copy?",
-    "python sort dictionary by value descending",
-    "Convert a list of strings to a list of integers",
-    "What is the difference between a process and a thread?",
-    "SQL query to find duplicate rows in a table with three key columns",
-    "How do I enable JavaScript in Chrome?",
-    "How do I disable JavaScript in Chrome?",
-    "What are the symptoms of type 1 diabetes?",
-    "What are the symptoms of type 2 diabetes?",
-    "Can I drink alcohol while taking azithromycin for a sinus infection?",
-    "My blood pressure goes up at night while I sleep even though I take four medicines, why does that happen?",
-    "What causes low blood pressure after standing up quickly?",
-    "Is it safe to take ibuprofen and paracetamol together for a fever in a child of six?",
-    "The weather is nice today and we are going for a walk in the park.",
-    "A man is playing a guitar on a stage in front of a small crowd.",
-]
 
 
 def export_model(settings: ExportSettings) -> dict:
@@ -65,6 +41,7 @@ def export_model(settings: ExportSettings) -> dict:
         model.tokenizer.save_pretrained(str(output))
     if onnx or int8:
         reference = model.encode(PARITY_TEXTS, normalize_embeddings=True, convert_to_numpy=True)
+        info["reference"] = reference.round(6).tolist()  # what the graphs are checked against when loaded again
         with tempfile.TemporaryDirectory() as scratch:
             fp32 = _export_onnx(model, Path(scratch))
             info["parity"]["fp32"] = _parity(fp32, output, model.max_seq_length, reference, strict=True)
@@ -120,15 +97,10 @@ def _quantize(fp32: Path) -> Path:
 
 
 def _parity(onnx_file: Path, tokenizer_folder: Path, max_seq_length: int, reference: np.ndarray, strict: bool) -> dict:
-    vectors = OnnxEncoder(onnx_file, tokenizer_folder, max_seq_length).encode(PARITY_TEXTS)
-    cosines = np.einsum("ij,ij->i", vectors, reference)
-    result = {"texts": len(PARITY_TEXTS), "mean_cosine": float(cosines.mean()), "min_cosine": float(cosines.min())}
-    if result["mean_cosine"] < MIN_COSINE or (strict and result["min_cosine"] < MIN_COSINE):
-        raise ModelError(
-            f"{onnx_file.name}: cosine to torch mean {result['mean_cosine']:.4f}, min {result['min_cosine']:.4f}, "
-            f"below {MIN_COSINE}; not written"
-        )
-    return result
+    try:
+        return parity(OnnxEncoder(onnx_file, tokenizer_folder, max_seq_length), reference, strict)
+    except ModelError as error:
+        raise ModelError(f"{error}; not written") from None
 
 
 def _keep(source: Path, output: Path, name: str) -> str:

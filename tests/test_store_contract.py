@@ -151,3 +151,18 @@ def test_entries_survive_closing_and_reopening(make_cache, clock):
     assert reopened.entries("coding") == 4
     assert reopened.check(REWORDED, "coding").response == "answer 0"
     assert reopened.store(UNRELATED, "new", "coding") not in {reopened.check(p, "coding").id for p in PROMPTS}
+
+
+def test_invalidation_by_id_by_prompt_and_by_tenant_touches_only_the_callers_entries(make_cache):
+    cache = make_cache()
+    mine = {prompt: cache.store(prompt, f"answer {n}", "coding", tenant="a") for n, prompt in enumerate(PROMPTS)}
+    theirs = cache.store(QUESTION, "b's answer", "coding", tenant="b")
+    assert cache.invalidate("coding", tenant="a", ids=[theirs]) == 0  # another tenant's id: left alone
+    assert cache.check(REWORDED, "coding", tenant="b").response == "b's answer"
+    assert cache.invalidate("coding", tenant="a", ids=[mine[PROMPTS[1]]]) == 1
+    assert cache.check(PROMPTS[1], "coding", tenant="a") is None
+    assert cache.invalidate("coding", tenant="a", prompt=REWORDED) == 1  # the stored prompt it rewords
+    assert cache.check(QUESTION, "coding", tenant="a") is None
+    assert cache.check(PROMPTS[2], "coding", tenant="a").response == "answer 2"
+    assert cache.invalidate("coding", tenant="a") == 2  # everything left of tenant a
+    assert cache.entries("coding") == 1 and cache.check(REWORDED, "coding", tenant="b").response == "b's answer"

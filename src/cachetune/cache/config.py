@@ -54,7 +54,9 @@ class MemoryStoreConfig(_Strict):
     index: Literal["exact", "ann", "auto"] = "auto"  # auto: exact search up to `ann_above` entries, then HNSW
     ann_above: int = Field(20_000, ge=1)
     hnsw: HnswConfig = HnswConfig()
-    persist_path: str | None = None  # saved on close and loaded on start when set
+    persist_path: str | None = None  # a snapshot and an append-only log beside it, loaded on start
+    fsync: Literal["always", "everysec", "no"] = "everysec"  # when the log reaches the disk
+    compact_above_bytes: int = Field(64_000_000, ge=1)  # rewrite the snapshot when the log grows past this
 
 
 class MilvusStoreConfig(_Strict):

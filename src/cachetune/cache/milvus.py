@@ -88,20 +88,40 @@ class MilvusStore:
     def count(self, namespace: str, now: float) -> int:
         return self._guarded(lambda: self._count(self._collections[namespace], f"expires > {float(now)!r}"))
 
-    def _lookup(self, namespace: str, tenant: str, vector: np.ndarray, now: float, threshold: float) -> tuple[Entry, float] | None:
+    def delete(self, namespace: str, tenant: str, ids: list[int] | None = None) -> int:
+        where = f"tenant == {_quote(tenant)}" + (f" and id in {[int(key) for key in ids]}" if ids is not None else "")
         collection = self._collections[namespace]
+
+        def delete() -> int:
+            found = [row["id"] for row in self._all_rows(collection, ["id"], where)]  # what exists, to count it
+            if found:
+                self._client.delete(collection, ids=found)
+            return len(found)
+
+        return self._guarded(delete)
+
+    def similar(
+        self, namespace: str, tenant: str, vector: np.ndarray, now: float, min_similarity: float, limit: int
+    ) -> list[tuple[Entry, float]]:
+        return [(e, s) for e, s in self._guarded(lambda: self._search(namespace, tenant, vector, now, limit)) if s >= min_similarity]
+
+    def _search(self, namespace: str, tenant: str, vector: np.ndarray, now: float, limit: int) -> list[tuple[Entry, float]]:
         results = self._client.search(
-            collection,
+            self._collections[namespace],
             data=[np.asarray(vector, dtype=np.float32).tolist()],
-            limit=1,
+            limit=limit,
             filter=f"tenant == {_quote(tenant)} and expires > {float(now)!r}",
             output_fields=FIELDS,
             search_params={"metric_type": "IP"},
         )
-        if not results or not results[0]:
+        return [(_entry(match["entity"]), float(match["distance"])) for match in (results[0] if results else [])]
+
+    def _lookup(self, namespace: str, tenant: str, vector: np.ndarray, now: float, threshold: float) -> tuple[Entry, float] | None:
+        collection = self._collections[namespace]
+        found = self._search(namespace, tenant, vector, now, 1)
+        if not found:
             return None
-        match = results[0][0]
-        entry, similarity = _entry(match["entity"]), float(match["distance"])
+        entry, similarity = found[0]
         if similarity >= threshold:
             entry.hits += 1
             self._client.upsert(collection, [{"id": entry.id, "hits": entry.hits, "last_used": now}], partial_update=True)
@@ -142,9 +162,10 @@ class MilvusStore:
         self._client.insert(collection, [row])
         return key
 
-    def _all_rows(self, collection: str, fields: list[str]) -> list[dict]:
-        """Every row's `fields`: a plain query stops at Milvus' result window (16,384 rows); an iterator does not."""
-        iterator = self._client.query_iterator(collection, batch_size=8192, filter="id >= 0", output_fields=fields)
+    def _all_rows(self, collection: str, fields: list[str], where: str = "id >= 0") -> list[dict]:
+        """`fields` of every row matching `where`: a plain query stops at Milvus' result window (16,384 rows); an
+        iterator does not."""
+        iterator = self._client.query_iterator(collection, batch_size=8192, filter=where, output_fields=fields)
         rows = []
         try:
             while batch := iterator.next():

@@ -122,25 +122,65 @@ class RedisStore:
             if dims and dims != [self._dim]:
                 raise StoreError(f"redis index {name} holds vectors of dimension {dims[0]}, not {self._dim}; use another key_prefix")
 
-    def lookup(self, namespace: str, tenant: str, vector: np.ndarray, now: float, threshold: float) -> tuple[Entry, float] | None:
+    def _search(self, namespace: str, tenant: str, vector: np.ndarray, now: float, limit: int) -> list[tuple[str, Entry, float]]:
+        """(key, entry, similarity) of `tenant`'s live entries nearest to `vector`, nearest first."""
         from redis.commands.search.query import Query
 
         query = (
-            Query(f"(@tenant:{{{tenant_tag(tenant)}}} @expires:[({now!r} +inf])=>[KNN 1 @vector $vector AS distance]")
+            Query(f"(@tenant:{{{tenant_tag(tenant)}}} @expires:[({now!r} +inf])=>[KNN {int(limit)} @vector $vector AS distance]")
             .return_fields("id", "prompt", "response", "metadata", "created", "expires", "hits", "distance")
+            .sort_by("distance")
+            .paging(0, limit)
             .dialect(2)
         )
         blob = np.asarray(vector, dtype=np.float32).tobytes()
         result = self._call(lambda: self._client.ft(self._key(namespace, "idx")).search(query, {"vector": blob}))
-        if not result.docs:
+        return [(document.id, _entry(document, tenant), 1.0 - float(document.distance)) for document in result.docs]
+
+    def lookup(self, namespace: str, tenant: str, vector: np.ndarray, now: float, threshold: float) -> tuple[Entry, float] | None:
+        found = self._search(namespace, tenant, vector, now, 1)
+        if not found:
             return None
-        document = result.docs[0]
-        entry = _entry(document, tenant)
-        similarity = 1.0 - float(document.distance)
+        key, entry, similarity = found[0]
         if similarity >= threshold:
             entry.hits += 1
-            self._call(self._record_hit, namespace, document.id, entry, now)
+            self._call(self._record_hit, namespace, key, entry, now)
         return entry, similarity
+
+    def similar(
+        self, namespace: str, tenant: str, vector: np.ndarray, now: float, min_similarity: float, limit: int
+    ) -> list[tuple[Entry, float]]:
+        return [
+            (entry, similarity)
+            for _, entry, similarity in self._search(namespace, tenant, vector, now, limit)
+            if similarity >= min_similarity
+        ]
+
+    def delete(self, namespace: str, tenant: str, ids: list[int] | None = None) -> int:
+        from redis.commands.search.query import Query
+
+        tag = tenant_tag(tenant)
+        if ids is None:  # every entry of the tenant, found through the index
+            query = Query(f"@tenant:{{{tag}}}").no_content().paging(0, 10_000).dialect(2)
+            keys = []
+            while batch := [d.id for d in self._call(lambda: self._client.ft(self._key(namespace, "idx")).search(query)).docs]:
+                keys += batch
+                self._call(self._delete_keys, namespace, batch)
+            return len(keys)
+        candidates = [self._key(namespace, f"e:{int(key):020d}") for key in ids]
+        owners = self._call(lambda: [self._client.hget(key, "tenant") for key in candidates])
+        mine = [key for key, owner in zip(candidates, owners) if owner is not None and owner.decode() == tag]
+        if mine:
+            self._call(self._delete_keys, namespace, mine)
+        return len(mine)
+
+    def _delete_keys(self, namespace: str, keys: list[str]) -> None:
+        members = [key.rsplit(":", 1)[-1] for key in keys]
+        pipeline = self._client.pipeline(transaction=True)
+        pipeline.delete(*keys)
+        pipeline.zrem(self._key(namespace, "order"), *members)
+        pipeline.zrem(self._key(namespace, "expiry"), *members)
+        pipeline.execute()
 
     def _record_hit(self, namespace: str, key: str, entry: Entry, now: float) -> None:
         member = key.rsplit(":", 1)[-1]

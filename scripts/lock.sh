@@ -10,7 +10,9 @@ if [ ! -x "$TOOL/bin/pip-compile" ]; then
   "$PYTHON" -m venv "$TOOL"
   "$TOOL/bin/python" -m pip install --quiet pip-tools==7.6.2
 fi
-# pip-compile reads pip's own configuration, so the machine's torch wheel (CPU build) is the one resolved.
+# pip-compile reads pip's own configuration, so the machine's torch wheel (CPU build) is the one resolved. It keeps
+# the pins of the current lock where they still satisfy pyproject.toml (`UPGRADE=1 make lock` re-solves them all).
+if [ -f requirements.lock ] && [ -z "${UPGRADE:-}" ]; then cp requirements.lock .build/requirements.lock.new; fi
 "$TOOL/bin/pip-compile" --quiet --no-header --generate-hashes --allow-unsafe --strip-extras --extra test \
   --no-emit-index-url --no-emit-find-links --output-file .build/requirements.lock.new \
   pyproject.toml scripts/build-requirements.in

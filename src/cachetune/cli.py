@@ -37,6 +37,7 @@ console = Console(width=None if sys.stdout.isatty() else 120)
 errors = Console(stderr=True)
 
 STAGE_SETTINGS: dict[str, type[BaseModel]] = {}  # command name -> its settings model
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 def run() -> None:
@@ -287,17 +288,29 @@ def serve(
     config: Annotated[Path, typer.Option(help="Cache configuration (YAML): domains, models, thresholds, TTLs, store.")],
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    allow_unauthenticated: Annotated[
+        bool, typer.Option("--allow-unauthenticated", help="Listen beyond loopback without a semantic_cache.auth block.")
+    ] = False,
 ) -> None:
-    """Run the multi-domain semantic cache as an HTTP service (check, store, healthz, metrics)."""
+    """Run the multi-domain semantic cache as an HTTP service (check, store, invalidate, gateway, healthz, metrics)."""
     import uvicorn
 
+    from cachetune.cache.config import load_config
     from cachetune.cache.semantic_cache import SemanticCache
     from cachetune.cache.service import create_app
 
     try:
-        cache = SemanticCache.from_config(config)
+        settings = load_config(config)
+        if settings.auth is None and host not in LOOPBACK and not allow_unauthenticated:
+            fail(
+                f"{config} has no semantic_cache.auth block: refusing to listen on {host}, where anyone could read any tenant's "
+                "cache; add API keys (auth.keys), or pass --allow-unauthenticated"
+            )
+        cache = SemanticCache(settings)
     except CachetuneError as error:
         fail(str(error))
+    if settings.auth is None:
+        console.print(f"no authentication (no semantic_cache.auth): the tenant is whatever a caller says; listening on {host} only")
     console.print(f"serving domains {', '.join(cache.domains)} on http://{host}:{port}")
     uvicorn.run(create_app(cache), host=host, port=port, log_level="warning")
 

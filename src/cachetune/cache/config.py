@@ -89,6 +89,28 @@ class BatchingConfig(_Strict):
     max_wait_ms: float = Field(0.0, ge=0)  # 0: no wait; a batch is what queued while the last pass ran
 
 
+class ApiKey(_Strict):
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")  # of the key: the key itself is never written down
+    tenant: str
+    domains: list[str] = Field(min_length=1)  # the domains it may use; ["*"]: all
+
+
+class AuthConfig(_Strict):
+    keys: list[ApiKey] = []
+    keys_file: str | None = None  # YAML or JSON list of keys in the same form, kept apart from this file
+
+
+class UpstreamConfig(_Strict):
+    base_url: str  # the LLM's OpenAI-compatible API, e.g. https://api.openai.com/v1
+    api_key_env: str | None = None  # environment variable holding the upstream's key
+    timeout_seconds: float = Field(60.0, gt=0)
+    retries: int = Field(2, ge=0)  # connection errors, timeouts, 429 and 5xx, exponential backoff
+    backoff_base_seconds: float = Field(0.5, gt=0)
+    model_domains: dict[str, str] = {}  # model name -> domain, when the request names no x-cachetune-domain
+    key: Literal["last_user_message", "user_messages", "all_messages"] = "last_user_message"  # the text that is embedded
+    max_messages: int = Field(4, ge=1)  # longer conversations bypass the cache
+
+
 class LimitsConfig(_Strict):
     max_body_bytes: int = Field(1_000_000, ge=1024)
     max_prompt_chars: int = Field(20_000, ge=1)
@@ -107,6 +129,17 @@ class CacheConfig(_Strict):
     milvus: MilvusStoreConfig = MilvusStoreConfig()
     redis: RedisStoreConfig = RedisStoreConfig()
     limits: LimitsConfig = LimitsConfig()
+    auth: AuthConfig | None = None  # absent: no authentication, and `cachetune serve` listens on loopback only
+    upstream: UpstreamConfig | None = None  # present: the OpenAI-compatible gateway is served too
+
+    @model_validator(mode="after")
+    def _keys_name_configured_domains(self) -> "CacheConfig":
+        for part, names in (("auth.keys", [d for key in (self.auth.keys if self.auth else []) for d in key.domains]),
+                            ("upstream.model_domains", list(self.upstream.model_domains.values()) if self.upstream else [])):  # fmt: skip
+            unknown = sorted(set(names) - set(self.domains) - {"*"})
+            if unknown:
+                raise ValueError(f"{part}: unknown domain {', '.join(unknown)}; configured: {', '.join(self.domains)}")
+        return self
 
     @model_validator(mode="after")
     def _namespaces_are_distinct(self) -> "CacheConfig":
@@ -155,4 +188,8 @@ def _resolve_paths(config: CacheConfig, folder: Path) -> CacheConfig:
     milvus = config.milvus
     if "://" not in milvus.uri and not Path(milvus.uri).is_absolute():
         milvus = milvus.model_copy(update={"uri": str(folder / milvus.uri)})
-    return config.model_copy(update={"domains": domains, "memory": memory, "milvus": milvus, "base_model": resolve(config.base_model)})
+    auth = config.auth
+    if auth and auth.keys_file and not Path(auth.keys_file).is_absolute():
+        auth = auth.model_copy(update={"keys_file": str(folder / auth.keys_file)})
+    update = {"domains": domains, "memory": memory, "milvus": milvus, "auth": auth, "base_model": resolve(config.base_model)}
+    return config.model_copy(update=update)

@@ -93,7 +93,8 @@ class DomainEncoders:
         self._switched = None  # the shared torch base of adapter_mode switched, loaded only when a domain needs it
         self._lock = threading.Lock()
         self._batchers: dict[str, MicroBatcher] = {}
-        shared: dict[str, MicroBatcher] = {}  # one encoder per distinct model, shared by the domains that use it
+        self._base_batcher: MicroBatcher | None = None
+        self._shared = shared = {}  # one encoder per distinct model, shared by the domains that use it
         specs = {domain: resolve_model(settings.embedding_model_path or self._base.name) for domain, settings in config.domains.items()}
         torch_adapters = [d for d, spec in specs.items() if spec.kind == "adapter" and config.domains[d].encoder == "torch"]
         switched = config.adapter_mode == "switched" and bool(torch_adapters)
@@ -166,6 +167,17 @@ class DomainEncoders:
         """The L2-normalised embedding of `text` as `domain` sees it."""
         return self._batchers[domain](text)
 
+    def encode_base(self, text: str) -> np.ndarray:
+        """The base model's embedding (no adapter): loaded on first use unless a domain already uses it."""
+        with self._lock:
+            if self._base_batcher is None:
+                spec = resolve_model(self._base.name)
+                encoder = self._config.domains[next(iter(self._config.domains))].encoder
+                self._base_batcher = self._shared.get(f"{encoder}:{spec.kind}:{spec.location}") or MicroBatcher(
+                    self._encode_function(spec, encoder), self._config.batching
+                )
+        return self._base_batcher(text)
+
     def close(self) -> None:
-        for batcher in set(self._batchers.values()):
+        for batcher in {*self._batchers.values(), *([self._base_batcher] if self._base_batcher else [])}:
             batcher.close()

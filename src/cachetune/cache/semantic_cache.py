@@ -43,6 +43,16 @@ class Hit:
     id: int | None = None
 
 
+@dataclass(frozen=True)
+class Lookup:
+    """What a lookup found: the hit (None: a miss), the nearest entry's similarity (None: nothing stored), and the
+    threshold it was held to."""
+
+    hit: Hit | None
+    similarity: float | None
+    threshold: float
+
+
 class SemanticCache:
     """A multi-domain semantic cache: one base model, an adapter per domain, a store partitioned by namespace and tenant.
 
@@ -78,16 +88,17 @@ class SemanticCache:
     def domains(self) -> list[str]:
         return list(self.config.domains)
 
-    def embed(self, prompt: str, domain: str) -> np.ndarray:
-        """The L2-normalised vector of `prompt` as `domain`'s model sees it.
+    def embed(self, prompt: str, domain: str | None) -> np.ndarray:
+        """The L2-normalised vector of `prompt` as `domain`'s model sees it (None: the base model, no adapter).
 
         Raises:
             UnknownDomainError: `domain` is not configured.
             CacheError: the prompt is empty.
         """
-        self._domain(domain)
+        if domain is not None:
+            self._domain(domain)
         _require_text(prompt, "prompt")
-        return self._encoders.encode(domain, prompt)
+        return self._encoders.encode(domain, prompt) if domain is not None else self._encoders.encode_base(prompt)
 
     def check(self, prompt: str, domain: str, tenant: str | None = None, vector: np.ndarray | None = None) -> Hit | None:
         """The stored answer for a prompt that means the same as `prompt`, or None (a miss).
@@ -106,23 +117,32 @@ class SemanticCache:
             CacheError: the prompt is empty.
             StoreError: the store failed.
         """
+        return self.lookup(prompt, domain, tenant, vector).hit
+
+    def lookup(self, prompt: str, domain: str, tenant: str | None = None, vector: np.ndarray | None = None) -> Lookup:
+        """`check`, with the nearest entry's similarity and the threshold beside the hit: why a prompt hit or missed.
+
+        Raises:
+            UnknownDomainError, CacheError, StoreError: as `check`.
+        """
         settings = self._domain(domain)
+        threshold = settings.similarity_threshold
         _require_text(prompt, "prompt")
         if vector is None:
             vector = self._encoders.encode(domain, prompt)
         now = self._clock()
         try:
-            found = self._guarded(
-                self._store.lookup, settings.namespace, tenant or DEFAULT_TENANT, vector, now, settings.similarity_threshold
-            )
+            found = self._guarded(self._store.lookup, settings.namespace, tenant or DEFAULT_TENANT, vector, now, threshold)
         except StoreError:
             if self.config.on_store_error == "error":
                 raise
-            return None  # fail open: the caller asks the LLM, as on any miss
-        if found is None or found[1] < settings.similarity_threshold:
-            return None
+            return Lookup(None, None, threshold)  # fail open: the caller asks the LLM, as on any miss
+        if found is None:
+            return Lookup(None, None, threshold)
         entry, similarity = found
-        return Hit(entry.response, entry.prompt, similarity, now - entry.created, entry.metadata, entry.id)
+        if similarity < threshold:
+            return Lookup(None, similarity, threshold)
+        return Lookup(Hit(entry.response, entry.prompt, similarity, now - entry.created, entry.metadata, entry.id), similarity, threshold)
 
     def store(
         self,

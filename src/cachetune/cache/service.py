@@ -1,41 +1,55 @@
 """The HTTP service: `cachetune serve --config cache.yaml`.
 
-    POST /v1/cache/check  {"prompt", "domain", "tenant"}            -> {"hit": true, "response", "prompt", "similarity", "age_seconds", "metadata"} | {"hit": false}
-    POST /v1/cache/store  {"prompt", "response", "domain", "tenant", "ttl", "metadata"} -> {"stored": true, "id"}
-    GET  /healthz                                                    -> {"status": "ok", "domains": [...]}
-    GET  /metrics                                                    -> Prometheus text: hits, misses, errors, latency per domain
+    POST /v1/cache/check       {"prompt", "domain", "tenant"}  -> {"hit": true, "response", "prompt", "similarity", "age_seconds", "metadata", "id"} | {"hit": false}
+    POST /v1/cache/store       {"prompt", "response", "domain", "tenant", "ttl", "metadata"} -> {"stored": true, "id"}
+    POST /v1/cache/invalidate  {"domain", "tenant", and "ids": [...] | "prompt" (+ "min_similarity") | "all": true} -> {"deleted": n}
+    GET  /healthz              -> {"status": "ok", "domains": [...]}
+    GET  /metrics              -> Prometheus text: hits, misses, stores, invalidations, errors, latency per domain
+With `semantic_cache.upstream`, the OpenAI-compatible gateway routes too (cachetune.cache.gateway).
 
-JSON bodies use the library's argument names. Bodies over the size limit get 413, prompts over the
-length limit and malformed bodies 422, an unknown domain 404, each with a message that says which.
+JSON bodies use the library's argument names. With `semantic_cache.auth`, every /v1 request carries
+`Authorization: Bearer <key>`: the tenant and the domains it may use come from the key (a body `tenant` that
+disagrees is refused); 401 without or with a wrong key, 403 for another domain or tenant. Bodies over the size
+limit get 413 (without Content-Length 411), prompts over the length limit and malformed bodies 422, an unknown
+domain 404, a failing store 503; each with a `detail` that says which field and why, never anything about a key.
 The model work runs in a thread pool, so the event loop keeps answering while one request encodes.
 """
 
+import hashlib
+import hmac
 import time
 from contextlib import asynccontextmanager
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+import yaml
+from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from cachetune.cache.config import ApiKey, AuthConfig, CacheConfig
 from cachetune.cache.semantic_cache import SemanticCache
-from cachetune.errors import CacheError, StoreError, UnknownDomainError
+from cachetune.errors import CacheError, InputError, StoreError, UnknownDomainError
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+OPENAI_PATHS = ("/v1/chat/completions", "/v1/embeddings")
 
 
-class CheckBody(BaseModel):
+class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class CheckBody(_Body):
     prompt: str = Field(min_length=1)
     domain: str
     tenant: str | None = None
 
 
-class StoreBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class StoreBody(_Body):
     prompt: str = Field(min_length=1)
     response: str = Field(min_length=1)
     domain: str
@@ -44,12 +58,107 @@ class StoreBody(BaseModel):
     metadata: dict[str, Any] | None = None
 
 
+class InvalidateBody(_Body):
+    domain: str
+    tenant: str | None = None
+    ids: list[int] | None = Field(None, max_length=10_000)
+    prompt: str | None = Field(None, min_length=1)
+    min_similarity: float | None = Field(None, ge=-1, le=1)
+    all: bool = False
+
+    @model_validator(mode="after")
+    def _one_way(self) -> "InvalidateBody":
+        if sum((self.ids is not None, self.prompt is not None, self.all)) != 1:
+            raise ValueError("give exactly one of ids, prompt or all: true")
+        return self
+
+
+class HttpError(Exception):
+    """A request refused with an HTTP status and a message for its caller."""
+
+    def __init__(self, status: int, message: str, kind: str, domain: str = "") -> None:
+        super().__init__(message)
+        self.status, self.message, self.kind, self.domain = status, message, kind, domain
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request comes from: the tenant and domains its API key is bound to."""
+
+    tenant: str
+    domains: frozenset[str] | None  # None: every domain
+
+    def tenant_for(self, domain: str, asked: str | None) -> str:
+        if self.domains is not None and domain not in self.domains:
+            raise HttpError(403, f"this API key may not use domain '{domain}'", "forbidden", domain)
+        if asked is not None and asked != self.tenant:
+            raise HttpError(403, "the body's tenant is not the API key's tenant", "forbidden", domain)
+        return self.tenant
+
+
+def load_keys(auth: AuthConfig) -> list[ApiKey]:
+    """The configured keys, and those of `keys_file` (YAML or JSON: a list of {sha256, tenant, domains})."""
+    keys = list(auth.keys)
+    if auth.keys_file:
+        path = Path(auth.keys_file)
+        try:
+            keys += [ApiKey.model_validate(item) for item in yaml.safe_load(path.read_text()) or []]
+        except (OSError, yaml.YAMLError, TypeError, ValueError) as error:
+            raise InputError(f"{path}: not a list of API keys ({type(error).__name__})") from None
+    return keys
+
+
+class Authenticator:
+    """Bearer keys checked by their SHA-256, in constant time against every configured key."""
+
+    def __init__(self, config: CacheConfig) -> None:
+        self.enabled = config.auth is not None
+        self._keys = [(bytes.fromhex(key.sha256), key) for key in load_keys(config.auth)] if config.auth else []
+
+    def __call__(self, request: Request) -> Principal | None:
+        if not self.enabled:
+            return None
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise HttpError(401, "missing API key: send Authorization: Bearer <key>", "unauthorized")
+        digest = hashlib.sha256(token.strip().encode()).digest()
+        found = None
+        for expected, key in self._keys:  # every key compared, so the time does not say which one matched
+            if hmac.compare_digest(digest, expected):
+                found = key
+        if found is None:
+            raise HttpError(401, "invalid API key", "unauthorized")
+        return Principal(found.tenant, None if "*" in found.domains else frozenset(found.domains))
+
+
+class BodyLimit:
+    """ASGI middleware: a POST needs a Content-Length within the limit (411, 413), checked before it is read."""
+
+    def __init__(self, app, max_bytes: int, refuse) -> None:
+        self.app, self.max_bytes, self.refuse = app, max_bytes, refuse
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            length = dict(scope["headers"]).get(b"content-length", b"").decode("latin-1")
+            response = None
+            if not length.isdigit():
+                response = self.refuse(411, "send the body with a Content-Length header", kind="no_length")
+            elif int(length) > self.max_bytes:
+                response = self.refuse(413, f"request body of {length} bytes is over the limit of {self.max_bytes}", kind="too_large")
+            if response is not None:
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.hits = Counter("cachetune_hits", "Cache hits", ["domain"], registry=self.registry)
         self.misses = Counter("cachetune_misses", "Cache misses", ["domain"], registry=self.registry)
         self.stores = Counter("cachetune_stores", "Entries stored", ["domain"], registry=self.registry)
+        self.invalidated = Counter("cachetune_invalidated", "Entries deleted by invalidation", ["domain"], registry=self.registry)
         self.errors = Counter("cachetune_errors", "Requests refused or failed", ["domain", "kind"], registry=self.registry)
         self.latency = Histogram(
             "cachetune_request_seconds", "Time to answer", ["domain", "operation"], buckets=LATENCY_BUCKETS, registry=self.registry
@@ -63,90 +172,97 @@ class Metrics:
 
 
 def create_app(cache: SemanticCache) -> FastAPI:
+    """The FastAPI app serving `cache` (and, with an `upstream` block, the OpenAI-compatible gateway)."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
-        cache.close()  # persists the embedded store when it has a persist_path
+        cache.close()  # makes the embedded store's snapshot, stops the encoders
 
     app = FastAPI(title="cachetune semantic cache", version="1", lifespan=lifespan)
     metrics = Metrics()
     limits = cache.config.limits
+    authenticate = Authenticator(cache.config)
+    Caller = Annotated[Principal | None, Depends(authenticate)]
 
-    def refuse(status: int, message: str, domain: str = "", kind: str = "bad_request") -> JSONResponse:
+    def label(domain: str) -> str:
         # Only configured domains become label values: a caller must not be able to grow the metrics without bound.
-        metrics.errors.labels(domain if domain in cache.config.domains else "none", kind).inc()
+        return domain if domain in cache.config.domains else "none"
+
+    def refuse(status: int, message: str, domain: str = "", kind: str = "bad_request", path: str = "") -> JSONResponse:
+        metrics.errors.labels(label(domain), kind).inc()
+        if path in OPENAI_PATHS:  # the gateway answers in the OpenAI error format its clients parse
+            error = {"message": message, "type": "invalid_request_error" if status < 500 else "upstream_error", "param": None, "code": kind}
+            return JSONResponse(status_code=status, content={"error": error})
         return JSONResponse(status_code=status, content={"detail": message})
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        if request.method == "POST":
-            length = request.headers.get("content-length")
-            if length is None or not length.isdigit():
-                return refuse(411, "send the body with a Content-Length header", kind="no_length")
-            if int(length) > limits.max_body_bytes:
-                return refuse(413, f"request body of {length} bytes is over the limit of {limits.max_body_bytes}", kind="too_large")
-        return await call_next(request)
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes, refuse=refuse)
 
     @app.exception_handler(RequestValidationError)
     async def malformed(request: Request, error: RequestValidationError) -> JSONResponse:
         problem = error.errors()[0]
         field = ".".join(str(part) for part in problem["loc"] if part != "body") or "body"
-        return refuse(422, f"{field}: {problem['msg']}", kind="malformed")
+        return refuse(422, f"{field}: {problem['msg']}", kind="malformed", path=request.url.path)
 
-    def check_limits(body: CheckBody | StoreBody) -> JSONResponse | None:
+    @app.exception_handler(HttpError)
+    async def refused(request: Request, error: HttpError) -> JSONResponse:
+        return refuse(error.status, error.message, error.domain, error.kind, request.url.path)
+
+    def tenant_of(principal: Principal | None, domain: str, asked: str | None) -> str | None:
+        if domain not in cache.config.domains:
+            raise HttpError(404, f"unknown domain '{domain}'; configured: {', '.join(cache.config.domains)}", "unknown_domain")
+        return principal.tenant_for(domain, asked) if principal else asked
+
+    def check_lengths(body: CheckBody | StoreBody) -> None:
         if len(body.prompt) > limits.max_prompt_chars:
-            return refuse(
-                422, f"prompt: {len(body.prompt)} characters, over the limit of {limits.max_prompt_chars}", body.domain, "too_long"
+            raise HttpError(
+                422, f"prompt: {len(body.prompt)} characters, over the limit of {limits.max_prompt_chars}", "too_long", body.domain
             )
         if isinstance(body, StoreBody) and len(body.response) > limits.max_response_chars:
-            return refuse(
-                422, f"response: {len(body.response)} characters, over the limit of {limits.max_response_chars}", body.domain, "too_long"
-            )
-        return None
+            message = f"response: {len(body.response)} characters, over the limit of {limits.max_response_chars}"
+            raise HttpError(422, message, "too_long", body.domain)
 
-    @app.post("/v1/cache/check")
-    async def check(body: CheckBody):
-        if (refusal := check_limits(body)) is not None:
-            return refusal
+    async def run(operation: str, domain: str, call, *args):
+        """A cache call in the thread pool, timed; its errors as HTTP statuses."""
         started = time.perf_counter()
         try:
-            hit = await run_in_threadpool(cache.check, body.prompt, body.domain, body.tenant)
+            result = await run_in_threadpool(call, *args)
         except UnknownDomainError as error:
-            return refuse(404, str(error), kind="unknown_domain")
+            raise HttpError(404, str(error), "unknown_domain") from None
         except StoreError as error:
-            return refuse(503, str(error), body.domain, "store")
+            raise HttpError(503, str(error), "store", domain) from None
         except CacheError as error:
-            return refuse(422, str(error), body.domain)
-        metrics.latency.labels(body.domain, "check").observe(time.perf_counter() - started)
+            raise HttpError(422, str(error), "bad_request", domain) from None
+        metrics.latency.labels(domain, operation).observe(time.perf_counter() - started)
+        return result
+
+    @app.post("/v1/cache/check")
+    async def check(body: CheckBody, principal: Caller):
+        tenant = tenant_of(principal, body.domain, body.tenant)
+        check_lengths(body)
+        hit = await run("check", body.domain, cache.check, body.prompt, body.domain, tenant)
         if hit is None:
             metrics.misses.labels(body.domain).inc()
             return {"hit": False}
         metrics.hits.labels(body.domain).inc()
-        return {
-            "hit": True,
-            "response": hit.response,
-            "prompt": hit.prompt,
-            "similarity": hit.similarity,
-            "age_seconds": hit.age_seconds,
-            "metadata": hit.metadata,
-        }
+        return {"hit": True, **{key: getattr(hit, key) for key in ("response", "prompt", "similarity", "age_seconds", "metadata", "id")}}
 
     @app.post("/v1/cache/store")
-    async def store(body: StoreBody):
-        if (refusal := check_limits(body)) is not None:
-            return refusal
-        started = time.perf_counter()
-        try:
-            key = await run_in_threadpool(cache.store, body.prompt, body.response, body.domain, body.tenant, body.ttl, body.metadata)
-        except UnknownDomainError as error:
-            return refuse(404, str(error), kind="unknown_domain")
-        except StoreError as error:
-            return refuse(503, str(error), body.domain, "store")
-        except CacheError as error:
-            return refuse(422, str(error), body.domain)
-        metrics.latency.labels(body.domain, "store").observe(time.perf_counter() - started)
+    async def store(body: StoreBody, principal: Caller):
+        tenant = tenant_of(principal, body.domain, body.tenant)
+        check_lengths(body)
+        key = await run("store", body.domain, cache.store, body.prompt, body.response, body.domain, tenant, body.ttl, body.metadata)
         metrics.stores.labels(body.domain).inc()
         return {"stored": True, "id": key}
+
+    @app.post("/v1/cache/invalidate")
+    async def invalidate(body: InvalidateBody, principal: Caller):
+        tenant = tenant_of(principal, body.domain, body.tenant)
+        if body.prompt is not None and len(body.prompt) > limits.max_prompt_chars:
+            raise HttpError(422, f"prompt: over the limit of {limits.max_prompt_chars} characters", "too_long", body.domain)
+        deleted = await run("invalidate", body.domain, cache.invalidate, body.domain, tenant, body.ids, body.prompt, body.min_similarity)
+        metrics.invalidated.labels(body.domain).inc(deleted)
+        return {"deleted": deleted}
 
     @app.get("/healthz")
     async def healthz():
@@ -159,7 +275,16 @@ def create_app(cache: SemanticCache) -> FastAPI:
             try:
                 metrics.entries.labels(domain).set(cache.entries(domain))
             except StoreError:
-                pass  # the store is down: counted above, and entries are unknown
+                continue  # the store is down: counted in store_errors, and the entries are unknown
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    if cache.config.upstream is not None:
+        from cachetune.cache.gateway import add_gateway
+
+        add_gateway(app, cache, authenticate, metrics.registry)
     return app
+
+
+def key_digest(key: str) -> str:
+    """The SHA-256 to put in `semantic_cache.auth.keys` for an API key (the key itself is never stored)."""
+    return hashlib.sha256(key.encode()).hexdigest()

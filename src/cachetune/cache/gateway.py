@@ -1,0 +1,299 @@
+"""The OpenAI-compatible gateway: `POST /v1/chat/completions` with the semantic cache in front, `POST /v1/embeddings`.
+
+Served by `cachetune serve` when the cache config has `semantic_cache.upstream`. An application points its OpenAI
+client's `base_url` at it and changes nothing else.
+
+- Domain: the `x-cachetune-domain` header, else `upstream.model_domains[model]`; a request with neither is
+  forwarded without the cache. Tenant: the API key's (with `auth`), else the `x-cachetune-tenant` header.
+- What is embedded (`upstream.key`): the last user message (default), every user message, or every message. What
+  must match exactly (a partition of the store, never text in the embedding): the model, the system messages,
+  and every generation setting that changes the answer (temperature, top_p, response_format, max_tokens, seed,
+  stop, penalties, ...). The request's other fields are not part of it.
+- Bypassed (forwarded, never looked up or stored): `tools`, `tool_choice`, `functions` or `function_call`;
+  `n` > 1; more than `max_messages` messages; message parts that are not text; `Cache-Control: no-cache`.
+  `Cache-Control: no-store` looks up but never stores.
+- A miss is forwarded upstream (retries with backoff on connection errors, timeouts, 429 and 5xx); only a
+  complete answer (HTTP 200, finish_reason "stop") is stored. `stream: true` is relayed chunk by chunk as it
+  arrives and stored after the final event; a hit on a streaming request is replayed as `chat.completion.chunk`
+  events. An upstream error is passed through with its status and OpenAI error body; an unreachable or silent
+  upstream gives 502 or 504 with an OpenAI error body, within `timeout_seconds` per attempt. Errors are never cached.
+- Response headers: `x-cachetune-cache: hit|miss|bypass`, `x-cachetune-similarity` (of the nearest entry, when
+  there is one), `x-cachetune-threshold`, `x-cachetune-domain`. Prometheus: requests by outcome, upstream
+  latency and upstream errors.
+- `/v1/embeddings`: `model` names a domain (its adapter) or `base`; `input` a string or a list of strings.
+"""
+
+import asyncio
+import hashlib
+import json
+import os
+import time
+import uuid
+
+import httpx
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, StreamingResponse
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from cachetune.cache.semantic_cache import Lookup, SemanticCache
+from cachetune.cache.service import Authenticator, HttpError
+from cachetune.errors import CachetuneError
+
+# Request fields that change the answer: part of the exact-match scope. Anything else (user, metadata, stream, ...)
+# does not, and `n`, tools and functions bypass the cache altogether.
+SCOPE_FIELDS = (
+    "model", "temperature", "top_p", "max_tokens", "max_completion_tokens", "seed", "stop", "presence_penalty",
+    "frequency_penalty", "logit_bias", "response_format", "logprobs", "top_logprobs", "reasoning_effort",
+)  # fmt: skip
+BYPASS_FIELDS = ("tools", "tool_choice", "functions", "function_call")
+RETRY_STATUSES = {429, 500, 502, 503, 504}
+
+
+class GatewayMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter("cachetune_gateway_requests", "Chat completions by cache outcome", ["domain", "outcome"], registry=registry)
+        self.upstream_seconds = Histogram(
+            "cachetune_upstream_seconds",
+            "Upstream time to the end of an answer",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+            registry=registry,
+        )
+        self.upstream_errors = Counter("cachetune_upstream_errors", "Upstream failures by kind", ["kind"], registry=registry)
+
+
+def message_text(message: dict) -> str | None:
+    """A message's text; None when it has parts that are not text (an image) or no text at all."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and all(isinstance(part, dict) and part.get("type") == "text" for part in content):
+        return "\n".join(str(part.get("text", "")) for part in content)
+    return None
+
+
+def bypass_reason(body: dict, headers, max_messages: int) -> str | None:
+    """Why this request must not use the cache, or None."""
+    if any(body.get(field) for field in BYPASS_FIELDS):
+        return "tools"
+    if (body.get("n") or 1) > 1:
+        return "n>1"
+    messages = body.get("messages") or []
+    if len(messages) > max_messages:
+        return "long conversation"
+    if any(message_text(m) is None for m in messages if isinstance(m, dict)) or not all(isinstance(m, dict) for m in messages):
+        return "non-text content"
+    if "no-cache" in headers.get("cache-control", "").lower():
+        return "no-cache"
+    return None
+
+
+def key_text(messages: list[dict], policy: str) -> str:
+    if policy == "all_messages":
+        chosen = [m for m in messages if m.get("role") != "system"]
+    elif policy == "user_messages":
+        chosen = [m for m in messages if m.get("role") == "user"]
+    else:
+        chosen = [next((m for m in reversed(messages) if m.get("role") == "user"), {"content": ""})]
+    return "\n".join(f"{m.get('role', 'user')}: {message_text(m)}" if policy == "all_messages" else message_text(m) for m in chosen)
+
+
+def scope_of(body: dict) -> str:
+    """The hash of what must match exactly for a stored answer to be reused: model, system messages, settings."""
+    systems = [message_text(m) for m in body.get("messages", []) if m.get("role") in ("system", "developer")]
+    scope = {field: body.get(field) for field in SCOPE_FIELDS if field in body}
+    return hashlib.sha256(json.dumps({"scope": scope, "system": systems}, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def replay_chunks(completion: dict) -> list[str]:
+    """A stored completion as the server-sent events of a streamed one."""
+    base = {"id": completion["id"], "object": "chat.completion.chunk", "created": completion["created"], "model": completion["model"]}
+    choice = completion["choices"][0]
+    content = choice["message"].get("content") or ""
+    events = [
+        {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]},
+        *({**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]} for piece in _pieces(content)),
+        {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": choice.get("finish_reason", "stop")}]},
+    ]
+    return [f"data: {json.dumps(event)}\n\n" for event in events] + ["data: [DONE]\n\n"]
+
+
+def _pieces(text: str, size: int = 64) -> list[str]:
+    return [text[start : start + size] for start in range(0, len(text), size)] or [""]
+
+
+class Upstream:
+    """The LLM behind the gateway, called with retries and exponential backoff."""
+
+    def __init__(self, cache: SemanticCache, metrics: GatewayMetrics) -> None:
+        settings = cache.config.upstream
+        self.settings = settings
+        self.metrics = metrics
+        self.url = settings.base_url.rstrip("/") + "/chat/completions"
+        self.key = os.environ.get(settings.api_key_env) if settings.api_key_env else None
+        self.client = httpx.AsyncClient(timeout=httpx.Timeout(settings.timeout_seconds))
+
+    def headers(self, request: Request, authenticated: bool) -> dict:
+        headers = {"content-type": "application/json"}
+        if self.key:
+            headers["authorization"] = f"Bearer {self.key}"
+        elif not authenticated and "authorization" in request.headers:
+            headers["authorization"] = request.headers["authorization"]  # a pass-through key, when cachetune has none
+        return headers
+
+    async def send(self, body: dict, headers: dict, stream: bool) -> httpx.Response:
+        """The upstream's response (its stream open when `stream`), after retries; raises HttpError when it never answers."""
+        attempt = 0
+        while True:
+            try:
+                request = self.client.build_request("POST", self.url, json=body, headers=headers)
+                response = await self.client.send(request, stream=stream)
+            except httpx.TimeoutException:
+                failure = HttpError(504, f"the upstream did not answer within {self.settings.timeout_seconds} s", "upstream_timeout")
+            except httpx.TransportError as error:
+                failure = HttpError(502, f"the upstream cannot be reached ({type(error).__name__})", "upstream_unreachable")
+            else:
+                if response.status_code not in RETRY_STATUSES or attempt >= self.settings.retries:
+                    return response
+                await response.aclose()
+                failure = None
+            if failure is not None and attempt >= self.settings.retries:
+                self.metrics.upstream_errors.labels(failure.kind).inc()
+                raise failure
+            attempt += 1
+            await asyncio.sleep(self.settings.backoff_base_seconds * 2 ** (attempt - 1))
+
+
+def add_gateway(app: FastAPI, cache: SemanticCache, authenticate: Authenticator, registry: CollectorRegistry) -> None:
+    """Add /v1/chat/completions and /v1/embeddings to the service's app."""
+    settings = cache.config.upstream
+    metrics = GatewayMetrics(registry)
+    upstream = Upstream(cache, metrics)
+
+    async def json_body(request: Request) -> dict:
+        try:
+            body = json.loads(await request.body())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise HttpError(400, "the body is not JSON", "malformed") from None
+        if not isinstance(body, dict):
+            raise HttpError(400, "the body is not a JSON object", "malformed")
+        return body
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request):
+        principal = authenticate(request)
+        body = await json_body(request)
+        if not isinstance(body.get("model"), str) or not isinstance(body.get("messages"), list) or not body["messages"]:
+            raise HttpError(400, "a chat completion needs a model (text) and messages (a non-empty list)", "malformed")
+        domain = request.headers.get("x-cachetune-domain") or settings.model_domains.get(body["model"])
+        headers = upstream.headers(request, principal is not None)
+        reason = "no domain" if domain is None else bypass_reason(body, request.headers, settings.max_messages)
+        if domain is not None and domain not in cache.config.domains:
+            raise HttpError(404, f"unknown domain '{domain}'; configured: {', '.join(cache.config.domains)}", "unknown_domain")
+        if reason is not None:
+            metrics.requests.labels(domain or "none", "bypass").inc()
+            return await forward(body, headers, {"x-cachetune-cache": "bypass", "x-cachetune-domain": domain or ""}, None)
+        tenant = principal.tenant_for(domain, None) if principal else request.headers.get("x-cachetune-tenant", "")
+        scoped = f"{tenant}\x1f{scope_of(body)}"
+        text = key_text(body["messages"], settings.key)
+        try:
+            vector = await run_in_threadpool(cache.embed, text, domain)
+            found: Lookup | None = await run_in_threadpool(cache.lookup, text, domain, scoped, vector)
+        except CachetuneError:  # an empty key text, a failing store (with on_store_error: error): forward, as on a miss
+            found, vector = None, None
+        threshold = cache.config.domains[domain].similarity_threshold
+        info = {"x-cachetune-domain": domain, "x-cachetune-threshold": f"{threshold:.4f}"}
+        if found is not None and found.similarity is not None:
+            info["x-cachetune-similarity"] = f"{found.similarity:.4f}"
+        if found is not None and found.hit is not None:
+            metrics.requests.labels(domain, "hit").inc()
+            completion = {
+                **json.loads(found.hit.response),
+                "id": f"chatcmpl-cachetune-{uuid.uuid4().hex[:24]}",
+                "created": int(time.time()),
+            }
+            headers = {**info, "x-cachetune-cache": "hit"}
+            if body.get("stream"):
+                return StreamingResponse(iter(replay_chunks(completion)), media_type="text/event-stream", headers=headers)
+            return JSONResponse(completion, headers=headers)
+        metrics.requests.labels(domain, "miss").inc()
+        store = None
+        if vector is not None and "no-store" not in request.headers.get("cache-control", "").lower():
+
+            async def store(completion: dict) -> None:
+                await run_in_threadpool(cache.store, text, json.dumps(completion), domain, scoped, None, {"model": body["model"]}, vector)
+
+        return await forward(body, headers, {**info, "x-cachetune-cache": "miss"}, store)
+
+    async def forward(body: dict, headers: dict, info: dict, store):
+        """Send the request upstream and relay its answer; `store(completion)` keeps a complete one."""
+        started = time.perf_counter()
+        response = await upstream.send(body, headers, stream=bool(body.get("stream")))
+        if response.status_code != 200:
+            metrics.upstream_errors.labels(f"http_{response.status_code}").inc()
+            content = await response.aread()
+            await response.aclose()
+            kind = response.headers.get("content-type", "application/json")
+            return StreamingResponse(iter([content]), status_code=response.status_code, media_type=kind, headers=info)
+        if not body.get("stream"):
+            try:
+                completion = response.json()
+            except ValueError:
+                metrics.upstream_errors.labels("not_json").inc()
+                raise HttpError(502, "the upstream answered 200 with a body that is not JSON", "upstream_malformed") from None
+            metrics.upstream_seconds.observe(time.perf_counter() - started)
+            choices = completion.get("choices") or []
+            if store and choices and all(choice.get("finish_reason") == "stop" for choice in choices):
+                await store(completion)
+            return JSONResponse(completion, headers=info)
+
+        async def relay():
+            content, last = [], None
+            finished = False
+            try:
+                async for line in response.aiter_lines():
+                    yield line + "\n"
+                    data = line.removeprefix("data:").strip() if line.startswith("data:") else None
+                    if data == "[DONE]":
+                        finished = True
+                    elif data:
+                        event = json.loads(data)
+                        last = event
+                        for choice in event.get("choices") or []:
+                            content.append((choice.get("delta") or {}).get("content") or "")
+                            if choice.get("finish_reason"):
+                                last = {**event, "finish_reason": choice["finish_reason"]}
+            finally:
+                await response.aclose()
+                metrics.upstream_seconds.observe(time.perf_counter() - started)
+            if store and finished and last is not None and last.get("finish_reason") == "stop":
+                message = {"role": "assistant", "content": "".join(content)}
+                completion = {
+                    "id": last.get("id"), "object": "chat.completion", "created": last.get("created"), "model": last.get("model"),
+                    "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                }  # fmt: skip
+                await store(completion)
+
+        return StreamingResponse(relay(), media_type="text/event-stream", headers=info)
+
+    @app.post("/v1/embeddings")
+    async def embeddings(request: Request):
+        principal = authenticate(request)
+        body = await json_body(request)
+        model, texts = body.get("model"), body.get("input")
+        texts = [texts] if isinstance(texts, str) else texts
+        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) and t.strip() for t in texts):
+            raise HttpError(400, "input: a non-empty string or a list of non-empty strings (token arrays are not taken)", "malformed")
+        if len(texts) > 2048:
+            raise HttpError(400, f"input: {len(texts)} texts, over the limit of 2048 per request", "malformed")
+        if model != "base" and model not in cache.config.domains:
+            raise HttpError(404, f"model '{model}': not a domain ({', '.join(cache.config.domains)}) nor 'base'", "unknown_model")
+        if principal and model != "base":
+            principal.tenant_for(model, None)
+        vectors = await run_in_threadpool(lambda: [cache.embed(text, model if model != "base" else None) for text in texts])
+        data = [
+            {"object": "embedding", "index": i, "embedding": np.asarray(v, dtype=float).round(7).tolist()} for i, v in enumerate(vectors)
+        ]
+        tokens = sum(len(text.split()) for text in texts)
+        return {"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}

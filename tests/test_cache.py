@@ -1,7 +1,6 @@
 """The semantic cache as a library: hits, misses, isolation, TTL, eviction, adapters, stores."""
 
 import json
-import shutil
 
 import numpy as np
 import pytest

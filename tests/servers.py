@@ -6,6 +6,7 @@
 
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -63,3 +64,71 @@ class RedisServer:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=10)
+
+
+def wait_for_port(port: int, process: subprocess.Popen, seconds: float, log: Path | None = None) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}" + (f": {log.read_text()[-3000:]}" if log else ""))
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"nothing answered on port {port} within {seconds} s")
+
+
+class LlamaServer:
+    """llama-cpp-python's OpenAI-compatible server with the packaged 0.5B GGUF, on a free loopback port."""
+
+    def __init__(self, folder: Path, context: int = 4096) -> None:
+        from cachetune.synth.gguf import resolve_gguf
+
+        self.port = free_port()
+        self.log = Path(folder) / "llama-server.log"
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "llama_cpp.server", "--model", str(resolve_gguf(None)), "--host", "127.0.0.1",
+                   "--port", str(self.port), "--n_ctx", str(context), "--model_alias", "qwen"]  # fmt: skip
+        self.process = subprocess.Popen(command, stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
+        wait_for_port(self.port, self.process, 180, self.log)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+class CacheService:
+    """`cachetune serve --config CONFIG` on a free loopback port, in its own process."""
+
+    def __init__(self, config: Path, *options: str) -> None:
+
+        import httpx
+
+        self.config = Path(config)
+        self.options = options
+        self.port = free_port()
+        self.log = self.config.with_suffix(".log")
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = None
+        self.start()
+        self.client = httpx.Client(base_url=self.url, timeout=60)
+
+    def start(self) -> None:
+        cachetune = Path(sys.executable).with_name("cachetune")
+        command = [str(cachetune), "serve", "--config", str(self.config), "--port", str(self.port), *self.options]
+        self.process = subprocess.Popen(command, stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
+        wait_for_port(self.port, self.process, 300, self.log)
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)

@@ -249,7 +249,7 @@ def add_gateway(app: FastAPI, cache: SemanticCache, authenticate: Authenticator,
             return JSONResponse(completion, headers=info)
 
         async def relay():
-            content, last = [], None
+            content, first, finish = [], None, None
             finished = False
             try:
                 async for line in response.aiter_lines():
@@ -259,18 +259,17 @@ def add_gateway(app: FastAPI, cache: SemanticCache, authenticate: Authenticator,
                         finished = True
                     elif data:
                         event = json.loads(data)
-                        last = event
+                        first = first or event
                         for choice in event.get("choices") or []:
                             content.append((choice.get("delta") or {}).get("content") or "")
-                            if choice.get("finish_reason"):
-                                last = {**event, "finish_reason": choice["finish_reason"]}
+                            finish = choice.get("finish_reason") or finish
             finally:
                 await response.aclose()
                 metrics.upstream_seconds.observe(time.perf_counter() - started)
-            if store and finished and last is not None and last.get("finish_reason") == "stop":
+            if store and finished and first is not None and finish == "stop":
                 message = {"role": "assistant", "content": "".join(content)}
                 completion = {
-                    "id": last.get("id"), "object": "chat.completion", "created": last.get("created"), "model": last.get("model"),
+                    "id": first.get("id"), "object": "chat.completion", "created": first.get("created"), "model": first.get("model"),
                     "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
                 }  # fmt: skip
                 await store(completion)

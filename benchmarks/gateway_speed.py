@@ -23,10 +23,11 @@ from common import machine, save
 REPO = Path(__file__).resolve().parents[1]
 
 
-def milliseconds(call) -> float:
+def timed_post(http: httpx.Client, url: str, body: dict) -> tuple[float, httpx.Response]:
+    """Milliseconds of one POST, and its response (raised for an error status)."""
     start = time.perf_counter()
-    call()
-    return (time.perf_counter() - start) * 1000
+    response = http.post(url, json=body).raise_for_status()
+    return (time.perf_counter() - start) * 1000, response
 
 
 def summary(timings: list[float]) -> dict:

@@ -65,21 +65,18 @@ def main() -> None:
             with httpx.Client(timeout=120) as http:
                 http.post(llama.url + "/chat/completions", json=body("warm up")).raise_for_status()
                 http.post(gateway.url + "/v1/chat/completions", json=body("warm up, please")).raise_for_status()
+                chat = gateway.url + "/v1/chat/completions"
                 direct_miss, gateway_miss = [], []
                 for n in range(args.requests):  # alternate, so both paths see the same machine state
-                    direct_miss.append(
-                        milliseconds(lambda: http.post(llama.url + "/chat/completions", json=body(questions[2 * n])).raise_for_status())
-                    )
-                    url = gateway.url + "/v1/chat/completions"
-                    gateway_miss.append(milliseconds(lambda: http.post(url, json=body(questions[2 * n + 1])).raise_for_status()))
+                    direct_miss.append(timed_post(http, llama.url + "/chat/completions", body(questions[2 * n]))[0])
+                    gateway_miss.append(timed_post(http, chat, body(questions[2 * n + 1]))[0])
                 check_hit, gateway_hit = [], []
                 for n in range(args.requests):
                     question = questions[2 * n + 1]  # stored by its miss above
-                    check = {"prompt": question, "domain": "general", "tenant": ""}
-                    check_hit.append(milliseconds(lambda: http.post(gateway.url + "/v1/cache/check", json=check).raise_for_status()))
-                    response = http.post(gateway.url + "/v1/chat/completions", json=body(question))
+                    check_hit.append(timed_post(http, gateway.url + "/v1/cache/check", {"prompt": question, "domain": "general"})[0])
+                    elapsed, response = timed_post(http, chat, body(question))
                     assert response.headers["x-cachetune-cache"] == "hit", response.headers
-                    gateway_hit.append(milliseconds(lambda: http.post(gateway.url + "/v1/chat/completions", json=body(question))))
+                    gateway_hit.append(elapsed)
         finally:
             gateway.stop()
             llama.stop()

@@ -125,7 +125,7 @@ def domain_data(domain: str) -> DomainData:
 
 def score_model(spec, tests: dict[str, Path], general: dict[str, Path]) -> dict:
     """Replay AUC, AP, recall@P0.95 and retrieval recall@1 per test file; Spearman (STS-B) or AP (MRPC) per general file."""
-    encoder = load_encoder(spec) if not hasattr(spec, "encode") else spec
+    encoder = load_encoder(spec) if isinstance(spec, str | None) else spec
     sets = {name: read_records(path, Pair) for name, path in tests.items()}
     vector_of = vectors_of(encoder, [text for pairs in sets.values() for p in pairs for text in (p.query1, p.query2)])
     results = {}

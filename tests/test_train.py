@@ -47,8 +47,10 @@ def test_lora_adapter_is_small_portable_and_reports_its_parameters(conala_triple
     assert info["base_model"]["sha256"] and len(info["train_data"][0]["sha256"]) == 64
     assert info["hyperparameters"]["lr"] == 2e-4 and info["versions"]["torch"] == torch.__version__
     assert [entry["step"] for entry in info["validation"]["during_training"]] == [2, 4]
-    best = max(entry["val_ap"] for entry in info["validation"]["during_training"])
-    assert info["validation"]["final"]["val_ap"] == pytest.approx(best)
+    # the checkpoint kept is the one with the best replay AUC on validation (select_by's default)
+    best = max(info["validation"]["during_training"], key=lambda entry: entry["val_replay_auc"])
+    assert info["validation"]["best_step"] == best["step"]
+    assert info["validation"]["final"]["val_replay_auc"] == pytest.approx(best["val_replay_auc"], abs=1e-3)
 
     moved = tmp_path / "elsewhere" / "adapter"
     moved.parent.mkdir()

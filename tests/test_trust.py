@@ -12,7 +12,7 @@ import pytest
 import yaml
 from servers import CacheService
 
-from cachetune.cache.service import key_digest
+from cachetune.cache.auth import key_digest
 
 ACME, BETA = "acme-secret-key-0123456789", "beta-secret-key-9876543210"
 QUESTION = "How do I reverse a list in Python?"
@@ -172,7 +172,7 @@ def test_junk_bodies_headers_and_unicode_never_get_a_server_error():
         body=near_valid | bodies | values,
         raw=st.binary(max_size=200),
         use_raw=st.booleans(),
-        header=st.text(st.characters(blacklist_characters="\r\n\x00"), max_size=40),
+        header=st.text(st.characters(blacklist_characters="\r\n\x00", blacklist_categories=["Cs"]), max_size=40),
     )
     def never_a_server_error(path, body, raw, use_raw, header):
         headers = {"Authorization": header.encode("utf-8"), "Content-Type": "application/json"}  # any bytes in a header

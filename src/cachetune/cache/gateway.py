@@ -37,8 +37,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from cachetune.cache.auth import Authenticator, HttpError
 from cachetune.cache.semantic_cache import Lookup, SemanticCache
-from cachetune.cache.service import Authenticator, HttpError
 from cachetune.errors import CachetuneError
 
 # Request fields that change the answer: part of the exact-match scope. Anything else (user, metadata, stream, ...)
@@ -250,29 +250,27 @@ def add_gateway(app: FastAPI, cache: SemanticCache, authenticate: Authenticator,
 
         async def relay():
             content, first, finish = [], None, None
-            finished = False
             try:
                 async for line in response.aiter_lines():
-                    yield line + "\n"
                     data = line.removeprefix("data:").strip() if line.startswith("data:") else None
-                    if data == "[DONE]":
-                        finished = True
-                    elif data:
+                    if data == "[DONE]" and store and first is not None and finish == "stop":
+                        # Stored before [DONE] is relayed: a client that closes the stream on reading it cannot cancel this.
+                        message = {"role": "assistant", "content": "".join(content)}
+                        completion = {
+                            "id": first.get("id"), "object": "chat.completion", "created": first.get("created"),
+                            "model": first.get("model"), "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                        }  # fmt: skip
+                        await store(completion)
+                    elif data and data != "[DONE]":
                         event = json.loads(data)
                         first = first or event
                         for choice in event.get("choices") or []:
                             content.append((choice.get("delta") or {}).get("content") or "")
                             finish = choice.get("finish_reason") or finish
+                    yield line + "\n"
             finally:
                 await response.aclose()
                 metrics.upstream_seconds.observe(time.perf_counter() - started)
-            if store and finished and first is not None and finish == "stop":
-                message = {"role": "assistant", "content": "".join(content)}
-                completion = {
-                    "id": first.get("id"), "object": "chat.completion", "created": first.get("created"), "model": first.get("model"),
-                    "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-                }  # fmt: skip
-                await store(completion)
 
         return StreamingResponse(relay(), media_type="text/event-stream", headers=info)
 

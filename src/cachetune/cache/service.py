@@ -15,15 +15,10 @@ domain 404, a failing store 503; each with a `detail` that says which field and 
 The model work runs in a thread pool, so the event loop keeps answering while one request encodes.
 """
 
-import hashlib
-import hmac
 import time
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -31,9 +26,10 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cachetune.cache.config import ApiKey, AuthConfig, CacheConfig
+from cachetune.cache.auth import Authenticator, HttpError, Principal
+from cachetune.cache.gateway import add_gateway
 from cachetune.cache.semantic_cache import SemanticCache
-from cachetune.errors import CacheError, InputError, StoreError, UnknownDomainError
+from cachetune.errors import CacheError, StoreError, UnknownDomainError
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 OPENAI_PATHS = ("/v1/chat/completions", "/v1/embeddings")
@@ -71,65 +67,6 @@ class InvalidateBody(_Body):
         if sum((self.ids is not None, self.prompt is not None, self.all)) != 1:
             raise ValueError("give exactly one of ids, prompt or all: true")
         return self
-
-
-class HttpError(Exception):
-    """A request refused with an HTTP status and a message for its caller."""
-
-    def __init__(self, status: int, message: str, kind: str, domain: str = "") -> None:
-        super().__init__(message)
-        self.status, self.message, self.kind, self.domain = status, message, kind, domain
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who a request comes from: the tenant and domains its API key is bound to."""
-
-    tenant: str
-    domains: frozenset[str] | None  # None: every domain
-
-    def tenant_for(self, domain: str, asked: str | None) -> str:
-        if self.domains is not None and domain not in self.domains:
-            raise HttpError(403, f"this API key may not use domain '{domain}'", "forbidden", domain)
-        if asked is not None and asked != self.tenant:
-            raise HttpError(403, "the body's tenant is not the API key's tenant", "forbidden", domain)
-        return self.tenant
-
-
-def load_keys(auth: AuthConfig) -> list[ApiKey]:
-    """The configured keys, and those of `keys_file` (YAML or JSON: a list of {sha256, tenant, domains})."""
-    keys = list(auth.keys)
-    if auth.keys_file:
-        path = Path(auth.keys_file)
-        try:
-            keys += [ApiKey.model_validate(item) for item in yaml.safe_load(path.read_text()) or []]
-        except (OSError, yaml.YAMLError, TypeError, ValueError) as error:
-            raise InputError(f"{path}: not a list of API keys ({type(error).__name__})") from None
-    return keys
-
-
-class Authenticator:
-    """Bearer keys checked by their SHA-256, in constant time against every configured key."""
-
-    def __init__(self, config: CacheConfig) -> None:
-        self.enabled = config.auth is not None
-        self._keys = [(bytes.fromhex(key.sha256), key) for key in load_keys(config.auth)] if config.auth else []
-
-    def __call__(self, request: Request) -> Principal | None:
-        if not self.enabled:
-            return None
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise HttpError(401, "missing API key: send Authorization: Bearer <key>", "unauthorized")
-        digest = hashlib.sha256(token.strip().encode()).digest()
-        found = None
-        for expected, key in self._keys:  # every key compared, so the time does not say which one matched
-            if hmac.compare_digest(digest, expected):
-                found = key
-        if found is None:
-            raise HttpError(401, "invalid API key", "unauthorized")
-        return Principal(found.tenant, None if "*" in found.domains else frozenset(found.domains))
 
 
 class BodyLimit:
@@ -279,12 +216,5 @@ def create_app(cache: SemanticCache) -> FastAPI:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     if cache.config.upstream is not None:
-        from cachetune.cache.gateway import add_gateway
-
         add_gateway(app, cache, authenticate, metrics.registry)
     return app
-
-
-def key_digest(key: str) -> str:
-    """The SHA-256 to put in `semantic_cache.auth.keys` for an API key (the key itself is never stored)."""
-    return hashlib.sha256(key.encode()).hexdigest()

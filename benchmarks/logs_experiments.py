@@ -10,8 +10,9 @@ benchmarks/experiments.py (benchmarks/measure.py), which the logs never contain.
 - judge: the LLM judge's agreement with human labels on 200 labelled training pairs of the domain, per LLM.
 - growth: the paraphrases of the first N queries (250, 1,000, all), negatives mined from the other logged queries,
   MNR on every weight for 3 epochs, the general guard on; three seeds per N.
-- variants, at N = 1,000: mined negatives the LLM judge calls "same question" dropped; GISTEmbed (the base model as a
-  guide) instead of MNR; the 1.5B model's paraphrases (at N = 250, against the 0.5B's).
+- variants, at N = 1,000: mined negatives the LLM judge calls "same question" dropped; paraphrases the judge does not
+  call the same question dropped; GISTEmbed (the base model as a guide) instead of MNR; the 1.5B model's
+  paraphrases (at N = 250, against the 0.5B's).
 Results accumulate in results/experiments_logs_DOMAIN.{json,md}.
 """
 
@@ -138,8 +139,22 @@ def variants_part(logs: Logs, data, results: dict, seeds: list[int]) -> None:
                 max_tokens=256 if logs.domain == "medical" else 192, resume=progress_path(larger).exists(),
             )
         )  # fmt: skip
+    # The judge on the paraphrases themselves: a small model's "paraphrase" often asks another question.
+    verdicts = logs.work / "paraphrases-1000-judged" / "pairs.jsonl"
+    if not (verdicts.parent / "judge_report.json").is_file():
+        report = judge(
+            JudgeSettings(input=logs.pairs_of_first(1000), output=verdicts, batch_size=16, resume=progress_path(verdicts).exists())
+        )
+        results["paraphrase_judge"] = {key: report[key] for key in ("items_judged", "verdicts")}
+    accepted = logs.work / "pairs-1000-accepted.jsonl"
+    if not accepted.is_file():
+        write_jsonl(
+            accepted,
+            [p.model_copy(update={"source": p.source.removeprefix("judge:")}) for p in read_records(verdicts, Pair) if p.label == 1],
+        )
     variants = {
-        "judge-filtered (1,000)": (judged, {}),
+        "judge-filtered negatives (1,000)": (judged, {}),
+        "judge-accepted paraphrases (1,000)": (logs.mined(accepted), {}),
         "GISTEmbed guide (1,000)": (mined, {"loss": ["gist"]}),
         "1.5B paraphrases (250)": (logs.mined(logs.pairs_of_first(250, larger)), {}),
     }
@@ -201,6 +216,8 @@ def markdown(domain: str, results: dict) -> str:
         lines.append(row(f"logs: paraphrases of {runs[next(iter(runs))]['queries']} queries", runs))
     for name, runs in results["variants"].items():
         lines.append(row(f"variant: {name}", runs))
+    if "paraphrase_judge" in results:
+        lines += ["", f"Judge on the paraphrases of 1,000 queries: {results['paraphrase_judge']}."]
     if "judge_filter" in results:
         filtered = results["judge_filter"]
         lines += ["", f"Judge filter at 1,000 queries: {filtered['items_judged']} (query, negative) judged, {filtered['verdicts']};",

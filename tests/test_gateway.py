@@ -2,15 +2,13 @@
 the packaged 0.5B GGUF on loopback (or a real HTTP server that fails, or nothing at all)."""
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import openai
 import pytest
 import yaml
-from servers import CacheService, LlamaServer, free_port
+from servers import CacheService, LlamaServer, ScriptedServer, free_port
 
 QUESTION = "What does the Python keyword yield do? Answer in one short sentence."
 REWORDED = "What does the python keyword yield do? Answer in one short sentence"
@@ -102,35 +100,10 @@ def test_tool_requests_bypass_and_no_store_skips_the_store(gateway):
     assert headers["x-cachetune-cache"] == "miss"  # nothing was stored for it
 
 
-class FailingUpstream(ThreadingHTTPServer):
-    """A real HTTP server that answers every chat completion with an OpenAI error and status 500."""
-
-    def __init__(self) -> None:
-        self.requests = 0
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(handler) -> None:
-                handler.rfile.read(int(handler.headers["Content-Length"]))
-                self.requests += 1
-                body = json.dumps({"error": {"message": "model crashed", "type": "server_error", "param": None, "code": None}}).encode()
-                handler.send_response(500)
-                handler.send_header("Content-Type", "application/json")
-                handler.send_header("Content-Length", str(len(body)))
-                handler.end_headers()
-                handler.wfile.write(body)
-
-            def log_message(handler, *args) -> None:
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-
 def test_upstream_errors_pass_through_and_are_never_cached(tmp_path):
-    upstream = FailingUpstream()
-    service = CacheService(
-        gateway_config(tmp_path, f"http://127.0.0.1:{upstream.server_address[1]}/v1", retries=1, backoff_base_seconds=0.05)
-    )
+    error = {"error": {"message": "model crashed", "type": "server_error", "param": None, "code": None}}
+    upstream = ScriptedServer(lambda number: (500, json.dumps(error).encode()))
+    service = CacheService(gateway_config(tmp_path, upstream.url, retries=1, backoff_base_seconds=0.05))
     client = client_of(service)
     for _ in range(2):
         with pytest.raises(openai.InternalServerError, match="model crashed"):

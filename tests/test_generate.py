@@ -6,13 +6,12 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from servers import ScriptedServer
 
 from cachetune.errors import BackendError, InputError
 from cachetune.records import Pair, Query, Triplet, read_records, write_jsonl
@@ -137,49 +136,33 @@ def test_openai_backend_against_a_real_llama_cpp_server(queries, tmp_path, free_
         server.wait(timeout=30)
 
 
-class FailingServer(ThreadingHTTPServer):
+class FailingServer(ScriptedServer):
     """An OpenAI-compatible endpoint that answers `good` requests properly, then fails as `mode` says."""
 
     def __init__(self, mode: str, good: int = 0) -> None:
-        self.mode, self.good, self.requests = mode, good, 0
         answer = json.dumps(
             {
                 "paraphrases": ["reverse a python list", "python list reversed", "flip the order of a list"],
                 "negatives": ["reverse a string in python", "sort a list in python"],
             }
         )
-        self.completion = json.dumps(
+        completion = json.dumps(
             {"choices": [{"message": {"content": answer}}], "usage": {"prompt_tokens": 10, "completion_tokens": 20}}
         ).encode()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(handler) -> None:
-                handler.rfile.read(int(handler.headers["Content-Length"]))
-                self.requests += 1
-                if self.requests <= self.good:
-                    status, body = 200, self.completion
-                elif self.mode == "error":
-                    status, body = 500, b'{"error": "model crashed"}'
-                elif self.mode == "garbage":
-                    status, body = 200, b"<html>proxy error</html>"
-                else:  # slow
-                    time.sleep(1.0)
-                    status, body = 200, self.completion
-                handler.send_response(status)
-                handler.send_header("Content-Type", "application/json")
-                handler.send_header("Content-Length", str(len(body)))
-                handler.end_headers()
-                handler.wfile.write(body)
+        self.good = good  # a test may raise it: the server is back
 
-            def log_message(handler, *args) -> None:
-                pass
+        def respond(number: int) -> tuple[int, bytes]:
+            if number <= self.good:
+                return 200, completion
+            if mode == "error":
+                return 500, b'{"error": "model crashed"}'
+            if mode == "garbage":
+                return 200, b"<html>proxy error</html>"
+            time.sleep(1.0)  # slow
+            return 200, completion
 
-        super().__init__(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+        super().__init__(respond)
 
 
 @pytest.mark.parametrize(("mode", "message"), [("error", "HTTP 500"), ("garbage", "not a chat completion"), ("slow", "ReadTimeout")])

@@ -75,3 +75,13 @@ def test_failed_atomic_write_keeps_the_old_file(tmp_path):
 def test_rejects_path_sits_beside_the_output(tmp_path):
     assert rejects_path(tmp_path / "triplets.jsonl") == tmp_path / "triplets.rejects.jsonl"
     assert rejects_path(tmp_path / "prepared") == tmp_path / "prepared" / "rejects.jsonl"
+
+
+def test_labelled_pairs_come_from_pairs_and_triplets_each_once(tmp_path):
+    from cachetune.records import Pair, Triplet, read_labelled_pairs, write_jsonl
+
+    pairs, triplets = tmp_path / "pairs.jsonl", tmp_path / "triplets.jsonl"
+    write_jsonl(pairs, [Pair(query1="a q", query2="a p", label=1, domain="d", source="s")])
+    write_jsonl(triplets, [Triplet(anchor="a q", positive="a p", hard_negative="b q", domain="d", source="mined")])
+    read = read_labelled_pairs([pairs, triplets])
+    assert [(p.query1, p.query2, p.label) for p in read] == [("a q", "a p", 1), ("a q", "b q", 0)]

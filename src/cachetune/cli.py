@@ -257,7 +257,7 @@ def train(settings: TrainSettings) -> None:
             [name, f"{scores['val_replay_auc']:.4f}", f"{scores['val_ap']:.4f}", f"{scores['val_recall_at_p95']:.4f}"]
             for name, scores in (("base", validation["base"]), (f"trained (step {validation['best_step']})", validation["final"]))
         ]
-        print_table(f"validation on {settings.val_data}", ["model", "replay AUC", "AP", "recall@P0.95"], rows)
+        print_table(f"validation on {', '.join(map(str, settings.val_data))}", ["model", "replay AUC", "AP", "recall@P0.95"], rows)
     if info["general_guard"]:
         guard = info["general_guard"]
         console.print(f"general guard: update scaled by {guard['chosen_scale']} (each general set within {guard['tolerance']} of the base)")

@@ -146,6 +146,26 @@ def read_pairs_or_triplets(path: Path, on_error: OnError = "fail", rejects: Reje
     raise InputError(f"{path}:1: neither a triplet (anchor, positive, hard_negative) nor a pair (query1, query2, label)")
 
 
+def read_labelled_pairs(paths: "Iterable[Path]") -> list[Pair]:
+    """Labelled pairs from files of pairs or of triplets (a triplet gives its (anchor, positive) as label 1 and its
+    (anchor, hard_negative) as label 0), each distinct (query1, query2, label) once, in file order."""
+    pairs: dict[tuple[str, str, int], Pair] = {}
+    for path in paths:
+        kind, records = read_pairs_or_triplets(path)
+        for record in records:
+            found = (
+                [record]
+                if kind == "pairs"
+                else [
+                    Pair(query1=record.anchor, query2=record.positive, label=1, domain=record.domain, source=record.source),
+                    Pair(query1=record.anchor, query2=record.hard_negative, label=0, domain=record.domain, source=record.source),
+                ]
+            )
+            for pair in found:
+                pairs.setdefault((pair.query1, pair.query2, pair.label), pair)
+    return list(pairs.values())
+
+
 def record_texts(path: Path) -> list[str]:
     """Every text of a file of queries, pairs or triplets, in file order."""
     lines = iter_json_lines(path)

@@ -20,7 +20,11 @@ class TrainSettings(StageSettings):
 
     train_data: PathList = Field(min_length=1, description="Triplet or pair JSONL; repeat for mixed inputs.")
     output: Path = Field(description="Folder for the adapter (or model), training_info.json and a model card.")
-    val_data: Path | None = Field(None, description="Labelled pairs: validation at each checkpoint, the best one kept.")
+    val_data: PathList = Field(
+        (),
+        description="Labelled pairs (or triplets: their positive and negative pairs) for validation at each checkpoint, the "
+        "best one kept; repeat for several.",
+    )
     select_by: Literal["replay_auc", "ap"] = Field(
         "replay_auc", description="Validation metric that picks the checkpoint: populated-cache replay P-CHR AUC, or pair AP."
     )

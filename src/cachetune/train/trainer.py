@@ -19,7 +19,7 @@ from pathlib import Path
 
 from cachetune.errors import InputError
 from cachetune.models import TRAINING_INFO, ResolvedModel, files_sha256, resolve_base_model, save_adapter, weights_sha256
-from cachetune.records import Pair, read_records, write_json
+from cachetune.records import Pair, read_labelled_pairs, write_json
 from cachetune.train.data import TrainingFile, read_training_file, to_dataset
 from cachetune.train.losses import LOSSES, LossOptions, loss_for, loss_options
 from cachetune.train.model_card import model_card
@@ -66,12 +66,11 @@ def plan(settings: TrainSettings) -> Plan:
     unused = [name for name in settings.loss if name not in file_losses]
     if unused:
         raise InputError(f"--loss {', '.join(unused)}: no training file of the kind it learns from")
-    val_pairs = []
-    if settings.val_data is not None:
-        val_pairs = read_records(settings.val_data, Pair)
-        labels = {pair.label for pair in val_pairs}
-        if labels != {0, 1}:
-            raise InputError(f"{settings.val_data}: validation needs pairs with label 1 and label 0, found {sorted(labels) or 'no pairs'}")
+    val_pairs = read_labelled_pairs(settings.val_data)
+    labels = {pair.label for pair in val_pairs}
+    if settings.val_data and labels != {0, 1}:
+        names = ", ".join(map(str, settings.val_data))
+        raise InputError(f"{names}: validation needs pairs with label 1 and label 0, found {sorted(labels) or 'no pairs'}")
     _check_output(settings)
     base = resolve_base_model(settings.base_model)
     return Plan(settings, base, files, file_losses, {name: loss_options(name, settings) for name in settings.loss}, val_pairs)
@@ -300,7 +299,11 @@ def _training_info(
             for file, loss in zip(work.files, work.file_losses)
         ],
         "val_data": (
-            {"file": Path(settings.val_data).name, "pairs": len(work.val_pairs), "sha256": files_sha256([Path(settings.val_data)])}
+            {
+                "files": [Path(p).name for p in settings.val_data],
+                "pairs": len(work.val_pairs),
+                "sha256": files_sha256(list(settings.val_data)),
+            }
             if settings.val_data
             else None
         ),

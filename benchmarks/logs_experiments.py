@@ -1,7 +1,7 @@
 """From query logs alone: what an LLM's paraphrases are worth, how that grows with the LLM time spent, and which
 guard against false negatives among the mined ones helps.
 
-    .venv/bin/python benchmarks/logs_experiments.py --domain programming|medical [--part judge growth variants] [--seeds 1 2 3]
+    .venv/bin/python benchmarks/logs_experiments.py --domain programming|medical [--part judge growth variants] [--seeds 1 2 3] [--sizes 250 1000 0]
 
 Reads the run of configs/DOMAIN-logs.yaml (run `cachetune pipeline --config configs/DOMAIN-logs.yaml --stage prepare
 --stage generate` first): the logged queries (no labels), the 0.5B model's paraphrases of them (generate/pairs.jsonl,
@@ -35,7 +35,7 @@ from cachetune.synth.settings import GenerateSettings, JudgeSettings, MineSettin
 from cachetune.train.settings import TrainSettings
 from cachetune.train.trainer import train
 
-SIZES = (250, 1000, None)  # None: every logged query
+SIZES = (250, 1000, 0)  # 0: every logged query
 RECIPE = {"loss": ["mnr"], "lora": False, "lr": 2e-5, "epochs": 3, "batch_size": 64}
 MAX_SEQ_LENGTH = {"programming": 64, "medical": 128}
 
@@ -84,6 +84,7 @@ def train_and_score(logs: Logs, data, name: str, train_file: Path, seed: int, **
             general_data=data.general_val,
             max_seq_length=MAX_SEQ_LENGTH[logs.domain],
             seed=seed,
+            resume=True,  # an interrupted experiment continues from its last checkpoint
             **{**RECIPE, **overrides},
         )
         train(settings)
@@ -111,8 +112,8 @@ def judge_part(logs: Logs, data, results: dict) -> None:
         results["judge"][model] = {**report["agreement"], "wall_seconds": report["wall_seconds_this_run"]}
 
 
-def growth_part(logs: Logs, data, results: dict, seeds: list[int]) -> None:
-    for size in SIZES:
+def growth_part(logs: Logs, data, results: dict, seeds: list[int], sizes: list[int | None]) -> None:
+    for size in sizes:
         key = str(size or "all")
         mined = logs.mined(logs.pairs_of_first(size))
         for seed in seeds:
@@ -234,7 +235,9 @@ def main() -> None:
     parser.add_argument("--domain", choices=["programming", "medical"], required=True)
     parser.add_argument("--part", nargs="+", choices=["judge", "growth", "variants"], default=["judge", "growth", "variants"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument("--sizes", nargs="+", type=int, default=SIZES, help="queries per growth step (0: all)")
     args = parser.parse_args()
+    sizes = [size or None for size in args.sizes]
     logs = Logs(args.domain)
     logs.work.mkdir(parents=True, exist_ok=True)
     data = domain_data(args.domain)
@@ -242,7 +245,7 @@ def main() -> None:
     results = json.loads(path.read_text()) if path.exists() else {"judge": {}, "growth": {}, "variants": {}}
     started = time.time()
     for part in args.part:
-        {"judge": lambda: judge_part(logs, data, results), "growth": lambda: growth_part(logs, data, results, args.seeds),
+        {"judge": lambda: judge_part(logs, data, results), "growth": lambda: growth_part(logs, data, results, args.seeds, sizes),
          "variants": lambda: variants_part(logs, data, results, args.seeds)}[part]()  # fmt: skip
         checkpoint(logs, results)
     print(f"done in {time.time() - started:.0f} s")

@@ -10,12 +10,13 @@ spread over seeds of the recipe that trained it comes from benchmarks/results/ex
 """
 
 import json
+from pathlib import Path
 
 from common import RESULTS, machine, mpnet_model, save
-from measure import domain_data, mean_interval, score_model
+from measure import EXPERIMENTS, domain_data, mean_interval, score_model
 
 from cachetune.evaluate.speed import encode_speed
-from cachetune.models import load_encoder, shipped_adapters
+from cachetune.models import SHIPPED_ADAPTERS, load_encoder, shipped_adapters
 from cachetune.records import Pair, read_records
 
 TARGETS = {
@@ -24,13 +25,27 @@ TARGETS = {
 }
 
 
+RECIPE_KEYS = ("loss", "lora", "lora_rank", "lora_alpha", "target_modules", "lr", "epochs", "batch_size", "max_seq_length")
+
+
+def recipe_of(training_info: Path) -> dict:
+    hyperparameters = json.loads(training_info.read_text())["hyperparameters"]
+    hyperparameters.setdefault("loss", hyperparameters.get("losses"))  # v1 adapters recorded it as `losses`
+    return {key: hyperparameters[key] for key in RECIPE_KEYS}
+
+
 def seed_spread(name: str) -> dict:
-    """Per test metric: the 95% interval over seeds of the recipe the shipped adapter was trained with."""
+    """Per test metric: the 95% interval over seeds of the recipe the shipped adapter was trained with, when the
+    experiments' chosen recipe is the one it was trained with (empty otherwise)."""
     path = RESULTS / f"experiments_{name}.json"
     if not path.is_file():
         return {}
     results = json.loads(path.read_text())
-    runs = list(results["recipes"].get(results.get("chosen"), {}).values())
+    chosen = results.get("chosen")
+    trained = EXPERIMENTS / name / str(chosen) / "seed1" / "model" / "training_info.json"
+    if not trained.is_file() or recipe_of(trained) != recipe_of(SHIPPED_ADAPTERS / name / "training_info.json"):
+        return {}
+    runs = list(results["recipes"][chosen].values())
     spread = {}
     for test in runs[0]["test"] if runs else []:
         values = [run["test"][test] for run in runs]
@@ -114,6 +129,8 @@ def markdown(results: dict) -> str:
                 if isinstance(values, dict)
             )
             lines += ["", f"Seed spread of `{seeds['recipe']}` ({seeds['seeds']} seeds): {spread}."]
+        else:
+            lines += ["", "No seed spread: the shipped adapter is not the recipe the experiments chose (one training run)."]
         lines += [
             "",
             "Targets: "

@@ -11,6 +11,7 @@ scanned at start to find the next one, and two service replicas on one Milvus co
 same microsecond and draw the same 10 bits.
 """
 
+import functools
 import json
 import secrets
 import threading
@@ -25,6 +26,18 @@ NEVER = 1e18  # `expires` of an entry without TTL
 SORT_FIELD = {"lru": "last_used", "fifo": "created", "lfu": "hits"}
 FIELDS = ["id", "tenant", "prompt", "response", "metadata", "created", "expires", "last_used", "hits"]
 TEXT_LIMIT = 65_535
+
+
+def _store_errors(method):
+    """Milvus' own failures (after the client's retries) raised as the store contract's StoreError."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        from pymilvus import MilvusException
+
+        return guarded((MilvusException,), f"milvus at {self._uri}", lambda: method(self, *args, **kwargs))
+
+    return wrapper
 
 
 class MilvusStore:
@@ -64,59 +77,8 @@ class MilvusStore:
         index.add_index(field_name="vector", index_type="AUTOINDEX", metric_type="IP")
         self._client.create_collection(collection, schema=schema, index_params=index)
 
-    def _guarded(self, call):
-        from pymilvus import MilvusException
-
-        return guarded((MilvusException,), f"milvus at {self._uri}", call)
-
+    @_store_errors
     def lookup(self, namespace: str, tenant: str, vector: np.ndarray, now: float, threshold: float) -> tuple[Entry, float] | None:
-        return self._guarded(lambda: self._lookup(namespace, tenant, vector, now, threshold))
-
-    def add(
-        self,
-        namespace: str,
-        tenant: str,
-        vector: np.ndarray,
-        prompt: str,
-        response: str,
-        now: float,
-        ttl: float | None,
-        metadata: dict | None,
-    ) -> int:
-        return self._guarded(lambda: self._add(namespace, tenant, vector, prompt, response, now, ttl, metadata))
-
-    def count(self, namespace: str, now: float) -> int:
-        return self._guarded(lambda: self._count(self._collections[namespace], f"expires > {float(now)!r}"))
-
-    def delete(self, namespace: str, tenant: str, ids: list[int] | None = None) -> int:
-        where = f"tenant == {_quote(tenant)}" + (f" and id in {[int(key) for key in ids]}" if ids is not None else "")
-        collection = self._collections[namespace]
-
-        def delete() -> int:
-            found = [row["id"] for row in self._all_rows(collection, ["id"], where)]  # what exists, to count it
-            if found:
-                self._client.delete(collection, ids=found)
-            return len(found)
-
-        return self._guarded(delete)
-
-    def similar(
-        self, namespace: str, tenant: str, vector: np.ndarray, now: float, min_similarity: float, limit: int
-    ) -> list[tuple[Entry, float]]:
-        return [(e, s) for e, s in self._guarded(lambda: self._search(namespace, tenant, vector, now, limit)) if s >= min_similarity]
-
-    def _search(self, namespace: str, tenant: str, vector: np.ndarray, now: float, limit: int) -> list[tuple[Entry, float]]:
-        results = self._client.search(
-            self._collections[namespace],
-            data=[np.asarray(vector, dtype=np.float32).tolist()],
-            limit=limit,
-            filter=f"tenant == {_quote(tenant)} and expires > {float(now)!r}",
-            output_fields=FIELDS,
-            search_params={"metric_type": "IP"},
-        )
-        return [(_entry(match["entity"]), float(match["distance"])) for match in (results[0] if results else [])]
-
-    def _lookup(self, namespace: str, tenant: str, vector: np.ndarray, now: float, threshold: float) -> tuple[Entry, float] | None:
         collection = self._collections[namespace]
         found = self._search(namespace, tenant, vector, now, 1)
         if not found:
@@ -127,7 +89,8 @@ class MilvusStore:
             self._client.upsert(collection, [{"id": entry.id, "hits": entry.hits, "last_used": now}], partial_update=True)
         return entry, similarity
 
-    def _add(
+    @_store_errors
+    def add(
         self,
         namespace: str,
         tenant: str,
@@ -161,6 +124,36 @@ class MilvusStore:
         }
         self._client.insert(collection, [row])
         return key
+
+    @_store_errors
+    def count(self, namespace: str, now: float) -> int:
+        return self._count(self._collections[namespace], f"expires > {float(now)!r}")
+
+    @_store_errors
+    def delete(self, namespace: str, tenant: str, ids: list[int] | None = None) -> int:
+        where = f"tenant == {_quote(tenant)}" + (f" and id in {[int(key) for key in ids]}" if ids is not None else "")
+        collection = self._collections[namespace]
+        found = [row["id"] for row in self._all_rows(collection, ["id"], where)]  # what exists, to count it
+        if found:
+            self._client.delete(collection, ids=found)
+        return len(found)
+
+    @_store_errors
+    def similar(
+        self, namespace: str, tenant: str, vector: np.ndarray, now: float, min_similarity: float, limit: int
+    ) -> list[tuple[Entry, float]]:
+        return [(e, s) for e, s in self._search(namespace, tenant, vector, now, limit) if s >= min_similarity]
+
+    def _search(self, namespace: str, tenant: str, vector: np.ndarray, now: float, limit: int) -> list[tuple[Entry, float]]:
+        results = self._client.search(
+            self._collections[namespace],
+            data=[np.asarray(vector, dtype=np.float32).tolist()],
+            limit=limit,
+            filter=f"tenant == {_quote(tenant)} and expires > {float(now)!r}",
+            output_fields=FIELDS,
+            search_params={"metric_type": "IP"},
+        )
+        return [(_entry(match["entity"]), float(match["distance"])) for match in (results[0] if results else [])]
 
     def _all_rows(self, collection: str, fields: list[str], where: str = "id >= 0") -> list[dict]:
         """`fields` of every row matching `where`: a plain query stops at Milvus' result window (16,384 rows); an

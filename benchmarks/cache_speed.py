@@ -1,6 +1,6 @@
 """Semantic cache speed, memory and encoder parity, on this machine.
 
-    .venv/bin/python benchmarks/cache_speed.py [--section http stores ann encoders parity ...] [--data ../shared/data]
+    .venv/bin/python benchmarks/cache_speed.py [--section http stores ann encoders parity ...] [--ann-vectors realistic random]
 
 Sections (each writes its part of results/cache_speed.json; the Markdown shows every part there is):
 - http: `cachetune serve` in its own process, this process sending /v1/cache/check over loopback to the shipped
@@ -433,6 +433,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--section", nargs="+", default=["http", "stores", "ann", "encoders", "parity"])
     parser.add_argument("--ann-sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--ann-vectors", nargs="+", choices=["realistic", "random"], default=["realistic", "random"])
     parser.add_argument("--encoders", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.encoders:
@@ -458,7 +459,7 @@ def main() -> None:
     if "ann" in args.section:
         results["ann"] = []
         for size in args.ann_sizes:
-            for kind in ("realistic", "random"):
+            for kind in args.ann_vectors:
                 vectors, probes = realistic_vectors(args.data, size, work) if kind == "realistic" else (unit_vectors(size, 0), None)
                 if probes is None:
                     probes = unit_vectors(1_000, 1) * 0.2 + vectors[np.random.default_rng(2).integers(0, size, 1_000)]

@@ -280,6 +280,8 @@ def _training_info(
     hyperparameters = settings.record()
     for key in ("train_data", "val_data", "output", "resume", "base_model"):
         hyperparameters.pop(key)
+    # files by folder and name, as the guard reports them: no path of the machine that trained it
+    hyperparameters["general_data"] = [f"{Path(path).parent.name}/{Path(path).name}" for path in settings.general_data]
     return {
         "cachetune_version": __version__,
         "base_model": {"name": work.base.name, "sha256": weights_sha256(work.base.location)},

@@ -42,7 +42,7 @@ RECIPES = {
         {"loss": ["mnr"], "lora": False, "lr": 2e-5, "epochs": 3, "batch_size": 64},
     ),
     "mnr-lora": (
-        "the same with LoRA r16 on every linear layer",
+        "MNR on same-intent pairs with base-mined hard negatives, LoRA r16 on every linear layer, 3 epochs",
         ["mined"],
         {"loss": ["mnr"], **WIDE_LORA, "lr": 3e-4, "epochs": 3, "batch_size": 64},
     ),
@@ -167,6 +167,8 @@ def markdown(domain: str, results: dict) -> str:
         "",
     ]
     lines += [f"- **{name}**: {RECIPES[name.removesuffix('-no-guard')][0]}" for name in results["recipes"]]
+    missing = [name for name in [*RECIPES, UNGUARDED] if name not in results["recipes"]]
+    lines += ["", f"Not run (yet): {', '.join(missing)}."] if missing else []
     return "\n".join(lines)
 
 

@@ -9,7 +9,8 @@ Sections (each writes its part of results/cache_speed.json; the Markdown shows e
   ONNX fp32 and ONNX int8, both micro-batched.
 - stores: lookup p50/p99 from one thread and from 8 concurrent threads at 10K and 100K entries in the embedded
   store, Milvus Lite and Redis 8 (random unit vectors), with memory per 100K entries where the store reports it.
-- ann: HNSW (usearch) recall@1 against exact search, lookup p50/p99, build time and bytes per entry at 100K and 1M
+- ann: HNSW (usearch) recall@1 against exact search (right when its similarity equals the exact best: a
+  duplicate vector is as right as the one exact search returned), lookup p50/p99, build time and bytes per entry at 100K and 1M
   entries, on random unit vectors and on realistic ones (see `realistic_vectors`), for several parameters.
 - encoders: memory and encode latency of adapters switched on one base against a merged copy per domain.
 - parity: pair AP of both shipped adapters on their held-out test pairs with each encoder.
@@ -252,9 +253,9 @@ def ann_benchmark(
 ) -> list[dict]:
     from cachetune.cache.index import AnnIndex
 
-    exact = np.empty(len(probes), dtype=np.int64)
+    best = np.empty(len(probes), dtype=np.float32)  # the exact nearest similarity: a copy of it is as right
     for first in range(0, len(probes), 100):
-        exact[first : first + 100] = np.argmax(probes[first : first + 100] @ vectors.T, axis=1)
+        best[first : first + 100] = np.max(probes[first : first + 100] @ vectors.T, axis=1)
     index = AnnIndex(DIM, connectivity, expansion_add, searches[0])
     start = time.perf_counter()
     index._index.add(np.arange(len(vectors)), vectors, threads=os.cpu_count())
@@ -275,7 +276,7 @@ def ann_benchmark(
                 "connectivity": connectivity,
                 "expansion_add": expansion_add,
                 "expansion_search": expansion_search,
-                "recall_at_1": float(np.mean(np.array(found) == exact)),
+                "recall_at_1": float(np.mean((probes * vectors[np.array(found)]).sum(axis=1) >= best - 1e-5)),
                 **percentiles(timings),
                 "build_seconds": round(build, 1),
                 "bytes_per_entry": round(index._index.memory_usage / len(vectors)),
@@ -389,7 +390,8 @@ def markdown(results: dict) -> str:
         lines += [
             "## HNSW (usearch): recall@1 against exact search, lookup latency, build and memory",
             "",
-            "Realistic vectors: see `realistic_vectors` in this script. Target at 1M realistic entries: recall@1 >= 0.99, p99 <= 10 ms.",
+            "Realistic vectors: see `realistic_vectors` in this script. Recall@1: the result's similarity equals the exact best.",
+            "Target at 1M realistic entries: recall@1 >= 0.99, p99 <= 10 ms.",
             "",
             "| vectors | entries | M | ef add | ef search | recall@1 | p50 ms | p99 ms | build s | bytes/entry |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",

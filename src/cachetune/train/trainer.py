@@ -273,6 +273,7 @@ def _training_info(
     import transformers
 
     from cachetune import __version__
+    from cachetune.train.validation import general_set_name
 
     state = trainer.state
     settings = work.settings
@@ -280,8 +281,7 @@ def _training_info(
     hyperparameters = settings.record()
     for key in ("train_data", "val_data", "output", "resume", "base_model"):
         hyperparameters.pop(key)
-    # files by folder and name, as the guard reports them: no path of the machine that trained it
-    hyperparameters["general_data"] = [f"{Path(path).parent.name}/{Path(path).name}" for path in settings.general_data]
+    hyperparameters["general_data"] = [general_set_name(path) for path in settings.general_data]
     return {
         "cachetune_version": __version__,
         "base_model": {"name": work.base.name, "sha256": weights_sha256(work.base.location)},

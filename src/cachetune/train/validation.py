@@ -62,11 +62,16 @@ class PairValidation(SentenceEvaluator):
         return metrics
 
 
+def general_set_name(path: Path) -> str:
+    """A general file by its folder and name: how the guard reports it, with no path of the machine that trained."""
+    return f"{Path(path).parent.name}/{Path(path).name}"
+
+
 class GeneralValidation:
     """General-domain quality, per file: Spearman on graded pairs (STS-B), else average precision (MRPC)."""
 
     def __init__(self, files: tuple[Path, ...]) -> None:
-        self.sets = {Path(path).parent.name + "/" + Path(path).name: read_records(path, Pair) for path in files}
+        self.sets = {general_set_name(path): read_records(path, Pair) for path in files}
 
     def __call__(self, model) -> dict[str, float]:
         texts = [text for pairs in self.sets.values() for pair in pairs for text in (pair.query1, pair.query2)]

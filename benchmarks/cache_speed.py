@@ -248,6 +248,9 @@ def realistic_vectors(data: Path, count: int, cache: Path) -> tuple[np.ndarray, 
     return vectors, probes
 
 
+ANN_CASE = ("entries", "vectors", "connectivity", "expansion_add")
+
+
 def ann_benchmark(
     vectors: np.ndarray, probes: np.ndarray, kind: str, connectivity: int, expansion_add: int, searches: list[int]
 ) -> list[dict]:
@@ -258,8 +261,7 @@ def ann_benchmark(
         best[first : first + 100] = np.max(probes[first : first + 100] @ vectors.T, axis=1)
     index = AnnIndex(DIM, connectivity, expansion_add, searches[0])
     start = time.perf_counter()
-    index._index.add(np.arange(len(vectors)), vectors, threads=os.cpu_count())
-    index._keys.update(range(len(vectors)))
+    index.add_many(np.arange(len(vectors)), vectors)  # as the cache converts a namespace: one thread
     build = time.perf_counter() - start
     rows = []
     for expansion_search in searches:
@@ -431,11 +433,15 @@ def markdown(results: dict) -> str:
 
 
 def main() -> None:
+    from cachetune.cache.config import HnswConfig
+
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--section", nargs="+", default=["http", "stores", "ann", "encoders", "parity"])
     parser.add_argument("--ann-sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--ann-vectors", nargs="+", choices=["realistic", "random"], default=["realistic", "random"])
+    parser.add_argument("--ann-connectivity", type=int, default=HnswConfig().connectivity)
+    parser.add_argument("--ann-expansion-add", type=int, default=HnswConfig().expansion_add)
     parser.add_argument("--encoders", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.encoders:
@@ -459,14 +465,17 @@ def main() -> None:
         finally:
             redis.stop()
     if "ann" in args.section:
-        results["ann"] = []
+        results.setdefault("ann", [])
         for size in args.ann_sizes:
             for kind in args.ann_vectors:
                 vectors, probes = realistic_vectors(args.data, size, work) if kind == "realistic" else (unit_vectors(size, 0), None)
                 if probes is None:
                     probes = unit_vectors(1_000, 1) * 0.2 + vectors[np.random.default_rng(2).integers(0, size, 1_000)]
                     probes = (probes / np.linalg.norm(probes, axis=1, keepdims=True)).astype(np.float32)
-                results["ann"] += ann_benchmark(vectors, probes, kind, 32, 128, [64, 128, 256, 512])
+                # a re-run replaces only the rows of its own case, so cases can be measured one at a time
+                case = (size, kind, args.ann_connectivity, args.ann_expansion_add)
+                results["ann"] = [row for row in results["ann"] if tuple(row[key] for key in ANN_CASE) != case]
+                results["ann"] += ann_benchmark(vectors, probes, kind, args.ann_connectivity, args.ann_expansion_add, [64, 128, 256, 512])
                 save("cache_speed", results, markdown(results))
     if "encoders" in args.section:
         results["encoders"] = []

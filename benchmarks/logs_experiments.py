@@ -1,7 +1,7 @@
 """From query logs alone: what an LLM's paraphrases are worth, how that grows with the LLM time spent, and which
 guard against false negatives among the mined ones helps.
 
-    .venv/bin/python benchmarks/logs_experiments.py --domain programming|medical [--part judge growth variants] [--seeds 1 2 3] [--sizes 250 1000 0]
+    .venv/bin/python benchmarks/logs_experiments.py --domain programming|medical [--part judge growth variants] [--seeds 1 2 3] [--sizes 250 1000 0] [--variants ...]
 
 Reads the run of configs/DOMAIN-logs.yaml (run `cachetune pipeline --config configs/DOMAIN-logs.yaml --stage prepare
 --stage generate` first): the logged queries (no labels), the 0.5B model's paraphrases of them (generate/pairs.jsonl,
@@ -10,9 +10,10 @@ benchmarks/experiments.py (benchmarks/measure.py), which the logs never contain.
 - judge: the LLM judge's agreement with human labels on 200 labelled training pairs of the domain, per LLM.
 - growth: the paraphrases of the first N queries (250, 1,000, all), negatives mined from the other logged queries,
   MNR on every weight for 3 epochs, the general guard on; three seeds per N.
-- variants, at N = 1,000: mined negatives the LLM judge calls "same question" dropped; paraphrases the judge does not
-  call the same question dropped; GISTEmbed (the base model as a guide) instead of MNR; the 1.5B model's
-  paraphrases (at N = 250, against the 0.5B's).
+- variants, at N = 250 (against growth at 250): mined negatives the LLM judge calls "same question" dropped;
+  paraphrases the judge does not call the same question dropped; GISTEmbed (the base model as a guide) instead of
+  MNR; the 1.5B model's paraphrases instead of the 0.5B's. The judge is the 1.5B model, the one that agrees with
+  human labels (the 0.5B judge is near chance); at ~0.75 s a pair on 2 cores, 250 queries' data is what fits.
 Results accumulate in results/experiments_logs_DOMAIN.{json,md}.
 """
 
@@ -36,6 +37,8 @@ from cachetune.train.settings import TrainSettings
 from cachetune.train.trainer import train
 
 SIZES = (250, 1000, 0)  # 0: every logged query
+VARIANT_SIZE = 250
+JUDGE_MODEL = "qwen2.5-coder-1.5b"
 RECIPE = {"loss": ["mnr"], "lora": False, "lr": 2e-5, "epochs": 3, "batch_size": 64}
 MAX_SEQ_LENGTH = {"programming": 64, "medical": 128}
 
@@ -123,16 +126,38 @@ def growth_part(logs: Logs, data, results: dict, seeds: list[int], sizes: list[i
                 checkpoint(logs, results)
 
 
-def variants_part(logs: Logs, data, results: dict, seeds: list[int]) -> None:
-    mined = logs.mined(logs.pairs_of_first(1000))
+def judged_negatives(logs: Logs, mined: Path, results: dict) -> Path:
+    """The mined triplets less those whose negative the judge calls the same question."""
     judged = mined.with_name(mined.stem + ".judged.jsonl")
     if not judged.is_file():
-        report = judge(JudgeSettings(input=mined, output=judged, batch_size=16, resume=progress_path(judged).exists()))
+        report = judge(JudgeSettings(input=mined, output=judged, model=JUDGE_MODEL, batch_size=16, resume=progress_path(judged).exists()))
         results["judge_filter"] = {key: report[key] for key in ("items_judged", "verdicts", "triplets_dropped_as_false_negatives")}
+    return judged
+
+
+def accepted_paraphrases(logs: Logs, paraphrases: Path, results: dict) -> Path:
+    """The paraphrases the judge calls the same question: a small model's "paraphrase" often asks another one."""
+    verdicts = logs.work / f"paraphrases-{VARIANT_SIZE}-judged" / "pairs.jsonl"
+    if not (verdicts.parent / "judge_report.json").is_file():
+        report = judge(
+            JudgeSettings(input=paraphrases, output=verdicts, model=JUDGE_MODEL, batch_size=16, resume=progress_path(verdicts).exists())
+        )
+        results["paraphrase_judge"] = {key: report[key] for key in ("items_judged", "verdicts")}
+    accepted = logs.work / f"pairs-{VARIANT_SIZE}-accepted.jsonl"
+    if not accepted.is_file():
+        write_jsonl(
+            accepted,
+            [p.model_copy(update={"source": p.source.removeprefix("judge:")}) for p in read_records(verdicts, Pair) if p.label == 1],
+        )
+    return accepted
+
+
+def larger_model_paraphrases(logs: Logs) -> Path:
+    """The 1.5B model's paraphrases of the same first queries."""
     larger = logs.work / "generate-1.5b" / "pairs.jsonl"
     if not (larger.parent / "generate_report.json").is_file():
-        first = set(logs.order()[:250])
-        queries = logs.work / "queries-250.jsonl"
+        first = set(logs.order()[:VARIANT_SIZE])
+        queries = logs.work / f"queries-{VARIANT_SIZE}.jsonl"
         write_jsonl(queries, [q for path in logs.corpus for q in read_records(path, Query) if q.text in first])
         generate(
             GenerateSettings(
@@ -140,31 +165,34 @@ def variants_part(logs: Logs, data, results: dict, seeds: list[int]) -> None:
                 max_tokens=256 if logs.domain == "medical" else 192, resume=progress_path(larger).exists(),
             )
         )  # fmt: skip
-    # The judge on the paraphrases themselves: a small model's "paraphrase" often asks another question.
-    verdicts = logs.work / "paraphrases-1000-judged" / "pairs.jsonl"
-    if not (verdicts.parent / "judge_report.json").is_file():
-        report = judge(
-            JudgeSettings(input=logs.pairs_of_first(1000), output=verdicts, batch_size=16, resume=progress_path(verdicts).exists())
-        )
-        results["paraphrase_judge"] = {key: report[key] for key in ("items_judged", "verdicts")}
-    accepted = logs.work / "pairs-1000-accepted.jsonl"
-    if not accepted.is_file():
-        write_jsonl(
-            accepted,
-            [p.model_copy(update={"source": p.source.removeprefix("judge:")}) for p in read_records(verdicts, Pair) if p.label == 1],
-        )
-    variants = {
-        "judge-filtered negatives (1,000)": (judged, {}),
-        "judge-accepted paraphrases (1,000)": (logs.mined(accepted), {}),
-        "GISTEmbed guide (1,000)": (mined, {"loss": ["gist"]}),
-        "1.5B paraphrases (250)": (logs.mined(logs.pairs_of_first(250, larger)), {}),
+    return logs.pairs_of_first(VARIANT_SIZE, larger)
+
+
+VARIANTS = ("judge-negatives", "judge-paraphrases", "gist", "larger-llm")
+
+
+def variants_part(logs: Logs, data, results: dict, seeds: list[int], chosen: list[str]) -> None:
+    """Each chosen variant's LLM work is done (resumably) only when it is chosen."""
+    paraphrases = logs.pairs_of_first(VARIANT_SIZE)
+    mined = logs.mined(paraphrases)
+    variants = {  # choice -> (name, training triplets, train overrides)
+        "judge-negatives": (f"judge-filtered negatives ({VARIANT_SIZE})", lambda: judged_negatives(logs, mined, results), {}),
+        "judge-paraphrases": (
+            f"judge-accepted paraphrases ({VARIANT_SIZE})",
+            lambda: logs.mined(accepted_paraphrases(logs, paraphrases, results)),
+            {},
+        ),
+        "gist": (f"GISTEmbed guide ({VARIANT_SIZE})", lambda: mined, {"loss": ["gist"]}),
+        "larger-llm": (f"1.5B paraphrases ({VARIANT_SIZE})", lambda: logs.mined(larger_model_paraphrases(logs)), {}),
     }
-    for name, (train_file, overrides) in variants.items():
+    for choice in chosen:
+        name, triplets, overrides = variants[choice]
+        runs = results["variants"].setdefault(name, {})
+        train_file = triplets()
+        checkpoint(logs, results)
         for seed in seeds:
-            runs = results["variants"].setdefault(name, {})
             if str(seed) not in runs:
-                slug = name.split(" (")[0].replace(" ", "-").replace(".", "")
-                runs[str(seed)] = train_and_score(logs, data, f"variant-{slug}", train_file, seed, **overrides)
+                runs[str(seed)] = train_and_score(logs, data, f"variant-{choice}", train_file, seed, **overrides)
                 checkpoint(logs, results)
 
 
@@ -218,10 +246,10 @@ def markdown(domain: str, results: dict) -> str:
     for name, runs in results["variants"].items():
         lines.append(row(f"variant: {name}", runs))
     if "paraphrase_judge" in results:
-        lines += ["", f"Judge on the paraphrases of 1,000 queries: {results['paraphrase_judge']}."]
+        lines += ["", f"The {JUDGE_MODEL} judge on the paraphrases of {VARIANT_SIZE} queries: {results['paraphrase_judge']}."]
     if "judge_filter" in results:
         filtered = results["judge_filter"]
-        lines += ["", f"Judge filter at 1,000 queries: {filtered['items_judged']} (query, negative) judged, {filtered['verdicts']};",
+        lines += ["", f"The {JUDGE_MODEL} judge's filter at {VARIANT_SIZE} queries: {filtered['items_judged']} (query, negative) judged, {filtered['verdicts']};",
                   f"{filtered['triplets_dropped_as_false_negatives']} triplets dropped as false negatives."]  # fmt: skip
     return "\n".join(lines)
 
@@ -236,6 +264,7 @@ def main() -> None:
     parser.add_argument("--part", nargs="+", choices=["judge", "growth", "variants"], default=["judge", "growth", "variants"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--sizes", nargs="+", type=int, default=SIZES, help="queries per growth step (0: all)")
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     args = parser.parse_args()
     sizes = [size or None for size in args.sizes]
     logs = Logs(args.domain)
@@ -246,7 +275,7 @@ def main() -> None:
     started = time.time()
     for part in args.part:
         {"judge": lambda: judge_part(logs, data, results), "growth": lambda: growth_part(logs, data, results, args.seeds, sizes),
-         "variants": lambda: variants_part(logs, data, results, args.seeds)}[part]()  # fmt: skip
+         "variants": lambda: variants_part(logs, data, results, args.seeds, args.variants)}[part]()  # fmt: skip
         checkpoint(logs, results)
     print(f"done in {time.time() - started:.0f} s")
 

@@ -143,6 +143,19 @@ def test_exact_and_hnsw_indexes_find_the_same_neighbours():
     assert len(exact) == len(ann) == 1_333
 
 
+def test_hnsw_conversion_leaves_every_entry_reachable():
+    """A namespace converted to HNSW in one bulk add: every entry is found by its own vector. Built on two threads,
+    usearch left 1 to 6 of these 20K clustered vectors unreachable (unum-cloud/USearch#735)."""
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((2_000, 384)).astype(np.float32)
+    vectors = centres[rng.integers(0, 2_000, 20_000)] + 0.5 * rng.standard_normal((20_000, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = AnnIndex(384)
+    index.add_many(np.arange(20_000), vectors)
+    unreachable = [key for key, vector in enumerate(vectors) if index.search(vector, 1)[0][0] != key]
+    assert unreachable == []
+
+
 def test_store_persists_and_switches_to_hnsw(tmp_path, clock):
     domains = {"coding": {"similarity_threshold": 0.85}}
     config = write_config(tmp_path, domains, memory={"index": "auto", "ann_above": 3, "persist_path": "cache.npz"})

@@ -70,7 +70,8 @@ class AnnIndex:
 
     def add_many(self, keys: np.ndarray, vectors: np.ndarray) -> None:
         if len(keys):
-            self._index.add(keys, vectors)
+            # one thread: usearch's concurrent inserts leave nodes no search reaches (unum-cloud/USearch#735)
+            self._index.add(keys, vectors, threads=1)
             self._keys.update(keys.tolist())
 
     def remove(self, key: int) -> None:

@@ -128,8 +128,8 @@ def growth_part(logs: Logs, data, results: dict, seeds: list[int], sizes: list[i
 
 def judged_negatives(logs: Logs, mined: Path, results: dict) -> Path:
     """The mined triplets less those whose negative the judge calls the same question."""
-    judged = mined.with_name(mined.stem + ".judged.jsonl")
-    if not judged.is_file():
+    judged = logs.work / f"negatives-{VARIANT_SIZE}-judged" / "triplets.jsonl"
+    if not (judged.parent / "judge_report.json").is_file():  # the output exists, partly written, while it runs
         report = judge(JudgeSettings(input=mined, output=judged, model=JUDGE_MODEL, batch_size=16, resume=progress_path(judged).exists()))
         results["judge_filter"] = {key: report[key] for key in ("items_judged", "verdicts", "triplets_dropped_as_false_negatives")}
     return judged
@@ -187,10 +187,10 @@ def variants_part(logs: Logs, data, results: dict, seeds: list[int], chosen: lis
     }
     for choice in chosen:
         name, triplets, overrides = variants[choice]
-        runs = results["variants"].setdefault(name, {})
         train_file = triplets()
         checkpoint(logs, results)
         for seed in seeds:
+            runs = results["variants"].setdefault(name, {})
             if str(seed) not in runs:
                 runs[str(seed)] = train_and_score(logs, data, f"variant-{choice}", train_file, seed, **overrides)
                 checkpoint(logs, results)
@@ -243,8 +243,7 @@ def markdown(domain: str, results: dict) -> str:
         lines.append(row(f"**labelled pairs: {chosen}** (experiments_{domain}.md)", references["recipes"][chosen]))
     for runs in results["growth"].values():
         lines.append(row(f"logs: paraphrases of {runs[next(iter(runs))]['queries']} queries", runs))
-    for name, runs in results["variants"].items():
-        lines.append(row(f"variant: {name}", runs))
+    lines += [row(f"variant: {name}", runs) for name, runs in results["variants"].items() if runs]
     if "paraphrase_judge" in results:
         lines += ["", f"The {JUDGE_MODEL} judge on the paraphrases of {VARIANT_SIZE} queries: {results['paraphrase_judge']}."]
     if "judge_filter" in results:

@@ -18,7 +18,16 @@ def machine() -> dict:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
+        "cpu_model": cpu_model(),
     }
+
+
+def cpu_model() -> str:
+    """The CPU's model name: machines here differ (AMD EPYC, Intel Xeon), and so do tail latencies."""
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
 
 
 def save(name: str, results: dict, markdown: str) -> None:

@@ -129,20 +129,22 @@ def growth_part(logs: Logs, data, results: dict, seeds: list[int], sizes: list[i
 def judged_negatives(logs: Logs, mined: Path, results: dict) -> Path:
     """The mined triplets less those whose negative the judge calls the same question."""
     judged = logs.work / f"negatives-{VARIANT_SIZE}-judged" / "triplets.jsonl"
-    if not (judged.parent / "judge_report.json").is_file():  # the output exists, partly written, while it runs
-        report = judge(JudgeSettings(input=mined, output=judged, model=JUDGE_MODEL, batch_size=16, resume=progress_path(judged).exists()))
-        results["judge_filter"] = {key: report[key] for key in ("items_judged", "verdicts", "triplets_dropped_as_false_negatives")}
+    report_file = judged.parent / "judge_report.json"
+    if not report_file.is_file():  # the output exists, partly written, while it runs
+        judge(JudgeSettings(input=mined, output=judged, model=JUDGE_MODEL, batch_size=16, resume=progress_path(judged).exists()))
+    report = json.loads(report_file.read_text())
+    results["judge_filter"] = {key: report[key] for key in ("items_judged", "verdicts", "triplets_dropped_as_false_negatives")}
     return judged
 
 
 def accepted_paraphrases(logs: Logs, paraphrases: Path, results: dict) -> Path:
     """The paraphrases the judge calls the same question: a small model's "paraphrase" often asks another one."""
     verdicts = logs.work / f"paraphrases-{VARIANT_SIZE}-judged" / "pairs.jsonl"
-    if not (verdicts.parent / "judge_report.json").is_file():
-        report = judge(
-            JudgeSettings(input=paraphrases, output=verdicts, model=JUDGE_MODEL, batch_size=16, resume=progress_path(verdicts).exists())
-        )
-        results["paraphrase_judge"] = {key: report[key] for key in ("items_judged", "verdicts")}
+    report_file = verdicts.parent / "judge_report.json"
+    if not report_file.is_file():
+        judge(JudgeSettings(input=paraphrases, output=verdicts, model=JUDGE_MODEL, batch_size=16, resume=progress_path(verdicts).exists()))
+    report = json.loads(report_file.read_text())
+    results["paraphrase_judge"] = {key: report[key] for key in ("items_judged", "verdicts", "wall_seconds_this_run")}
     accepted = logs.work / f"pairs-{VARIANT_SIZE}-accepted.jsonl"
     if not accepted.is_file():
         write_jsonl(
@@ -245,7 +247,13 @@ def markdown(domain: str, results: dict) -> str:
         lines.append(row(f"logs: paraphrases of {runs[next(iter(runs))]['queries']} queries", runs))
     lines += [row(f"variant: {name}", runs) for name, runs in results["variants"].items() if runs]
     if "paraphrase_judge" in results:
-        lines += ["", f"The {JUDGE_MODEL} judge on the paraphrases of {VARIANT_SIZE} queries: {results['paraphrase_judge']}."]
+        judged = results["paraphrase_judge"]
+        lines += [
+            "",
+            f"The {JUDGE_MODEL} judge on the paraphrases of {VARIANT_SIZE} queries: {judged['items_judged']} judged in "
+            f"{judged['wall_seconds_this_run']:.0f} s; {judged['verdicts'].get('same', 0)} called the same question (kept), "
+            f"{judged['verdicts'].get('different', 0)} not (dropped).",
+        ]
     if "judge_filter" in results:
         filtered = results["judge_filter"]
         lines += ["", f"The {JUDGE_MODEL} judge's filter at {VARIANT_SIZE} queries: {filtered['items_judged']} (query, negative) judged, {filtered['verdicts']};",

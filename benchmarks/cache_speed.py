@@ -254,12 +254,13 @@ ANN_CASE = ("entries", "vectors", "connectivity", "expansion_add")
 def ann_benchmark(
     vectors: np.ndarray, probes: np.ndarray, kind: str, connectivity: int, expansion_add: int, searches: list[int]
 ) -> list[dict]:
+    from cachetune.cache.config import HnswConfig
     from cachetune.cache.index import AnnIndex
 
     best = np.empty(len(probes), dtype=np.float32)  # the exact nearest similarity: a copy of it is as right
     for first in range(0, len(probes), 100):
         best[first : first + 100] = np.max(probes[first : first + 100] @ vectors.T, axis=1)
-    index = AnnIndex(DIM, connectivity, expansion_add, searches[0])
+    index = AnnIndex(DIM, HnswConfig(connectivity=connectivity, expansion_add=expansion_add, expansion_search=searches[0]))
     start = time.perf_counter()
     index.add_many(np.arange(len(vectors)), vectors)  # as the cache converts a namespace: one thread
     build = time.perf_counter() - start

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import yaml
 
-from cachetune.cache.config import CacheConfig, load_config
+from cachetune.cache.config import CacheConfig, HnswConfig, load_config
 from cachetune.cache.encoders import DomainEncoders
 from cachetune.cache.eviction import EvictionOrder
 from cachetune.cache.index import AnnIndex, ExactIndex
@@ -150,7 +150,7 @@ def test_hnsw_conversion_leaves_every_entry_reachable():
     centres = rng.standard_normal((2_000, 384)).astype(np.float32)
     vectors = centres[rng.integers(0, 2_000, 20_000)] + 0.5 * rng.standard_normal((20_000, 384)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    index = AnnIndex(384)
+    index = AnnIndex(384, HnswConfig(connectivity=32, expansion_add=128))  # a cheaper graph than the default, as exposed
     index.add_many(np.arange(20_000), vectors)
     unreachable = [key for key, vector in enumerate(vectors) if index.search(vector, 1)[0][0] != key]
     assert unreachable == []

@@ -7,6 +7,8 @@ under a millisecond at any size (benchmarks/results/cache_speed.md).
 
 import numpy as np
 
+from cachetune.cache.config import HnswConfig
+
 
 class ExactIndex:
     def __init__(self, dim: int) -> None:
@@ -53,11 +55,18 @@ class AnnIndex:
     """HNSW from usearch; `remove` is supported, so expiry and eviction work as with exact search. The vectors live
     in usearch's own storage (no second copy)."""
 
-    def __init__(self, dim: int, connectivity: int = 32, expansion_add: int = 128, expansion_search: int = 128) -> None:
+    def __init__(self, dim: int, hnsw: HnswConfig | None = None) -> None:
         from usearch.index import Index
 
+        hnsw = hnsw or HnswConfig()
+
         self._index = Index(
-            ndim=dim, metric="ip", dtype="f32", connectivity=connectivity, expansion_add=expansion_add, expansion_search=expansion_search
+            ndim=dim,
+            metric="ip",
+            dtype="f32",
+            connectivity=hnsw.connectivity,
+            expansion_add=hnsw.expansion_add,
+            expansion_search=hnsw.expansion_search,
         )
         self._keys: set[int] = set()
 

@@ -56,8 +56,7 @@ class _Namespace:
         return index
 
     def new_ann(self) -> AnnIndex:
-        hnsw = self.config.hnsw
-        return AnnIndex(self.dim, hnsw.connectivity, hnsw.expansion_add, hnsw.expansion_search)
+        return AnnIndex(self.dim, self.config.hnsw)
 
     def remove(self, key: int) -> None:
         entry = self.entries.pop(key)

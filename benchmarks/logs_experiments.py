@@ -126,24 +126,27 @@ def growth_part(logs: Logs, data, results: dict, seeds: list[int], sizes: list[i
                 checkpoint(logs, results)
 
 
+def judged(source: Path, output: Path) -> dict:
+    """The judge's report on `source`, its verdicts written to `output`; an interrupted run resumes. The output
+    exists, partly written, while the judge runs: the report beside it is what marks it finished."""
+    report_file = output.parent / "judge_report.json"
+    if not report_file.is_file():
+        judge(JudgeSettings(input=source, output=output, model=JUDGE_MODEL, batch_size=16, resume=progress_path(output).exists()))
+    return json.loads(report_file.read_text())
+
+
 def judged_negatives(logs: Logs, mined: Path, results: dict) -> Path:
     """The mined triplets less those whose negative the judge calls the same question."""
-    judged = logs.work / f"negatives-{VARIANT_SIZE}-judged" / "triplets.jsonl"
-    report_file = judged.parent / "judge_report.json"
-    if not report_file.is_file():  # the output exists, partly written, while it runs
-        judge(JudgeSettings(input=mined, output=judged, model=JUDGE_MODEL, batch_size=16, resume=progress_path(judged).exists()))
-    report = json.loads(report_file.read_text())
+    filtered = logs.work / f"negatives-{VARIANT_SIZE}-judged" / "triplets.jsonl"
+    report = judged(mined, filtered)
     results["judge_filter"] = {key: report[key] for key in ("items_judged", "verdicts", "triplets_dropped_as_false_negatives")}
-    return judged
+    return filtered
 
 
 def accepted_paraphrases(logs: Logs, paraphrases: Path, results: dict) -> Path:
     """The paraphrases the judge calls the same question: a small model's "paraphrase" often asks another one."""
     verdicts = logs.work / f"paraphrases-{VARIANT_SIZE}-judged" / "pairs.jsonl"
-    report_file = verdicts.parent / "judge_report.json"
-    if not report_file.is_file():
-        judge(JudgeSettings(input=paraphrases, output=verdicts, model=JUDGE_MODEL, batch_size=16, resume=progress_path(verdicts).exists()))
-    report = json.loads(report_file.read_text())
+    report = judged(paraphrases, verdicts)
     results["paraphrase_judge"] = {key: report[key] for key in ("items_judged", "verdicts", "wall_seconds_this_run")}
     accepted = logs.work / f"pairs-{VARIANT_SIZE}-accepted.jsonl"
     if not accepted.is_file():
@@ -247,12 +250,12 @@ def markdown(domain: str, results: dict) -> str:
         lines.append(row(f"logs: paraphrases of {runs[next(iter(runs))]['queries']} queries", runs))
     lines += [row(f"variant: {name}", runs) for name, runs in results["variants"].items() if runs]
     if "paraphrase_judge" in results:
-        judged = results["paraphrase_judge"]
+        summary = results["paraphrase_judge"]
         lines += [
             "",
-            f"The {JUDGE_MODEL} judge on the paraphrases of {VARIANT_SIZE} queries: {judged['items_judged']} judged in "
-            f"{judged['wall_seconds_this_run']:.0f} s; {judged['verdicts'].get('same', 0)} called the same question (kept), "
-            f"{judged['verdicts'].get('different', 0)} not (dropped).",
+            f"The {JUDGE_MODEL} judge on the paraphrases of {VARIANT_SIZE} queries: {summary['items_judged']} judged in "
+            f"{summary['wall_seconds_this_run']:.0f} s; {summary['verdicts'].get('same', 0)} called the same question (kept), "
+            f"{summary['verdicts'].get('different', 0)} not (dropped).",
         ]
     if "judge_filter" in results:
         filtered = results["judge_filter"]

@@ -364,7 +364,7 @@ def markdown(results: dict) -> str:
             "",
             "Client and server share the machine's cores. Targets: 1 client p50 <= 5 ms and p99 <= 10 ms; 16 clients >= 250",
             "checks/s with p99 <= 50 ms. The server keeps the objects it made at start (the models') out of the garbage",
-            "collector's reach (`gc.freeze`): without it, on an Intel Xeon, 16-client p99 was 121-145 ms (onnx-int8, 3 runs),",
+            "collector's reach (`gc.freeze`): without it (commit 2051cf2), on an Intel Xeon, 16-client p99 was 121-145 ms (int8, 3 runs),",
             "since a full collection walks millions of model objects and stalls every check in flight.",
             "",
             "| encoder | micro-batching | 1 client p50 ms | 1 client p99 ms | 16 clients checks/s | 16 clients p50 ms | 16 clients p99 ms |",

@@ -144,8 +144,8 @@ def test_exact_and_hnsw_indexes_find_the_same_neighbours():
 
 
 def test_hnsw_conversion_leaves_every_entry_reachable():
-    """A namespace converted to HNSW in one bulk add: every entry is found by its own vector. Built on two threads,
-    usearch left 1 to 6 of these 20K clustered vectors unreachable (unum-cloud/USearch#735)."""
+    """A namespace converted to HNSW in one bulk add: every entry is found by its own vector. Inserted on two threads,
+    some of these 20K clustered vectors were left unreachable (unum-cloud/USearch#735)."""
     rng = np.random.default_rng(0)
     centres = rng.standard_normal((2_000, 384)).astype(np.float32)
     vectors = centres[rng.integers(0, 2_000, 20_000)] + 0.5 * rng.standard_normal((20_000, 384)).astype(np.float32)

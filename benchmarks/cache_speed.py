@@ -31,6 +31,8 @@ import numpy as np
 import yaml
 from common import RESULTS, machine, save
 
+from cachetune.cache.config import HnswConfig
+
 DIM = 384
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # tests/servers.py: a real Redis for the stores section
@@ -251,16 +253,13 @@ def realistic_vectors(data: Path, count: int, cache: Path) -> tuple[np.ndarray, 
 ANN_CASE = ("entries", "vectors", "connectivity", "expansion_add")
 
 
-def ann_benchmark(
-    vectors: np.ndarray, probes: np.ndarray, kind: str, connectivity: int, expansion_add: int, searches: list[int]
-) -> list[dict]:
-    from cachetune.cache.config import HnswConfig
+def ann_benchmark(vectors: np.ndarray, probes: np.ndarray, kind: str, hnsw: HnswConfig, searches: list[int]) -> list[dict]:
     from cachetune.cache.index import AnnIndex
 
     best = np.empty(len(probes), dtype=np.float32)  # the exact nearest similarity: a copy of it is as right
     for first in range(0, len(probes), 100):
         best[first : first + 100] = np.max(probes[first : first + 100] @ vectors.T, axis=1)
-    index = AnnIndex(DIM, HnswConfig(connectivity=connectivity, expansion_add=expansion_add, expansion_search=searches[0]))
+    index = AnnIndex(DIM, hnsw)
     start = time.perf_counter()
     index.add_many(np.arange(len(vectors)), vectors)  # as the cache converts a namespace: one thread
     build = time.perf_counter() - start
@@ -276,8 +275,8 @@ def ann_benchmark(
             {
                 "vectors": kind,
                 "entries": len(vectors),
-                "connectivity": connectivity,
-                "expansion_add": expansion_add,
+                "connectivity": hnsw.connectivity,
+                "expansion_add": hnsw.expansion_add,
                 "expansion_search": expansion_search,
                 "recall_at_1": float(np.mean((probes * vectors[np.array(found)]).sum(axis=1) >= best - 1e-5)),
                 **percentiles(timings),
@@ -437,8 +436,6 @@ def markdown(results: dict) -> str:
 
 
 def main() -> None:
-    from cachetune.cache.config import HnswConfig
-
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--section", nargs="+", default=["http", "stores", "ann", "encoders", "parity"])
@@ -479,7 +476,8 @@ def main() -> None:
                 # a re-run replaces only the rows of its own case, so cases can be measured one at a time
                 case = (size, kind, args.ann_connectivity, args.ann_expansion_add)
                 results["ann"] = [row for row in results["ann"] if tuple(row[key] for key in ANN_CASE) != case]
-                results["ann"] += ann_benchmark(vectors, probes, kind, args.ann_connectivity, args.ann_expansion_add, [64, 128, 256, 512])
+                hnsw = HnswConfig(connectivity=args.ann_connectivity, expansion_add=args.ann_expansion_add)
+                results["ann"] += ann_benchmark(vectors, probes, kind, hnsw, [64, 128, 256, 512])
                 save("cache_speed", results, markdown(results))
     if "encoders" in args.section:
         results["encoders"] = []

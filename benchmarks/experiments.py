@@ -29,12 +29,14 @@ from cachetune.train.trainer import train
 from cachetune.train.validation import PairValidation
 
 WIDE_LORA = {"lora_rank": 16, "lora_alpha": 32, "target_modules": ["query", "key", "value", "dense"]}
-# name -> (what it is, training data: "pairs" | "mined", settings)
+V1_SETTINGS = {"loss": ["online-contrastive"], **WIDE_LORA, "lr": 5e-4, "epochs": 4, "batch_size": 32}
+# name -> (what it is, training data: "pairs" | "mined" | "second-pairs", settings)
 RECIPES = {
-    "oc-lora": (
-        "v1 (shipped): OnlineContrastive on the labelled pairs, LoRA r16 on every linear layer, 4 epochs",
-        ["pairs"],
-        {"loss": ["online-contrastive"], **WIDE_LORA, "lr": 5e-4, "epochs": 4, "batch_size": 32},
+    "oc-lora": ("v1 (shipped): OnlineContrastive on the labelled pairs, LoRA r16 on every linear layer, 4 epochs", ["pairs"], V1_SETTINGS),
+    "oc-lora+rqe": (
+        "v1's recipe on the labelled pairs plus RQE's training pairs (1,000 sampled questions; medical only)",
+        ["pairs", "second-pairs"],
+        V1_SETTINGS,
     ),
     "mnr-full": (
         "MNR on same-intent pairs with base-mined hard negatives, every weight, 3 epochs",
@@ -64,12 +66,18 @@ RECIPES = {
 }
 UNGUARDED = "mnr-full-no-guard"  # the guard's effect: mnr-full trained without general_data
 MAX_SEQ_LENGTH = {"programming": 64, "medical": 128}
+SECOND_PAIRS = {"medical"}  # the domains with a second labelled training set (measure.DomainData.second_pairs)
+
+
+def recipes_of(domain: str) -> list[str]:
+    usable = [name for name, (_, inputs, _) in RECIPES.items() if "second-pairs" not in inputs or domain in SECOND_PAIRS]
+    return [*usable, UNGUARDED]
 
 
 def run_recipe(domain: str, data: DomainData, name: str, seed: int) -> dict:
     description, inputs, spec = RECIPES[name.removesuffix("-no-guard")]
     folder = EXPERIMENTS / domain / name / f"seed{seed}"
-    files = {"pairs": data.train_pairs, "mined": data.mined}
+    files = {"pairs": data.train_pairs, "mined": data.mined, "second-pairs": data.second_pairs}
     settings = TrainSettings(
         train_data=tuple(files[kind] for kind in inputs),
         output=folder / "model",
@@ -167,7 +175,7 @@ def markdown(domain: str, results: dict) -> str:
         "",
     ]
     lines += [f"- **{name}**: {RECIPES[name.removesuffix('-no-guard')][0]}" for name in results["recipes"]]
-    missing = [name for name in [*RECIPES, UNGUARDED] if name not in results["recipes"]]
+    missing = [name for name in recipes_of(domain) if name not in results["recipes"]]
     lines += ["", f"Not run (yet): {', '.join(missing)}."] if missing else []
     return "\n".join(lines)
 
@@ -188,7 +196,7 @@ def main() -> None:
             model = load_encoder(spec)
             val = {f"val_{key}": value for key, value in validation.scores(model).items()}
             results["reference"][name] = {"val": val, "test": score_model(model, data.tests, data.general_test)}
-    for name in args.only or [*RECIPES, UNGUARDED]:
+    for name in args.only or recipes_of(args.domain):
         for seed in args.seeds:
             runs = results["recipes"].setdefault(name, {})
             if str(seed) in runs:

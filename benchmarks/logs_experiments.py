@@ -259,8 +259,12 @@ def markdown(domain: str, results: dict) -> str:
         ]
     if "judge_filter" in results:
         filtered = results["judge_filter"]
-        lines += ["", f"The {JUDGE_MODEL} judge's filter at {VARIANT_SIZE} queries: {filtered['items_judged']} (query, negative) judged, {filtered['verdicts']};",
-                  f"{filtered['triplets_dropped_as_false_negatives']} triplets dropped as false negatives."]  # fmt: skip
+        lines += [
+            "",
+            f"The {JUDGE_MODEL} judge's filter at {VARIANT_SIZE} queries: {filtered['items_judged']} (query, negative) judged; "
+            f"{filtered['verdicts'].get('same', 0)} called the same question, {filtered['verdicts'].get('different', 0)} not; "
+            f"{filtered['triplets_dropped_as_false_negatives']} triplets dropped as false negatives.",
+        ]
     return "\n".join(lines)
 
 

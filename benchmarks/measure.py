@@ -36,6 +36,7 @@ class DomainData:
     general_val: tuple[Path, ...]  # general pairs that guard training and selection
     general_test: dict[str, Path]  # general pairs reported
     logs_corpus: tuple[Path, ...]  # unlabelled queries of another dataset of the domain
+    second_pairs: Path | None  # labelled training pairs of a second dataset (medical: RQE train), held-out texts excluded
 
 
 def general_data(data_root: Path, folder: Path) -> tuple[tuple[Path, ...], dict[str, Path]]:
@@ -113,13 +114,29 @@ def domain_data(domain: str) -> DomainData:
             + negatives_as_pairs(folder / "val-other.jsonl", f"{source}-negative")
             + extra,
         )
+    second_pairs = folder / "second-rqe-train" / "pairs.train.jsonl" if domain == "medical" else None
+    if second_pairs and not second_pairs.is_file():  # a sample of whole questions; no test or validation text
+        held_out = [folder / name / f"queries.{split}.jsonl" for name in (main, "prepare-rqe-valid") for split in ("val", "test")]
+        prepare(
+            PrepareSettings(
+                source="rqe", input=str(data_root / "medical/rqe-train.jsonl"), output=second_pairs.parent, max_chars=600,
+                max_queries=1_000, exclude=held_out, val=0, test=0,
+            )
+        )  # fmt: skip
     tests = (
         {"CoNaLa test": folder / main / "pairs.test.jsonl"}
         if domain == "programming"
         else {"mqp test": folder / main / "pairs.test.jsonl", "RQE-valid test half": folder / "prepare-rqe-valid" / "pairs.test.jsonl"}
     )
     return DomainData(
-        folder / main / "pairs.train.jsonl", mined, val, tests, general_val, general_test, (other_folder / "queries.train.jsonl",)
+        folder / main / "pairs.train.jsonl",
+        mined,
+        val,
+        tests,
+        general_val,
+        general_test,
+        (other_folder / "queries.train.jsonl",),
+        second_pairs,
     )
 
 

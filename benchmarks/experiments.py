@@ -58,6 +58,11 @@ RECIPES = {
         ["mined"],
         {"loss": ["cached-mnr"], "lora": False, "lr": 4e-5, "epochs": 3, "batch_size": 256, "mini_batch_size": 64},
     ),
+    "mnr+oc-lora": (
+        "MNR on the mined triplets and OnlineContrastive on the labelled pairs together, LoRA r16 on every linear layer",
+        ["mined", "pairs"],
+        {"loss": ["mnr", "online-contrastive"], **WIDE_LORA, "lr": 3e-4, "epochs": 3, "batch_size": 64},
+    ),
     "mnr+oc-full": (
         "MNR on the mined triplets and OnlineContrastive on the labelled pairs together, every weight",
         ["mined", "pairs"],

@@ -12,7 +12,8 @@ benchmarks/experiments.py (benchmarks/measure.py), which the logs never contain.
   MNR on every weight for 3 epochs, the general guard on; three seeds per N.
 - variants, at N = 250 (against growth at 250): mined negatives the LLM judge calls "same question" dropped;
   paraphrases the judge does not call the same question dropped; GISTEmbed (the base model as a guide) instead of
-  MNR; the 1.5B model's paraphrases instead of the 0.5B's. The judge is the 1.5B model, the one that agrees with
+  MNR; the 1.5B model's paraphrases instead of the 0.5B's; the 1.5B model's paraphrases with its own look-alike
+  questions (same topic, another question) as negatives beside mined ones. The judge is the 1.5B model, the one that agrees with
   human labels (the 0.5B judge is near chance); at ~0.75 s a pair on 2 cores, 250 queries' data is what fits.
 Results accumulate in results/experiments_logs_DOMAIN.{json,md}.
 """
@@ -27,7 +28,7 @@ from common import RESULTS, machine, save
 from measure import EXPERIMENTS, REPO, domain_data, mean_interval, score_model
 
 from cachetune.pipeline import Run
-from cachetune.records import Pair, Query, read_records, write_jsonl
+from cachetune.records import Pair, Query, Triplet, read_records, write_jsonl
 from cachetune.synth.generate import generate
 from cachetune.synth.journal import progress_path
 from cachetune.synth.judge import judge
@@ -38,7 +39,8 @@ from cachetune.train.trainer import train
 
 SIZES = (250, 1000, 0)  # 0: every logged query
 VARIANT_SIZE = 250
-JUDGE_MODEL = "qwen2.5-coder-1.5b"
+LARGER_MODEL = "qwen2.5-coder-1.5b"
+JUDGE_MODEL = LARGER_MODEL
 RECIPE = {"loss": ["mnr"], "lora": False, "lr": 2e-5, "epochs": 3, "batch_size": 64}
 MAX_SEQ_LENGTH = {"programming": 64, "medical": 128}
 
@@ -157,23 +159,48 @@ def accepted_paraphrases(logs: Logs, paraphrases: Path, results: dict) -> Path:
     return accepted
 
 
-def larger_model_paraphrases(logs: Logs) -> Path:
-    """The 1.5B model's paraphrases of the same first queries."""
-    larger = logs.work / "generate-1.5b" / "pairs.jsonl"
-    if not (larger.parent / "generate_report.json").is_file():
+def larger_model_output(logs: Logs, output: Path, negatives: int, results: dict) -> None:
+    """The 1.5B model's rows for the same first queries (resumed after an interruption), its report kept in results."""
+    report_file = output.parent / "generate_report.json"
+    if not report_file.is_file():
         first = set(logs.order()[:VARIANT_SIZE])
         queries = logs.work / f"queries-{VARIANT_SIZE}.jsonl"
         write_jsonl(queries, [q for path in logs.corpus for q in read_records(path, Query) if q.text in first])
         generate(
             GenerateSettings(
-                input=(queries,), output=larger, model="qwen2.5-coder-1.5b", negatives=0, paraphrases=3, batch_size=16,
-                max_tokens=256 if logs.domain == "medical" else 192, resume=progress_path(larger).exists(),
+                input=(queries,), output=output, model=LARGER_MODEL, negatives=negatives, paraphrases=3, batch_size=16,
+                max_tokens=(256 if logs.domain == "medical" else 192) * (2 if negatives else 1), resume=progress_path(output).exists(),
             )
         )  # fmt: skip
+    report = json.loads(report_file.read_text())
+    made = {key: report[key] for key in ("queries", "rows", "rejects", "generation_seconds", "queries_per_minute")}
+    results.setdefault("larger_llm_generation", {})[output.parent.name] = made
+
+
+def larger_model_paraphrases(logs: Logs, results: dict) -> Path:
+    """The 1.5B model's paraphrases of the same first queries."""
+    larger = logs.work / "generate-1.5b" / "pairs.jsonl"
+    larger_model_output(logs, larger, 0, results)
     return logs.pairs_of_first(VARIANT_SIZE, larger)
 
 
-VARIANTS = ("judge-negatives", "judge-paraphrases", "gist", "larger-llm")
+def larger_model_lookalikes(logs: Logs, results: dict) -> Path:
+    """The 1.5B model's paraphrases and look-alike questions (its negatives: same topic, another question, the kind
+    of negative a medical cache must refuse) for the same first queries, beside negatives mined for each of its
+    (query, paraphrase) pairs from the other logged queries."""
+    written = logs.work / "generate-1.5b-negatives" / "triplets.jsonl"
+    larger_model_output(logs, written, 2, results)
+    combined = written.with_name("triplets-and-mined.jsonl")
+    if not combined.is_file():
+        triplets = read_records(written, Triplet)
+        pairs = written.with_name("pairs.jsonl")
+        unique = dict.fromkeys((t.anchor, t.positive, t.domain, t.source) for t in triplets)
+        write_jsonl(pairs, [Pair(query1=a, query2=b, label=1, domain=d, source=s) for a, b, d, s in unique])
+        write_jsonl(combined, triplets + read_records(logs.mined(pairs), Triplet))
+    return combined
+
+
+VARIANTS = ("judge-negatives", "judge-paraphrases", "gist", "larger-llm", "larger-llm-lookalikes")
 
 
 def variants_part(logs: Logs, data, results: dict, seeds: list[int], chosen: list[str]) -> None:
@@ -188,7 +215,12 @@ def variants_part(logs: Logs, data, results: dict, seeds: list[int], chosen: lis
             {},
         ),
         "gist": (f"GISTEmbed guide ({VARIANT_SIZE})", lambda: mined, {"loss": ["gist"]}),
-        "larger-llm": (f"1.5B paraphrases ({VARIANT_SIZE})", lambda: logs.mined(larger_model_paraphrases(logs)), {}),
+        "larger-llm": (f"1.5B paraphrases ({VARIANT_SIZE})", lambda: logs.mined(larger_model_paraphrases(logs, results)), {}),
+        "larger-llm-lookalikes": (
+            f"1.5B paraphrases with its look-alikes and mined negatives ({VARIANT_SIZE})",
+            lambda: larger_model_lookalikes(logs, results),
+            {},
+        ),
     }
     for choice in chosen:
         name, triplets, overrides = variants[choice]
@@ -256,6 +288,14 @@ def markdown(domain: str, results: dict) -> str:
             f"The {JUDGE_MODEL} judge on the paraphrases of {VARIANT_SIZE} queries: {summary['items_judged']} judged in "
             f"{summary['wall_seconds_this_run']:.0f} s; {summary['verdicts'].get('same', 0)} called the same question (kept), "
             f"{summary['verdicts'].get('different', 0)} not (dropped).",
+        ]
+    for folder, made in results.get("larger_llm_generation", {}).items():
+        lines += [
+            "",
+            f"The {LARGER_MODEL} model ({folder}) on the same {made['queries']} queries: {made['rows']} rows in "
+            f"{made['generation_seconds']:.0f} s ({made['queries_per_minute']:.1f} queries/min); rejected: "
+            + ", ".join(f"{count} {reason.replace('_', ' ')}" for reason, count in made["rejects"].items())
+            + ".",
         ]
     if "judge_filter" in results:
         filtered = results["judge_filter"]

@@ -13,8 +13,9 @@ benchmarks/experiments.py (benchmarks/measure.py), which the logs never contain.
 - variants, at N = 250 (against growth at 250): mined negatives the LLM judge calls "same question" dropped;
   paraphrases the judge does not call the same question dropped; GISTEmbed (the base model as a guide) instead of
   MNR; the 1.5B model's paraphrases instead of the 0.5B's; the 1.5B model's paraphrases with its own look-alike
-  questions (same topic, another question) as negatives beside mined ones. The judge is the 1.5B model, the one that agrees with
-  human labels (the 0.5B judge is near chance); at ~0.75 s a pair on 2 cores, 250 queries' data is what fits.
+  questions (same topic, another question) as negatives beside mined ones. The judge is the 1.5B model, the one
+  that agrees with human labels (the 0.5B judge is near chance); at ~0.75 s a pair on 2 cores, 250 queries' data
+  is what fits.
 Results accumulate in results/experiments_logs_DOMAIN.{json,md}.
 """
 

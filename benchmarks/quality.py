@@ -1,6 +1,6 @@
 """The shipped adapters against the base model and all-MiniLM-L6-v2's bigger sibling, on held-out test data.
 
-    .venv/bin/python benchmarks/quality.py
+    .venv/bin/python benchmarks/quality.py [--adapters NAME ...]
 
 For each shipped adapter (src/cachetune/adapters/NAME, trained by configs/NAME.yaml): the populated-cache replay
 P-CHR AUC, pair AP, recall at precision 0.95 and retrieval recall@1 on its domain's test files, STS-B and MRPC test
@@ -9,6 +9,7 @@ spread over seeds of the recipe that trained it comes from benchmarks/results/ex
 95% t intervals); the issue's targets are checked per test file. Results: results/quality.{json,md}.
 """
 
+import argparse
 import json
 from pathlib import Path
 
@@ -57,9 +58,14 @@ def seed_spread(name: str) -> dict:
 
 
 def main() -> None:
-    results = {"benchmark": "quality", "machine": machine(), "adapters": {}}
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--adapters", nargs="+", choices=shipped_adapters(), help="re-score only these (the others' rows are kept)")
+    args = parser.parse_args()
+    path = RESULTS / "quality.json"
+    kept = json.loads(path.read_text())["adapters"] if args.adapters and path.is_file() else {}
+    results = {"benchmark": "quality", "machine": machine(), "adapters": kept}
     mpnet = str(mpnet_model())
-    for name in shipped_adapters():
+    for name in args.adapters or shipped_adapters():
         data = domain_data(name)
         queries = [p.query1 for p in read_records(next(iter(data.tests.values())), Pair)][:200]
         models = {"base": None, "all-mpnet-base-v2": mpnet, name: name}

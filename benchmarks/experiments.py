@@ -20,7 +20,7 @@ import json
 import time
 
 from common import RESULTS, machine, mpnet_model, save
-from measure import EXPERIMENTS, DomainData, domain_data, mean_interval, score_model
+from measure import EXPERIMENTS, SECOND_PAIRS, DomainData, domain_data, mean_interval, score_model
 
 from cachetune.models import load_encoder
 from cachetune.records import Pair, read_records
@@ -71,7 +71,6 @@ RECIPES = {
 }
 UNGUARDED = "mnr-full-no-guard"  # the guard's effect: mnr-full trained without general_data
 MAX_SEQ_LENGTH = {"programming": 64, "medical": 128}
-SECOND_PAIRS = {"medical"}  # the domains with a second labelled training set (measure.DomainData.second_pairs)
 
 
 def recipes_of(domain: str) -> list[str]:

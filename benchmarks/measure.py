@@ -24,6 +24,10 @@ from cachetune.train.validation import GeneralValidation, pair_scores, vectors_o
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = REPO / "runs" / "experiments"
+# The prepare steps of configs/DOMAIN.yaml that the experiments read beside the main dataset: another dataset's
+# queries (validation negatives; for medical also training negatives) and a second labelled training set.
+OTHER_DATASET = {"programming": "cosqa", "medical": "medquad"}
+SECOND_PAIRS = {"medical": "rqe-train"}
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571}  # Student's t, two-sided 95%, by degrees of freedom
 
 
@@ -36,7 +40,7 @@ class DomainData:
     general_val: tuple[Path, ...]  # general pairs that guard training and selection
     general_test: dict[str, Path]  # general pairs reported
     logs_corpus: tuple[Path, ...]  # unlabelled queries of another dataset of the domain
-    second_pairs: Path | None  # labelled training pairs of a second dataset (medical: RQE train), held-out texts excluded
+    second_pairs: Path | None  # labelled training pairs of a second dataset (SECOND_PAIRS), held-out texts excluded
 
 
 def general_data(data_root: Path, folder: Path) -> tuple[tuple[Path, ...], dict[str, Path]]:
@@ -77,14 +81,8 @@ def domain_data(domain: str) -> DomainData:
     folder, data_root = run.folder, run.data_root
     general_val, general_test = general_data(data_root, EXPERIMENTS / "general")
     main = "prepare-conala" if domain == "programming" else "prepare-mqp"
-    other = {
-        "programming": ("cosqa", "programming/cosqa-queries.jsonl", None),
-        "medical": ("medquad", "medical/medquad-questions.jsonl", 3_000),
-    }
-    source, file, sample = other[domain]
-    other_folder = folder / f"other-{source}"
-    if not (other_folder / "queries.train.jsonl").is_file():
-        prepare(PrepareSettings(source=source, input=str(data_root / file), output=other_folder, max_queries=sample, val=0, test=0))
+    source = OTHER_DATASET[domain]
+    other_folder = folder / f"prepare-{source}"
     train_corpus = [folder / main / "queries.train.jsonl"] + ([other_folder / "queries.train.jsonl"] if domain == "medical" else [])
     mined = folder / "mined-train.jsonl"
     if not mined.is_file():  # hard negatives for training: other training groups (and, for medical, MedQuAD)
@@ -114,15 +112,7 @@ def domain_data(domain: str) -> DomainData:
             + negatives_as_pairs(folder / "val-other.jsonl", f"{source}-negative")
             + extra,
         )
-    second_pairs = folder / "second-rqe-train" / "pairs.train.jsonl" if domain == "medical" else None
-    if second_pairs and not second_pairs.is_file():  # a sample of whole questions; no test or validation text
-        held_out = [folder / name / f"queries.{split}.jsonl" for name in (main, "prepare-rqe-valid") for split in ("val", "test")]
-        prepare(
-            PrepareSettings(
-                source="rqe", input=str(data_root / "medical/rqe-train.jsonl"), output=second_pairs.parent, max_chars=600,
-                max_queries=1_000, exclude=held_out, val=0, test=0,
-            )
-        )  # fmt: skip
+    second_pairs = folder / f"prepare-{SECOND_PAIRS[domain]}" / "pairs.train.jsonl" if domain in SECOND_PAIRS else None
     tests = (
         {"CoNaLa test": folder / main / "pairs.test.jsonl"}
         if domain == "programming"

@@ -7,7 +7,7 @@ Data (benchmarks/measure.py, from the prepare steps of configs/DOMAIN.yaml; the 
 - validation, built unlike the training negatives: the val split's same-intent pairs with lexical negatives
   (prepare's), negatives mined by the base model from the val and train queries, and negatives from another
   dataset (CoSQA for programming, MedQuAD for medical); medical adds RQE-valid's validation half;
-- general: STS-B dev and MRPC train guard every recipe (training's general_data: the update is scaled back
+- general: STS-B dev and MRPC train (the config's general_data) guard every recipe (the update is scaled back
   until each is within 0.01 of the base model); STS-B test and MRPC test are reported;
 - test: the test split, never used to choose; the base model and all-mpnet-base-v2 are measured beside.
 

@@ -43,29 +43,17 @@ class DomainData:
     second_pairs: Path | None  # labelled training pairs of a second dataset (SECOND_PAIRS), held-out texts excluded
 
 
-def general_data(data_root: Path, folder: Path) -> tuple[tuple[Path, ...], dict[str, Path]]:
-    """STS-B dev and a sample of MRPC train (guard), STS-B test and MRPC test (report), through `prepare`."""
+def general_test_data(data_root: Path, folder: Path) -> dict[str, Path]:
+    """STS-B test and MRPC test (reported, never guarded on), through `prepare`."""
     files = {}
-    for name, source, file, sample in (
-        ("stsb-dev", "stsb", "stsb-sts-dev.tsv", None),
-        ("mrpc-train", "mrpc", "msr_paraphrase_train.txt", 2_000),
-        ("stsb-test", "stsb", "stsb-sts-test.tsv", None),
-        ("mrpc-test", "mrpc", "msr_paraphrase_test.txt", None),
-    ):
-        target = folder / name / "pairs.test.jsonl"
+    for name, source, file in (("STS-B test", "stsb", "stsb-sts-test.tsv"), ("MRPC test", "mrpc", "msr_paraphrase_test.txt")):
+        target = folder / f"{source}-test" / "pairs.test.jsonl"
         if not target.is_file():
-            settings = PrepareSettings(
-                source=source,
-                input=str(data_root / "general" / file),
-                output=folder / name,
-                max_chars=400,
-                max_queries=sample,
-                val=0,
-                test=1,
+            prepare(
+                PrepareSettings(source=source, input=str(data_root / "general" / file), output=target.parent, max_chars=400, val=0, test=1)
             )
-            prepare(settings)
         files[name] = target
-    return (files["stsb-dev"], files["mrpc-train"]), {"STS-B test": files["stsb-test"], "MRPC test": files["mrpc-test"]}
+    return files
 
 
 def negatives_as_pairs(triplets: Path, source: str) -> list[Pair]:
@@ -79,7 +67,8 @@ def domain_data(domain: str) -> DomainData:
     """Prepare (once) everything a domain's experiments read, under runs/experiments/DOMAIN/data."""
     run, _ = run_pipeline(REPO / "configs" / f"{domain}.yaml", run_dir=EXPERIMENTS / domain / "data", stages=("prepare",))
     folder, data_root = run.folder, run.data_root
-    general_val, general_test = general_data(data_root, EXPERIMENTS / "general")
+    general_val = tuple(folder / path for path in dict(run.stages)["train"].general_data)  # the config's guard
+    general_test = general_test_data(data_root, EXPERIMENTS / "general")
     main = "prepare-conala" if domain == "programming" else "prepare-mqp"
     source = OTHER_DATASET[domain]
     other_folder = folder / f"prepare-{source}"

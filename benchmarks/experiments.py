@@ -58,6 +58,16 @@ RECIPES = {
         ["mined"],
         {"loss": ["cached-mnr"], "lora": False, "lr": 4e-5, "epochs": 3, "batch_size": 256, "mini_batch_size": 64},
     ),
+    "gist-lora": (
+        "GISTEmbed on the mined triplets, LoRA r16 on every linear layer",
+        ["mined"],
+        {"loss": ["gist"], **WIDE_LORA, "lr": 3e-4, "epochs": 3, "batch_size": 64},
+    ),
+    "cmnr-lora": (
+        "cached MNR, batch 256 (more in-batch negatives), LoRA r16 on every linear layer",
+        ["mined"],
+        {"loss": ["cached-mnr"], **WIDE_LORA, "lr": 3e-4, "epochs": 3, "batch_size": 256, "mini_batch_size": 64},
+    ),
     "mnr+oc-lora": (
         "MNR on the mined triplets and OnlineContrastive on the labelled pairs together, LoRA r16 on every linear layer",
         ["mined", "pairs"],

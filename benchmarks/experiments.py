@@ -30,12 +30,17 @@ from cachetune.train.validation import PairValidation
 
 WIDE_LORA = {"lora_rank": 16, "lora_alpha": 32, "target_modules": ["query", "key", "value", "dense"]}
 V1_SETTINGS = {"loss": ["online-contrastive"], **WIDE_LORA, "lr": 5e-4, "epochs": 4, "batch_size": 32}
-# name -> (what it is, training data: "pairs" | "mined" | "second-pairs", settings)
+# name -> (what it is, training data: "pairs" | "mined" | "second-pairs" | "more-second-pairs", settings)
 RECIPES = {
     "oc-lora": ("v1 (shipped): OnlineContrastive on the labelled pairs, LoRA r16 on every linear layer, 4 epochs", ["pairs"], V1_SETTINGS),
     "oc-lora+rqe": (
         "v1's recipe on the labelled pairs plus RQE's training pairs (1,000 sampled questions; medical only)",
         ["pairs", "second-pairs"],
+        V1_SETTINGS,
+    ),
+    "oc-lora+rqe3000": (
+        "v1's recipe on the labelled pairs plus RQE's training pairs from 3,000 sampled questions (medical only)",
+        ["pairs", "more-second-pairs"],
         V1_SETTINGS,
     ),
     "mnr-full": (
@@ -84,14 +89,18 @@ MAX_SEQ_LENGTH = {"programming": 64, "medical": 128}
 
 
 def recipes_of(domain: str) -> list[str]:
-    usable = [name for name, (_, inputs, _) in RECIPES.items() if "second-pairs" not in inputs or domain in SECOND_PAIRS]
+    usable = [
+        name
+        for name, (_, inputs, _) in RECIPES.items()
+        if {"second-pairs", "more-second-pairs"}.isdisjoint(inputs) or domain in SECOND_PAIRS
+    ]
     return [*usable, UNGUARDED]
 
 
 def run_recipe(domain: str, data: DomainData, name: str, seed: int) -> dict:
     description, inputs, spec = RECIPES[name.removesuffix("-no-guard")]
     folder = EXPERIMENTS / domain / name / f"seed{seed}"
-    files = {"pairs": data.train_pairs, "mined": data.mined, "second-pairs": data.second_pairs}
+    files = {"pairs": data.train_pairs, "mined": data.mined, "second-pairs": data.second_pairs, "more-second-pairs": data.more_second_pairs}
     settings = TrainSettings(
         train_data=tuple(files[kind] for kind in inputs),
         output=folder / "model",

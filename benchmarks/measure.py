@@ -28,6 +28,7 @@ EXPERIMENTS = REPO / "runs" / "experiments"
 # queries (validation negatives; for medical also training negatives) and a second labelled training set.
 OTHER_DATASET = {"programming": "cosqa", "medical": "medquad"}
 SECOND_PAIRS = {"medical": "rqe-train"}
+MORE_SECOND_QUERIES = 3000  # the same step with more sampled questions: does more labelled data keep paying?
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571}  # Student's t, two-sided 95%, by degrees of freedom
 
 
@@ -41,6 +42,7 @@ class DomainData:
     general_test: dict[str, Path]  # general pairs reported
     logs_corpus: tuple[Path, ...]  # unlabelled queries of another dataset of the domain
     second_pairs: Path | None  # labelled training pairs of a second dataset (SECOND_PAIRS), held-out texts excluded
+    more_second_pairs: Path | None  # the same from MORE_SECOND_QUERIES sampled questions
 
 
 def general_test_data(data_root: Path, folder: Path) -> dict[str, Path]:
@@ -101,7 +103,13 @@ def domain_data(domain: str) -> DomainData:
             + negatives_as_pairs(folder / "val-other.jsonl", f"{source}-negative")
             + extra,
         )
-    second_pairs = folder / f"prepare-{SECOND_PAIRS[domain]}" / "pairs.train.jsonl" if domain in SECOND_PAIRS else None
+    second_pairs = more_second_pairs = None
+    if domain in SECOND_PAIRS:
+        name = f"prepare-{SECOND_PAIRS[domain]}"
+        second_pairs, more_name = folder / name / "pairs.train.jsonl", f"{name}-{MORE_SECOND_QUERIES}"
+        step = dict(run.stages)[name].model_copy(update={"max_queries": MORE_SECOND_QUERIES, "output": folder / more_name})
+        run.stage(more_name, step, prepare)
+        more_second_pairs = folder / more_name / "pairs.train.jsonl"
     tests = (
         {"CoNaLa test": folder / main / "pairs.test.jsonl"}
         if domain == "programming"
@@ -116,6 +124,7 @@ def domain_data(domain: str) -> DomainData:
         general_test,
         (other_folder / "queries.train.jsonl",),
         second_pairs,
+        more_second_pairs,
     )
 
 

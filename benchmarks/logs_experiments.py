@@ -30,17 +30,18 @@ from measure import EXPERIMENTS, REPO, domain_data, mean_interval, score_model
 
 from cachetune.pipeline import Run
 from cachetune.records import Pair, Query, Triplet, read_records, write_jsonl
-from cachetune.synth.generate import generate
+from cachetune.synth.generate import generate, planned_queries
 from cachetune.synth.journal import progress_path
 from cachetune.synth.judge import judge
 from cachetune.synth.mine import mine
+from cachetune.synth.prompts import load_prompt
 from cachetune.synth.settings import GenerateSettings, JudgeSettings, MineSettings
 from cachetune.train.settings import TrainSettings
 from cachetune.train.trainer import train
 
 SIZES = (250, 1000, 0)  # 0: every logged query
 VARIANT_SIZE = 250
-LARGER_MODEL = "qwen2.5-coder-1.5b"
+SMALL_MODEL, LARGER_MODEL = "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"
 JUDGE_MODEL = LARGER_MODEL
 RECIPE = {"loss": ["mnr"], "lora": False, "lr": 2e-5, "epochs": 3, "batch_size": 64}
 MAX_SEQ_LENGTH = {"programming": 64, "medical": 128}
@@ -53,15 +54,15 @@ class Logs:
         self.domain = domain
         self.run = Run(REPO / "configs" / f"{domain}-logs.yaml")
         self.folder = self.run.folder
-        planned = dict(self.run.stages)
-        self.corpus = tuple(self.folder / path for path in planned["generate"].input)
+        generate_settings = dict(self.run.stages)["generate"]
+        self.corpus = tuple(self.folder / path for path in generate_settings.input)
+        self.generate_settings = generate_settings.model_copy(update={"input": self.corpus})
         self.generated = self.folder / "generate" / "pairs.jsonl"
         self.work = EXPERIMENTS / f"{domain}-logs"
 
     def order(self) -> list[str]:
-        """Query texts in the order generation took them (a seeded order)."""
-        text_of = {q.id: q.text for path in self.corpus for q in read_records(path, Query)}
-        return [text_of[json.loads(line)["id"]] for line in progress_path(self.generated).read_text().splitlines()]
+        """Query texts in the order generation takes them (a seeded order; its first N are the sample of N)."""
+        return [query.text for query in planned_queries(self.generate_settings)]
 
     def pairs_of_first(self, size: int | None, generated: Path | None = None) -> Path:
         """The generated pairs whose query is among the first `size` queries."""
@@ -160,8 +161,11 @@ def accepted_paraphrases(logs: Logs, paraphrases: Path, results: dict) -> Path:
     return accepted
 
 
-def larger_model_output(logs: Logs, output: Path, negatives: int, results: dict) -> None:
-    """The 1.5B model's rows for the same first queries (resumed after an interruption), its report kept in results."""
+def llm_rows(logs: Logs, model: str, negatives: int, results: dict) -> Path:
+    """`model`'s rows, with the domain's current prompt, for the first VARIANT_SIZE queries (resumed after an
+    interruption), its report kept in results under the folder's name (model, prompt version, negatives or not)."""
+    name = f"generate-{model.removeprefix('qwen2.5-coder-')}-{load_prompt(logs.domain).version}" + ("-negatives" if negatives else "")
+    output = logs.work / name / ("triplets.jsonl" if negatives else "pairs.jsonl")
     report_file = output.parent / "generate_report.json"
     if not report_file.is_file():
         first = set(logs.order()[:VARIANT_SIZE])
@@ -169,28 +173,28 @@ def larger_model_output(logs: Logs, output: Path, negatives: int, results: dict)
         write_jsonl(queries, [q for path in logs.corpus for q in read_records(path, Query) if q.text in first])
         generate(
             GenerateSettings(
-                input=(queries,), output=output, model=LARGER_MODEL, negatives=negatives, paraphrases=3, batch_size=16,
+                input=(queries,), output=output, model=model, negatives=negatives, paraphrases=3, batch_size=16,
                 max_tokens=(256 if logs.domain == "medical" else 192) * (2 if negatives else 1), resume=progress_path(output).exists(),
             )
         )  # fmt: skip
     report = json.loads(report_file.read_text())
-    made = {key: report[key] for key in ("queries", "rows", "rejects", "generation_seconds", "queries_per_minute")}
-    results.setdefault("larger_llm_generation", {})[output.parent.name] = made
+    made = {
+        key: report[key] for key in ("queries", "rows", "rejects", "generation_seconds", "queries_per_minute", "model", "prompt_versions")
+    }
+    results.setdefault("llm_generation", {})[name] = made
+    return output
 
 
-def larger_model_paraphrases(logs: Logs, results: dict) -> Path:
-    """The 1.5B model's paraphrases of the same first queries."""
-    larger = logs.work / "generate-1.5b" / "pairs.jsonl"
-    larger_model_output(logs, larger, 0, results)
-    return logs.pairs_of_first(VARIANT_SIZE, larger)
+def llm_paraphrases(logs: Logs, model: str, results: dict) -> Path:
+    """`model`'s paraphrases of the first queries, with the domain's current prompt."""
+    return logs.pairs_of_first(VARIANT_SIZE, llm_rows(logs, model, 0, results))
 
 
 def larger_model_lookalikes(logs: Logs, results: dict) -> Path:
     """The 1.5B model's paraphrases and look-alike questions (its negatives: same topic, another question, the kind
     of negative a medical cache must refuse) for the same first queries, beside negatives mined for each of its
     (query, paraphrase) pairs from the other logged queries."""
-    written = logs.work / "generate-1.5b-negatives" / "triplets.jsonl"
-    larger_model_output(logs, written, 2, results)
+    written = llm_rows(logs, LARGER_MODEL, 2, results)
     combined = written.with_name("triplets-and-mined.jsonl")
     if not combined.is_file():
         triplets = read_records(written, Triplet)
@@ -201,24 +205,38 @@ def larger_model_lookalikes(logs: Logs, results: dict) -> Path:
     return combined
 
 
-VARIANTS = ("judge-negatives", "judge-paraphrases", "gist", "larger-llm", "larger-llm-lookalikes")
+VARIANTS = ("judge-negatives", "judge-paraphrases", "gist", "prompt", "larger-llm", "larger-llm-lookalikes")
 
 
 def variants_part(logs: Logs, data, results: dict, seeds: list[int], chosen: list[str]) -> None:
-    """Each chosen variant's LLM work is done (resumably) only when it is chosen."""
-    paraphrases = logs.pairs_of_first(VARIANT_SIZE)
-    mined = logs.mined(paraphrases)
+    """Each chosen variant's LLM work is done (resumably) only when it is chosen. The judge and GIST variants read the
+    logs run's own paraphrases (generate/pairs.jsonl: the 0.5B model, the prompt of its generate_report.json)."""
+    paraphrases = lambda: logs.pairs_of_first(VARIANT_SIZE)  # noqa: E731
+    version = load_prompt(logs.domain).version
     variants = {  # choice -> (name, training triplets, train overrides)
-        "judge-negatives": (f"judge-filtered negatives ({VARIANT_SIZE})", lambda: judged_negatives(logs, mined, results), {}),
-        "judge-paraphrases": (
-            f"judge-accepted paraphrases ({VARIANT_SIZE})",
-            lambda: logs.mined(accepted_paraphrases(logs, paraphrases, results)),
+        "judge-negatives": (
+            f"judge-filtered negatives ({VARIANT_SIZE})",
+            lambda: judged_negatives(logs, logs.mined(paraphrases()), results),
             {},
         ),
-        "gist": (f"GISTEmbed guide ({VARIANT_SIZE})", lambda: mined, {"loss": ["gist"]}),
-        "larger-llm": (f"1.5B paraphrases ({VARIANT_SIZE})", lambda: logs.mined(larger_model_paraphrases(logs, results)), {}),
+        "judge-paraphrases": (
+            f"judge-accepted paraphrases ({VARIANT_SIZE})",
+            lambda: logs.mined(accepted_paraphrases(logs, paraphrases(), results)),
+            {},
+        ),
+        "gist": (f"GISTEmbed guide ({VARIANT_SIZE})", lambda: logs.mined(paraphrases()), {"loss": ["gist"]}),
+        "prompt": (
+            f"0.5B paraphrases, prompt {version} ({VARIANT_SIZE})",
+            lambda: logs.mined(llm_paraphrases(logs, SMALL_MODEL, results)),
+            {},
+        ),
+        "larger-llm": (
+            f"1.5B paraphrases, prompt {version} ({VARIANT_SIZE})",
+            lambda: logs.mined(llm_paraphrases(logs, LARGER_MODEL, results)),
+            {},
+        ),
         "larger-llm-lookalikes": (
-            f"1.5B paraphrases with its look-alikes and mined negatives ({VARIANT_SIZE})",
+            f"1.5B paraphrases with its look-alikes and mined negatives, prompt {version} ({VARIANT_SIZE})",
             lambda: larger_model_lookalikes(logs, results),
             {},
         ),
@@ -290,10 +308,10 @@ def markdown(domain: str, results: dict) -> str:
             f"{summary['wall_seconds_this_run']:.0f} s; {summary['verdicts'].get('same', 0)} called the same question (kept), "
             f"{summary['verdicts'].get('different', 0)} not (dropped).",
         ]
-    for folder, made in results.get("larger_llm_generation", {}).items():
+    for folder, made in results.get("llm_generation", {}).items():
         lines += [
             "",
-            f"The {LARGER_MODEL} model ({folder}) on the same {made['queries']} queries: {made['rows']} rows in "
+            f"The {made['model']} model with prompt {', '.join(made['prompt_versions'])} ({folder}) on the same {made['queries']} queries: {made['rows']} rows in "
             f"{made['generation_seconds']:.0f} s ({made['queries_per_minute']:.1f} queries/min); rejected: "
             + ", ".join(f"{count} {reason.replace('_', ' ')}" for reason, count in made["rejects"].items())
             + ".",

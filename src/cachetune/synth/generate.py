@@ -25,7 +25,7 @@ from cachetune.synth.settings import GenerateSettings
 from cachetune.text import seeded_order
 
 
-def _check(settings: GenerateSettings) -> list[Query]:
+def planned_queries(settings: GenerateSettings) -> list[Query]:
     """Every input's queries in a seeded order: the first `max_queries` are a sample, and a larger one contains it."""
     rejects = RejectLog()
     queries: dict[str, Query] = {}
@@ -56,7 +56,7 @@ def generate(settings: GenerateSettings, on_progress=None) -> dict:
         ModelError: the GGUF model cannot be found.
         BackendError: the backend failed after its retries; the queries done so far are kept.
     """
-    queries = _check(settings)
+    queries = planned_queries(settings)
     Journal.check(settings.output, settings.resume)
     backend = make_backend(settings, prompt_tokens=1152)  # the few-shot turns (~500 tokens), the query, the answer
     journal = Journal(settings.output, settings.resume)

@@ -14,7 +14,7 @@ def test_prompt_has_worked_examples_then_the_query():
     assert [m["role"] for m in messages[1:-1]] == ["user", "assistant"] * len(prompt.examples)
     assert json.loads(messages[2]["content"]).keys() == {"paraphrases", "negatives"}
     assert messages[-1] == {"role": "user", "content": "Question: Is hepatitis C curable?\nWrite 3 paraphrases and 2 negatives."}
-    assert prompt.version == "medical-v3"
+    assert prompt.version == "medical-v2"
 
 
 def test_unknown_domain_uses_the_generic_prompt_and_counts_follow_the_flags():

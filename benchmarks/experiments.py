@@ -20,7 +20,7 @@ import json
 import time
 
 from common import RESULTS, machine, mpnet_model, save
-from measure import EXPERIMENTS, SECOND_PAIRS, DomainData, domain_data, mean_interval, score_model
+from measure import EXPERIMENTS, SECOND_PAIRS, DomainData, domain_data, llm_paraphrase_triplets, mean_interval, score_model
 
 from cachetune.models import load_encoder
 from cachetune.records import Pair, read_records
@@ -30,7 +30,8 @@ from cachetune.train.validation import PairValidation
 
 WIDE_LORA = {"lora_rank": 16, "lora_alpha": 32, "target_modules": ["query", "key", "value", "dense"]}
 V1_SETTINGS = {"loss": ["online-contrastive"], **WIDE_LORA, "lr": 5e-4, "epochs": 4, "batch_size": 32}
-# name -> (what it is, training data: "pairs" | "mined" | "second-pairs" | "more-second-pairs", settings)
+# name -> (what it is, the data it reads, settings). Data: "pairs" | "mined" | "llm" | "second-pairs" | "more-second-pairs"
+# are training files; "preserve": STS-B train's texts held near the base model's vectors (preserve_data).
 RECIPES = {
     "oc-lora": ("v1 (shipped): OnlineContrastive on the labelled pairs, LoRA r16 on every linear layer, 4 epochs", ["pairs"], V1_SETTINGS),
     "oc-lora+rqe": (
@@ -73,10 +74,26 @@ RECIPES = {
         ["mined"],
         {"loss": ["cached-mnr"], **WIDE_LORA, "lr": 3e-4, "epochs": 3, "batch_size": 256, "mini_batch_size": 64},
     ),
+    "mnr-lora+llm": (
+        "mnr-lora's triplets plus the 0.5B model's paraphrases of the training questions with mined negatives (the seed "
+        "paper's synthetic data beside the labels)",
+        ["mined", "llm"],
+        {"loss": ["mnr"], **WIDE_LORA, "lr": 3e-4, "epochs": 3, "batch_size": 64},
+    ),
     "mnr+oc-lora": (
         "MNR on the mined triplets and OnlineContrastive on the labelled pairs together, LoRA r16 on every linear layer",
         ["mined", "pairs"],
         {"loss": ["mnr", "online-contrastive"], **WIDE_LORA, "lr": 3e-4, "epochs": 3, "batch_size": 64},
+    ),
+    "mnr+oc-lora+preserve": (
+        "mnr+oc-lora with STS-B train's texts held near the base model's vectors during training (preserve_data, weight 1)",
+        ["mined", "pairs", "preserve"],
+        {"loss": ["mnr", "online-contrastive"], **WIDE_LORA, "lr": 3e-4, "epochs": 3, "batch_size": 64},
+    ),
+    "oc-lora+preserve": (
+        "v1's recipe with STS-B train's texts held near the base model's vectors during training (preserve_data, weight 1)",
+        ["pairs", "preserve"],
+        V1_SETTINGS,
     ),
     "mnr+oc-full": (
         "MNR on the mined triplets and OnlineContrastive on the labelled pairs together, every weight",
@@ -100,12 +117,19 @@ def recipes_of(domain: str) -> list[str]:
 def run_recipe(domain: str, data: DomainData, name: str, seed: int) -> dict:
     description, inputs, spec = RECIPES[name.removesuffix("-no-guard")]
     folder = EXPERIMENTS / domain / name / f"seed{seed}"
-    files = {"pairs": data.train_pairs, "mined": data.mined, "second-pairs": data.second_pairs, "more-second-pairs": data.more_second_pairs}
+    files = {
+        "pairs": lambda: data.train_pairs,
+        "mined": lambda: data.mined,
+        "llm": lambda: llm_paraphrase_triplets(domain, data),
+        "second-pairs": lambda: data.second_pairs,
+        "more-second-pairs": lambda: data.more_second_pairs,
+    }
     settings = TrainSettings(
-        train_data=tuple(files[kind] for kind in inputs),
+        train_data=tuple(files[kind]() for kind in inputs if kind != "preserve"),
         output=folder / "model",
         val_data=data.val,
         general_data=() if name == UNGUARDED else data.general_val,
+        preserve_data=(data.general_preserve,) if "preserve" in inputs else (),
         max_seq_length=MAX_SEQ_LENGTH[domain],
         seed=seed,
         resume=True,  # an interrupted experiment continues from its last checkpoint

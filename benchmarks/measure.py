@@ -16,10 +16,12 @@ from cachetune.data.settings import PrepareSettings
 from cachetune.metrics import average_precision, recall_at_precision
 from cachetune.models import load_encoder
 from cachetune.pipeline import run_pipeline
-from cachetune.records import Pair, Triplet, read_records, write_jsonl
+from cachetune.records import Pair, Query, Triplet, read_records, write_jsonl
 from cachetune.replay import ReplaySet, replay_metrics, retrieval_recall_at_1
+from cachetune.synth.generate import generate
+from cachetune.synth.journal import progress_path
 from cachetune.synth.mine import mine
-from cachetune.synth.settings import MineSettings
+from cachetune.synth.settings import GenerateSettings, MineSettings
 from cachetune.train.validation import GeneralValidation, pair_scores, vectors_of
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,6 +31,7 @@ EXPERIMENTS = REPO / "runs" / "experiments"
 OTHER_DATASET = {"programming": "cosqa", "medical": "medquad"}
 SECOND_PAIRS = {"medical": "rqe-train"}
 MORE_SECOND_QUERIES = 3000  # the same step with more sampled questions: does more labelled data keep paying?
+LLM_MAX_TOKENS = {"programming": 192, "medical": 256}  # as in configs/DOMAIN-logs.yaml
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571}  # Student's t, two-sided 95%, by degrees of freedom
 
 
@@ -39,6 +42,7 @@ class DomainData:
     val: Path  # validation pairs whose negatives are built unlike the training ones
     tests: dict[str, Path]  # held-out test pairs, never used to choose
     general_val: tuple[Path, ...]  # general pairs that guard training and selection
+    general_preserve: Path  # general texts (STS-B train) a recipe may hold near the base model's vectors
     general_test: dict[str, Path]  # general pairs reported
     logs_corpus: tuple[Path, ...]  # unlabelled queries of another dataset of the domain
     second_pairs: Path | None  # labelled training pairs of a second dataset (SECOND_PAIRS), held-out texts excluded
@@ -121,11 +125,33 @@ def domain_data(domain: str) -> DomainData:
         val,
         tests,
         general_val,
+        folder / "prepare-stsb-train" / "pairs.test.jsonl",
         general_test,
         (other_folder / "queries.train.jsonl",),
         second_pairs,
         more_second_pairs,
     )
+
+
+def llm_paraphrase_triplets(domain: str, data: DomainData) -> Path:
+    """The seed paper's synthetic data beside the labels: the 0.5B model's paraphrases of the training split's first
+    texts (generated once, resumable), each (query, paraphrase) with negatives mined from the training queries as for
+    `mined`. Only training texts are read."""
+    folder = data.train_pairs.parents[1]
+    queries, paraphrases, triplets = folder / "llm-queries.jsonl", folder / "generate-llm" / "pairs.jsonl", folder / "llm-mined.jsonl"
+    if not triplets.is_file():
+        firsts = {pair.query1 for pair in read_records(data.train_pairs, Pair)}
+        write_jsonl(queries, [q for q in read_records(data.train_pairs.with_name("queries.train.jsonl"), Query) if q.text in firsts])
+        if not (paraphrases.parent / "generate_report.json").is_file():
+            generate(
+                GenerateSettings(
+                    input=(queries,), output=paraphrases, negatives=0, paraphrases=3, batch_size=32,
+                    max_tokens=LLM_MAX_TOKENS[domain], resume=progress_path(paraphrases).exists(),
+                )
+            )  # fmt: skip
+        corpus = (data.train_pairs.with_name("queries.train.jsonl"),)
+        mine(MineSettings(input=paraphrases, corpus=corpus, output=triplets, num_negatives=2, range_min=3))
+    return triplets
 
 
 def score_model(spec, tests: dict[str, Path], general: dict[str, Path]) -> dict:

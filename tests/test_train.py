@@ -237,3 +237,32 @@ def test_general_guard_scales_the_update_back_until_general_quality_holds(conala
     assert all(not c["passes"] for c in better)  # anything better on validation lost too much general quality
     saved = GeneralValidation(general_pairs)(load_model(str(output)))
     assert all(abs(saved[name] - chosen["general"][name]) < 1e-4 for name in saved)  # the saved model is the chosen scale
+
+
+def test_preserve_data_holds_general_texts_near_the_base_model(conala_prepared, general_pairs, tmp_path):
+    import numpy as np
+
+    from cachetune.records import record_texts
+
+    stsb, mrpc = general_pairs
+    pairs = tmp_path / "pairs.jsonl"
+    write_jsonl(pairs, read_records(conala_prepared / "pairs.train.jsonl", Pair)[:192])
+    held_out = record_texts(mrpc)[:200]  # general texts never preserved
+
+    def drift(**extra) -> tuple[float, float]:
+        output = tmp_path / f"model-{len(extra)}"
+        values = {"loss": ("online-contrastive",), "lora": False, "lr": 3e-4, "epochs": 1, "batch_size": 32, "seed": 3}
+        info = train(settings(output, pairs, **values, **extra))
+        base, tuned = load_model(None), load_model(str(output))
+        cosines = []
+        for texts in (record_texts(stsb)[:200], held_out):
+            a, b = (m.encode(texts, normalize_embeddings=True, convert_to_numpy=True) for m in (base, tuned))
+            cosines.append(1 - float(np.mean(np.sum(a * b, axis=1))))
+        return info, cosines
+
+    plain_info, plain = drift()
+    kept_info, kept = drift(preserve_data=(stsb,), preserve_weight=4.0)
+    assert plain_info["preserve_texts"] == 0 and 0 < kept_info["preserve_texts"] <= plain_info["train_data"][0]["rows"]
+    assert kept_info["hyperparameters"]["preserve_data"] == ["stsb/pairs.test.jsonl"]
+    # the preserved texts, and general texts the loss never saw, moved less from the base model's vectors
+    assert kept[0] < 0.5 * plain[0] and kept[1] < 0.5 * plain[1]

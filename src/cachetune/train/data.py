@@ -65,3 +65,12 @@ def to_dataset(file: TrainingFile, labelled_texts: bool):
         return datasets.Dataset.from_dict(labelled_text_columns(file))
     columns = triplet_columns(file.records) if file.kind == "triplets" else pair_columns(file.records)
     return datasets.Dataset.from_dict(columns)
+
+
+def preserve_dataset(model, texts: list[str]):
+    """General texts with the model's own (base) vectors as labels, for the preservation loss. The column is not
+    called `text`, which the batch sampler reads as intent-labelled texts."""
+    import datasets
+
+    vectors = model.encode(texts, batch_size=64, convert_to_numpy=True, normalize_embeddings=True)
+    return datasets.Dataset.from_dict({"sentence": texts, "label": vectors.tolist()})

@@ -87,6 +87,19 @@ def _online_contrastive(model, settings, options, guide):
     return OnlineContrastiveLoss(model, distance_metric=SiameseDistanceMetric.COSINE_DISTANCE, margin=options.margin)
 
 
+def preservation_loss(model, weight: float):
+    """`weight` x the cosine distance between the model's embeddings of general texts and the base model's, given as
+    labels: EmbedDistill's embedding matching (Kim et al., 2023, arXiv:2301.12005) with the base model as the teacher,
+    so training moves the domain's texts and leaves the general ones where they were."""
+    from sentence_transformers.sentence_transformer.losses import EmbedDistillLoss
+
+    class WeightedEmbedDistillLoss(EmbedDistillLoss):
+        def forward(self, sentence_features, labels):
+            return weight * super().forward(sentence_features, labels)
+
+    return WeightedEmbedDistillLoss(model, distance_metric="cosine")
+
+
 TRIPLETS, PAIRS = frozenset({"triplets"}), frozenset({"pairs"})
 
 

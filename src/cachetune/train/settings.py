@@ -16,7 +16,7 @@ class TrainSettings(StageSettings):
     """Train a LoRA adapter (or every weight) with sentence-transformers losses that use the hard negatives."""
 
     PIPELINE_FILLS: ClassVar[frozenset[str]] = frozenset({"output", "resume", "base_model"})
-    RUN_INPUTS: ClassVar[frozenset[str]] = frozenset({"train_data", "val_data", "general_data"})
+    RUN_INPUTS: ClassVar[frozenset[str]] = frozenset({"train_data", "val_data", "general_data", "preserve_data"})
 
     train_data: PathList = Field(min_length=1, description="Triplet or pair JSONL; repeat for mixed inputs.")
     output: Path = Field(description="Folder for the adapter (or model), training_info.json and a model card.")
@@ -35,6 +35,13 @@ class TrainSettings(StageSettings):
         "general_tolerance of the base model.",
     )
     general_tolerance: float = Field(0.01, ge=0, description="Largest allowed loss on each general_data file (Spearman or AP).")
+    preserve_data: PathList = Field(
+        (),
+        description="Files of general texts (queries, pairs or triplets, e.g. STS-B train) whose embeddings training keeps "
+        "near the base model's: a batch of them now and then, with a cosine-distance loss to the base model's vectors "
+        "(a seeded sample of at most as many texts as training rows).",
+    )
+    preserve_weight: float = Field(1.0, gt=0, description="Weight of the preserve_data loss against the training losses.")
     base_model: str | None = Field(None, description="Local folder or hub id; default: packaged all-MiniLM-L6-v2.")
     loss: tuple[LossName, ...] = Field(
         ("mnr",), min_length=1, description="One per kind of training file; repeat for mixed inputs (--loss mnr --loss online-contrastive)."

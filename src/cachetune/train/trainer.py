@@ -10,6 +10,7 @@ Under `torchrun --nproc_per_node N` the same code trains with DDP; only rank 0 w
 import json
 import math
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -19,9 +20,9 @@ from pathlib import Path
 
 from cachetune.errors import InputError
 from cachetune.models import TRAINING_INFO, ResolvedModel, files_sha256, resolve_base_model, save_adapter, weights_sha256
-from cachetune.records import Pair, read_labelled_pairs, write_json
-from cachetune.train.data import TrainingFile, read_training_file, to_dataset
-from cachetune.train.losses import LOSSES, LossOptions, loss_for, loss_options
+from cachetune.records import Pair, read_labelled_pairs, record_texts, write_json
+from cachetune.train.data import TrainingFile, preserve_dataset, read_training_file, to_dataset
+from cachetune.train.losses import LOSSES, LossOptions, loss_for, loss_options, preservation_loss
 from cachetune.train.model_card import model_card
 from cachetune.train.settings import LossName, TrainSettings
 
@@ -39,6 +40,7 @@ class Plan:
     file_losses: list[LossName]  # loss name per file
     loss_options: dict[LossName, LossOptions]  # per loss name, defaults filled in
     val_pairs: list[Pair] = field(default_factory=list)
+    preserve_texts: list[str] = field(default_factory=list)  # general texts whose embeddings stay near the base model's
 
 
 def plan(settings: TrainSettings) -> Plan:
@@ -73,7 +75,20 @@ def plan(settings: TrainSettings) -> Plan:
         raise InputError(f"{names}: validation needs pairs with label 1 and label 0, found {sorted(labels) or 'no pairs'}")
     _check_output(settings)
     base = resolve_base_model(settings.base_model)
-    return Plan(settings, base, files, file_losses, {name: loss_options(name, settings) for name in settings.loss}, val_pairs)
+    options = {name: loss_options(name, settings) for name in settings.loss}
+    return Plan(settings, base, files, file_losses, options, val_pairs, _preserve_texts(settings, sum(len(f.records) for f in files)))
+
+
+def _preserve_texts(settings: TrainSettings, limit: int) -> list[str]:
+    """The distinct texts of `preserve_data`, a seeded sample of at most `limit` (so they take at most half the steps)."""
+    texts = {}
+    for path in settings.preserve_data:
+        found = record_texts(path)
+        if not found:
+            raise InputError(f"{path}: no texts to preserve")
+        texts.update(dict.fromkeys(found))
+    distinct = list(texts)
+    return random.Random(settings.seed).sample(distinct, limit) if len(distinct) > limit else distinct
 
 
 def _check_output(settings: TrainSettings) -> None:
@@ -149,6 +164,8 @@ def train(settings: TrainSettings, command: list[str] | None = None) -> dict:
     torch.manual_seed(settings.seed)
     model = SentenceTransformer(work.base.location)
     model.max_seq_length = settings.max_seq_length
+    # The base model's vectors of the general texts, before any weight moves: what the preservation loss holds them to.
+    preserved = preserve_dataset(model, work.preserve_texts) if work.preserve_texts else None
     if settings.lora:
         from peft import LoraConfig, TaskType
 
@@ -170,6 +187,9 @@ def train(settings: TrainSettings, command: list[str] | None = None) -> dict:
         name = f"{number}_{file.path.stem}".replace(".", "_")
         datasets[name] = to_dataset(file, labelled_texts=loss_name == "hard-triplet")
         losses[name] = LOSSES[loss_name].build(model, settings, work.loss_options[loss_name], guide)
+    if preserved is not None:
+        datasets[f"{len(work.files)}_preserve"] = preserved
+        losses[f"{len(work.files)}_preserve"] = preservation_loss(model, settings.preserve_weight)
 
     steps_per_epoch = sum(math.ceil(len(dataset) / settings.batch_size) for dataset in datasets.values())
     total_steps = settings.max_steps or math.ceil(steps_per_epoch * settings.epochs)
@@ -281,7 +301,8 @@ def _training_info(
     hyperparameters = settings.record()
     for key in ("train_data", "val_data", "output", "resume", "base_model"):
         hyperparameters.pop(key)
-    hyperparameters["general_data"] = [general_set_name(path) for path in settings.general_data]
+    for key in ("general_data", "preserve_data"):
+        hyperparameters[key] = [general_set_name(path) for path in getattr(settings, key)]
     return {
         "cachetune_version": __version__,
         "base_model": {"name": work.base.name, "sha256": weights_sha256(work.base.location)},
@@ -300,6 +321,7 @@ def _training_info(
             {"file": file.path.name, "sha256": file.sha256, "kind": file.kind, "rows": len(file.records), "loss": loss}
             for file, loss in zip(work.files, work.file_losses)
         ],
+        "preserve_texts": len(work.preserve_texts),
         "val_data": (
             {
                 "files": [Path(p).name for p in settings.val_data],

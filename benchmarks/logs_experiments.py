@@ -12,7 +12,8 @@ benchmarks/experiments.py (benchmarks/measure.py), which the logs never contain.
   MNR on every weight for 3 epochs, the general guard on; three seeds per N.
 - variants, at N = 250 (against growth at 250): mined negatives the LLM judge calls "same question" dropped;
   paraphrases the judge does not call the same question dropped; GISTEmbed (the base model as a guide) instead of
-  MNR; the 1.5B model's paraphrases instead of the 0.5B's; the 1.5B model's paraphrases with its own look-alike
+  MNR; the 0.5B model's paraphrases with the domain's current prompt (to measure a new prompt); the 1.5B model's
+  paraphrases instead of the 0.5B's; the 1.5B model's paraphrases with its own look-alike
   questions (same topic, another question) as negatives beside mined ones. The judge is the 1.5B model, the one
   that agrees with human labels (the 0.5B judge is near chance); at ~0.75 s a pair on 2 cores, 250 queries' data
   is what fits.
@@ -26,16 +27,16 @@ import time
 from pathlib import Path
 
 from common import RESULTS, machine, save
-from measure import EXPERIMENTS, REPO, domain_data, mean_interval, score_model
+from measure import EXPERIMENTS, REPO, domain_data, generated, mean_interval, score_model
 
 from cachetune.pipeline import Run
 from cachetune.records import Pair, Query, Triplet, read_records, write_jsonl
-from cachetune.synth.generate import generate, planned_queries
+from cachetune.synth.generate import planned_queries
 from cachetune.synth.journal import progress_path
 from cachetune.synth.judge import judge
 from cachetune.synth.mine import mine
 from cachetune.synth.prompts import load_prompt
-from cachetune.synth.settings import GenerateSettings, JudgeSettings, MineSettings
+from cachetune.synth.settings import JudgeSettings, MineSettings
 from cachetune.train.settings import TrainSettings
 from cachetune.train.trainer import train
 
@@ -166,18 +167,11 @@ def llm_rows(logs: Logs, model: str, negatives: int, results: dict) -> Path:
     interruption), its report kept in results under the folder's name (model, prompt version, negatives or not)."""
     name = f"generate-{model.removeprefix('qwen2.5-coder-')}-{load_prompt(logs.domain).version}" + ("-negatives" if negatives else "")
     output = logs.work / name / ("triplets.jsonl" if negatives else "pairs.jsonl")
-    report_file = output.parent / "generate_report.json"
-    if not report_file.is_file():
+    queries = logs.work / f"queries-{VARIANT_SIZE}.jsonl"
+    if not queries.is_file():
         first = set(logs.order()[:VARIANT_SIZE])
-        queries = logs.work / f"queries-{VARIANT_SIZE}.jsonl"
         write_jsonl(queries, [q for path in logs.corpus for q in read_records(path, Query) if q.text in first])
-        generate(
-            GenerateSettings(
-                input=(queries,), output=output, model=model, negatives=negatives, paraphrases=3, batch_size=16,
-                max_tokens=(256 if logs.domain == "medical" else 192) * (2 if negatives else 1), resume=progress_path(output).exists(),
-            )
-        )  # fmt: skip
-    report = json.loads(report_file.read_text())
+    report = generated(logs.domain, queries, output, model=model, negatives=negatives, batch_size=16)
     made = {
         key: report[key] for key in ("queries", "rows", "rejects", "generation_seconds", "queries_per_minute", "model", "prompt_versions")
     }

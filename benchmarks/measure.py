@@ -5,6 +5,7 @@ precision 0.95 and retrieval recall@1 on each held-out test file, and on general
 MRPC: AP). Every distinct text is encoded once per model.
 """
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,6 +134,20 @@ def domain_data(domain: str) -> DomainData:
     )
 
 
+def generated(domain: str, queries: Path, output: Path, **options) -> dict:
+    """Three paraphrases per query (and `negatives` look-alikes) into `output`, unless the report beside it says that
+    was done; an interrupted run resumes. Returns the report."""
+    report_file = output.parent / "generate_report.json"
+    if not report_file.is_file():
+        max_tokens = LLM_MAX_TOKENS[domain] * (2 if options.get("negatives") else 1)
+        generate(
+            GenerateSettings(
+                input=(queries,), output=output, paraphrases=3, max_tokens=max_tokens, resume=progress_path(output).exists(), **options
+            )
+        )
+    return json.loads(report_file.read_text())
+
+
 def llm_paraphrase_triplets(domain: str, data: DomainData) -> Path:
     """The seed paper's synthetic data beside the labels: the 0.5B model's paraphrases of the training split's first
     texts (generated once, resumable), each (query, paraphrase) with negatives mined from the training queries as for
@@ -142,13 +157,7 @@ def llm_paraphrase_triplets(domain: str, data: DomainData) -> Path:
     if not triplets.is_file():
         firsts = {pair.query1 for pair in read_records(data.train_pairs, Pair)}
         write_jsonl(queries, [q for q in read_records(data.train_pairs.with_name("queries.train.jsonl"), Query) if q.text in firsts])
-        if not (paraphrases.parent / "generate_report.json").is_file():
-            generate(
-                GenerateSettings(
-                    input=(queries,), output=paraphrases, negatives=0, paraphrases=3, batch_size=32,
-                    max_tokens=LLM_MAX_TOKENS[domain], resume=progress_path(paraphrases).exists(),
-                )
-            )  # fmt: skip
+        generated(domain, queries, paraphrases, negatives=0, batch_size=32)
         corpus = (data.train_pairs.with_name("queries.train.jsonl"),)
         mine(MineSettings(input=paraphrases, corpus=corpus, output=triplets, num_negatives=2, range_min=3))
     return triplets

@@ -153,6 +153,9 @@ def test_bad_input_fails_before_any_model_is_loaded(no_model_loading, conala_tri
     with pytest.raises(InputError, match="validation needs pairs with label 1 and label 0"):
         train(settings(tmp_path / "o", conala_triplets, val_data=positives))
 
+    with pytest.raises(InputError, match=rf"{empty}: empty file"):
+        train(settings(tmp_path / "o", conala_triplets, preserve_data=(empty,)))
+
     with pytest.raises(ModelError, match="no such folder"):
         train(settings(tmp_path / "o", conala_triplets, base_model=str(tmp_path / "no-model")))
     assert not (tmp_path / "o").exists()
@@ -249,7 +252,7 @@ def test_preserve_data_holds_general_texts_near_the_base_model(conala_prepared, 
     write_jsonl(pairs, read_records(conala_prepared / "pairs.train.jsonl", Pair)[:192])
     held_out = record_texts(mrpc)[:200]  # general texts never preserved
 
-    def drift(**extra) -> tuple[float, float]:
+    def drift(**extra) -> tuple[dict, list[float]]:
         output = tmp_path / f"model-{len(extra)}"
         values = {"loss": ("online-contrastive",), "lora": False, "lr": 3e-4, "epochs": 1, "batch_size": 32, "seed": 3}
         info = train(settings(output, pairs, **values, **extra))

@@ -20,7 +20,16 @@ import json
 import time
 
 from common import RESULTS, machine, mpnet_model, save
-from measure import EXPERIMENTS, SECOND_PAIRS, DomainData, domain_data, llm_paraphrase_triplets, mean_interval, score_model
+from measure import (
+    EXPERIMENTS,
+    SECOND_PAIRS,
+    DomainData,
+    domain_data,
+    labelled_triplets,
+    llm_paraphrase_triplets,
+    mean_interval,
+    score_model,
+)
 
 from cachetune.models import load_encoder
 from cachetune.records import Pair, read_records
@@ -30,7 +39,7 @@ from cachetune.train.validation import PairValidation
 
 WIDE_LORA = {"lora_rank": 16, "lora_alpha": 32, "target_modules": ["query", "key", "value", "dense"]}
 V1_SETTINGS = {"loss": ["online-contrastive"], **WIDE_LORA, "lr": 5e-4, "epochs": 4, "batch_size": 32}
-# name -> (what it is, the data it reads, settings). Data: "pairs" | "mined" | "llm" | "second-pairs" | "more-second-pairs"
+# name -> (what it is, the data it reads, settings). Data: "pairs" | "mined" | "labelled" | "llm" | "second-pairs" | "more-second-pairs"
 # are training files; "preserve": STS-B train's texts held near the base model's vectors (preserve_data).
 RECIPES = {
     "oc-lora": ("v1 (shipped): OnlineContrastive on the labelled pairs, LoRA r16 on every linear layer, 4 epochs", ["pairs"], V1_SETTINGS),
@@ -80,6 +89,12 @@ RECIPES = {
         ["mined", "llm"],
         {"loss": ["mnr"], **WIDE_LORA, "lr": 3e-4, "epochs": 3, "batch_size": 64},
     ),
+    "mnr-lora+labelled": (
+        "mnr-lora's triplets plus triplets whose hard negative is the labelled non-duplicate of the same first text "
+        "(mqp's doctor-written look-alike; for medical RQE's training pairs too)",
+        ["mined", "labelled"],
+        {"loss": ["mnr"], **WIDE_LORA, "lr": 3e-4, "epochs": 3, "batch_size": 64},
+    ),
     "mnr+oc-lora": (
         "MNR on the mined triplets and OnlineContrastive on the labelled pairs together, LoRA r16 on every linear layer",
         ["mined", "pairs"],
@@ -121,6 +136,9 @@ def run_recipe(domain: str, data: DomainData, name: str, seed: int) -> dict:
         "pairs": lambda: data.train_pairs,
         "mined": lambda: data.mined,
         "llm": lambda: llm_paraphrase_triplets(domain, data),
+        "labelled": lambda: labelled_triplets(
+            tuple(path for path in (data.train_pairs, data.second_pairs) if path), data.mined.with_name("labelled-triplets.jsonl")
+        ),
         "second-pairs": lambda: data.second_pairs,
         "more-second-pairs": lambda: data.more_second_pairs,
     }

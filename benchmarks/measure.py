@@ -134,6 +134,23 @@ def domain_data(domain: str) -> DomainData:
     )
 
 
+def labelled_triplets(pairs: tuple[Path, ...], output: Path) -> Path:
+    """Triplets whose hard negative is a labelled non-duplicate of the anchor (mqp's doctor-written look-alike, RQE's
+    and prepare's negatives): every (first text, labelled duplicate, labelled non-duplicate) of the files, written once."""
+    if not output.is_file():
+        positives, negatives = {}, {}
+        for pair in (pair for path in pairs for pair in read_records(path, Pair)):
+            (positives if pair.label else negatives).setdefault(pair.query1, []).append(pair)
+        triplets = [
+            Triplet(anchor=anchor, positive=pos.query2, hard_negative=neg.query2, domain=pos.domain, source=f"{pos.source}-labelled")
+            for anchor, matches in positives.items()
+            for pos in matches
+            for neg in negatives.get(anchor, [])
+        ]
+        write_jsonl(output, triplets)
+    return output
+
+
 def generated(domain: str, queries: Path, output: Path, **options) -> dict:
     """Three paraphrases per query (and `negatives` look-alikes) into `output`, unless the report beside it says that
     was done; an interrupted run resumes. Returns the report."""

@@ -91,7 +91,7 @@ RECIPES = {
     ),
     "mnr-lora+labelled": (
         "mnr-lora's triplets plus triplets whose hard negative is the labelled non-duplicate of the same first text "
-        "(mqp's doctor-written look-alike; for medical RQE's training pairs too)",
+        "(medical: mqp's doctor-written look-alike and RQE's non-answers; programming: prepare's lexical look-alikes)",
         ["mined", "labelled"],
         {"loss": ["mnr"], **WIDE_LORA, "lr": 3e-4, "epochs": 3, "batch_size": 64},
     ),

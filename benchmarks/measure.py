@@ -136,18 +136,12 @@ def domain_data(domain: str) -> DomainData:
 
 def labelled_triplets(pairs: tuple[Path, ...], output: Path) -> Path:
     """Triplets whose hard negative is a labelled non-duplicate of the anchor (mqp's doctor-written look-alike, RQE's
-    and prepare's negatives): every (first text, labelled duplicate, labelled non-duplicate) of the files, written once."""
+    and prepare's negatives): `mine` with negatives_from labels on each file, written together once."""
     if not output.is_file():
-        positives, negatives = {}, {}
-        for pair in (pair for path in pairs for pair in read_records(path, Pair)):
-            (positives if pair.label else negatives).setdefault(pair.query1, []).append(pair)
-        triplets = [
-            Triplet(anchor=anchor, positive=pos.query2, hard_negative=neg.query2, domain=pos.domain, source=f"{pos.source}-labelled")
-            for anchor, matches in positives.items()
-            for pos in matches
-            for neg in negatives.get(anchor, [])
-        ]
-        write_jsonl(output, triplets)
+        parts = [output.with_name(f"{output.stem}-{number}.jsonl") for number in range(len(pairs))]
+        for path, part in zip(pairs, parts):
+            mine(MineSettings(input=path, negatives_from="labels", output=part))
+        write_jsonl(output, [triplet for part in parts for triplet in read_records(part, Triplet)])
     return output
 
 

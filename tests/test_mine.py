@@ -3,7 +3,9 @@ import json
 import numpy as np
 import pytest
 from pydantic import ValidationError
+from typer.testing import CliRunner
 
+from cachetune.cli import app
 from cachetune.errors import InputError
 from cachetune.models import load_model
 from cachetune.records import Pair, Query, Triplet, read_records
@@ -53,3 +55,22 @@ def test_mine_rejects_inputs_it_cannot_use(conala_prepared, tmp_path):
         MineSettings(
             input=negatives_only, corpus=conala_prepared / "queries.train.jsonl", output=tmp_path / "o.jsonl", range_min=50, range_max=10
         )
+
+
+def test_negatives_from_labels_join_each_duplicate_with_the_look_alikes_of_its_first_text(conala_prepared, conala_triplets, tmp_path):
+    pairs = read_records(conala_prepared / "pairs.train.jsonl", Pair)
+    args = ["mine", "--input", str(conala_prepared / "pairs.train.jsonl"), "--output", str(tmp_path / "labelled.jsonl")]
+    without_corpus = CliRunner().invoke(app, args)
+    assert without_corpus.exit_code == 1 and "corpus: at least one queries file" in without_corpus.output
+    done = CliRunner().invoke(app, [*args, "--negatives-from", "labels"])
+    assert done.exit_code == 0, done.output
+    report = json.loads((tmp_path / "labelled.report.json").read_text())
+    triplets = read_records(tmp_path / "labelled.jsonl", Triplet)
+    duplicates = {(p.query1, p.query2) for p in pairs if p.label == 1}
+    look_alikes = {(p.query1, p.query2) for p in pairs if p.label == 0}
+    assert all((t.anchor, t.positive) in duplicates and (t.anchor, t.hard_negative) in look_alikes for t in triplets)
+    expected = sum(sum(1 for first, _ in look_alikes if first == anchor) for anchor, _ in duplicates)
+    assert report["triplets"] == len(triplets) == len(set((t.anchor, t.positive, t.hard_negative) for t in triplets)) == expected > 100
+    assert report["pairs_without_negative"] == len({pair for pair in duplicates if pair not in {(t.anchor, t.positive) for t in triplets}})
+    with pytest.raises(InputError, match="needs labelled pairs, not triplets"):
+        mine(MineSettings(input=conala_triplets, negatives_from="labels", output=tmp_path / "o.jsonl"))

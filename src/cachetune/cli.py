@@ -237,9 +237,10 @@ def mine(settings: MineSettings) -> None:
     from cachetune.synth.mine import mine as run_mine
 
     report = run_mine(settings)
+    similarity = report.get("mean_negative_similarity")  # absent with negatives_from labels: nothing was ranked
     console.print(
-        f"{report['pairs']} pairs -> {report['triplets']} triplets ({report['pairs_without_negative']} pairs got none); "
-        f"mean cosine anchor-negative {report['mean_negative_similarity']}"
+        f"{report['pairs']} pairs -> {report['triplets']} triplets ({report['pairs_without_negative']} pairs got none)"
+        + (f"; mean cosine anchor-negative {similarity}" if similarity is not None else "")
     )
 
 

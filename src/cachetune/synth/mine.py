@@ -5,6 +5,10 @@ margin, num_negatives, top sampling), which has no notion of groups; we add that
 anchor's or the positive's group (the same Stack Overflow question, the same source question) is
 skipped, since it is likely the same intent. So are candidates ranked above `range_min` and candidates
 scoring within `margin` of the positive: both are more often unlabelled paraphrases than negatives.
+
+With `negatives_from: labels` nothing is mined: each same-intent pair is joined with every labelled non-duplicate
+of the same first text (CoNaLa's lexical look-alikes from `prepare`, mqp's doctor-written ones), so a ranking loss
+such as MNR can learn from the dataset's own look-alikes.
 """
 
 from pathlib import Path
@@ -30,19 +34,24 @@ def anchor_positive_pairs(kind: str, records: list) -> list[tuple[str, str, str]
 
 
 def mine(settings: MineSettings) -> dict:
-    """Mine negatives and write triplets (anchor, positive, mined negative).
+    """Mine negatives (or take the labelled ones) and write triplets (anchor, positive, negative).
 
     Returns:
         The report, also written beside the output as OUTPUT.report.json.
 
     Raises:
-        InputError: unreadable input or corpus, no same-intent pair, or a corpus smaller than `range_min` + 1.
+        InputError: unreadable input or corpus, no same-intent pair, a corpus smaller than `range_min` + 1, or
+            triplets as input with `negatives_from: labels`.
         ModelError: the ranking model cannot be loaded.
     """
     kind, records = read_pairs_or_triplets(settings.input)
     pairs = anchor_positive_pairs(kind, records)
     if not pairs:
         raise InputError(f"{settings.input}: no same-intent pairs to mine negatives for")
+    if settings.negatives_from == "labels":
+        if kind != "pairs":
+            raise InputError(f"{settings.input}: negatives_from labels needs labelled pairs, not triplets")
+        return finish(settings, labelled_negative_triplets(records), len(pairs))
     corpus = list({match_key(q.text): q for path in settings.corpus for q in read_records(path, Query)}.values())
     if len(corpus) <= settings.range_min:
         names = ", ".join(map(str, settings.corpus))
@@ -58,7 +67,7 @@ def mine(settings: MineSettings) -> dict:
     positive_vectors = encode([positive for _, positive, _ in pairs])
     positive_scores = np.einsum("ij,ij->i", anchor_vectors, positive_vectors)
 
-    triplets, without = [], 0
+    triplets = []
     model_name = settings.base_model or DEFAULT_BASE_MODEL
     source = f"mined:{Path(model_name).name if Path(model_name).exists() else model_name}"
     for start in range(0, len(pairs), CHUNK):
@@ -90,17 +99,41 @@ def mine(settings: MineSettings) -> dict:
                     )
                 )
                 found += 1
-            without += found == 0
+    return finish(
+        settings,
+        triplets,
+        len(pairs),
+        corpus_queries=len(corpus),
+        mean_negative_similarity=float(np.mean([t.similarity_score for t in triplets])) if triplets else None,
+        mean_positive_similarity=float(positive_scores.mean()),
+    )
+
+
+def labelled_negative_triplets(pairs: list) -> list[Triplet]:
+    """(first text, labelled duplicate, labelled non-duplicate of the same first text) for every such combination,
+    by first text."""
+    duplicates, negatives = {}, {}
+    for pair in pairs:
+        (duplicates if pair.label == 1 else negatives).setdefault(pair.query1, {}).setdefault(pair.query2, pair)
+    return [
+        Triplet(anchor=anchor, positive=positive, hard_negative=negative, domain=pair.domain, source=f"{pair.source}-labelled")
+        for anchor, positives in duplicates.items()
+        for positive, pair in positives.items()
+        for negative in negatives.get(anchor, {})
+    ]
+
+
+def finish(settings: MineSettings, triplets: list[Triplet], pairs: int, **counts) -> dict:
+    """Write the triplets, and the report beside them."""
     write_jsonl(settings.output, triplets)
     report = {
         "input": str(settings.input),
+        "negatives_from": settings.negatives_from,
         "corpus": [str(path) for path in settings.corpus],
-        "pairs": len(pairs),
-        "corpus_queries": len(corpus),
+        "pairs": pairs,
         "triplets": len(triplets),
-        "pairs_without_negative": without,
-        "mean_negative_similarity": float(np.mean([t.similarity_score for t in triplets])) if triplets else None,
-        "mean_positive_similarity": float(positive_scores.mean()),
+        "pairs_without_negative": pairs - len({(t.anchor, t.positive) for t in triplets}),
+        **counts,
         "settings": settings.record(),
     }
     write_json(Path(settings.output).with_name(Path(settings.output).stem + ".report.json"), report)

@@ -72,15 +72,19 @@ class JudgeSettings(LlmSettings):
 
 
 class MineSettings(StageSettings):
-    """Hard negatives for same-intent pairs, mined from real queries by embedding similarity (other groups only)."""
+    """Hard negatives for same-intent pairs, mined from real queries by embedding similarity (other groups only), or
+    taken from the input's own labelled non-duplicates."""
 
     PIPELINE_FILLS: ClassVar[frozenset[str]] = frozenset({"output", "base_model"})
     RUN_INPUTS: ClassVar[frozenset[str]] = frozenset({"input", "corpus"})
 
     input: Path = Field(description="Labelled pairs (label 1 used) or triplets (anchor and positive used).")
-    corpus: PathList = Field(
-        min_length=1, description="queries.*.jsonl: where negatives come from (with their groups); repeat for several."
+    negatives_from: Literal["corpus", "labels"] = Field(
+        "corpus",
+        description="corpus: mined by similarity from --corpus; labels: every label-0 pair of the input with the same "
+        "first text (the dataset's own look-alikes), no model.",
     )
+    corpus: PathList = Field((), description="queries.*.jsonl: where negatives come from (with their groups); repeat for several.")
     output: Path = Field(description="Triplets JSONL; a .report.json goes beside it.")
     base_model: str | None = Field(None, description="Model that ranks candidates; default: packaged all-MiniLM-L6-v2.")
     num_negatives: int = Field(3, ge=1, description="Negatives per pair.")
@@ -90,7 +94,9 @@ class MineSettings(StageSettings):
     batch_size: int = Field(64, ge=1, description="Texts per encoding batch.")
 
     @model_validator(mode="after")
-    def _range(self) -> "MineSettings":
+    def _coherent(self) -> "MineSettings":
         if self.range_min >= self.range_max:
             raise ValueError(f"range_min ({self.range_min}) must be below range_max ({self.range_max})")
+        if self.negatives_from == "corpus" and not self.corpus:
+            raise ValueError("corpus: at least one queries file is needed to mine from (or negatives_from: labels)")
         return self

@@ -103,6 +103,8 @@ def test_mixed_triplets_and_pairs_train_with_a_loss_each(conala_triplets, conala
     pairs = conala_prepared / "pairs.train.jsonl"
     info = train(settings(tmp_path / "mixed", conala_triplets, pairs, loss=("mnr", "online-contrastive"), batch_size=32, tensorboard=True))
     assert [(d["kind"], d["loss"]) for d in info["train_data"]] == [("triplets", "mnr"), ("pairs", "online-contrastive")]
+    # each file by its folder and name: no machine path, and two runs' same-named files stay apart
+    assert [d["file"] for d in info["train_data"]] == [f"{pairs.parent.name}/{conala_triplets.name}", f"{pairs.parent.name}/{pairs.name}"]
     rows = [d["rows"] for d in info["train_data"]]
     assert info["steps"] >= sum(-(-n // 32) for n in rows) - 1
     assert list((tmp_path / "mixed" / "tensorboard").rglob("events.out.tfevents.*"))

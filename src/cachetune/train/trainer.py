@@ -293,7 +293,7 @@ def _training_info(
     import transformers
 
     from cachetune import __version__
-    from cachetune.train.validation import general_set_name
+    from cachetune.train.validation import file_label
 
     state = trainer.state
     settings = work.settings
@@ -302,7 +302,7 @@ def _training_info(
     for key in ("train_data", "val_data", "output", "resume", "base_model"):
         hyperparameters.pop(key)
     for key in ("general_data", "preserve_data"):
-        hyperparameters[key] = [general_set_name(path) for path in getattr(settings, key)]
+        hyperparameters[key] = [file_label(path) for path in getattr(settings, key)]
     return {
         "cachetune_version": __version__,
         "base_model": {"name": work.base.name, "sha256": weights_sha256(work.base.location)},
@@ -318,13 +318,13 @@ def _training_info(
             else {"type": "full"}
         ),
         "train_data": [
-            {"file": file.path.name, "sha256": file.sha256, "kind": file.kind, "rows": len(file.records), "loss": loss}
+            {"file": file_label(file.path), "sha256": file.sha256, "kind": file.kind, "rows": len(file.records), "loss": loss}
             for file, loss in zip(work.files, work.file_losses)
         ],
         "preserve_texts": len(work.preserve_texts),
         "val_data": (
             {
-                "files": [Path(p).name for p in settings.val_data],
+                "files": [file_label(path) for path in settings.val_data],
                 "pairs": len(work.val_pairs),
                 "sha256": files_sha256(list(settings.val_data)),
             }

@@ -62,8 +62,9 @@ class PairValidation(SentenceEvaluator):
         return metrics
 
 
-def general_set_name(path: Path) -> str:
-    """A general file by its folder and name: how the guard reports it, with no path of the machine that trained."""
+def file_label(path: Path) -> str:
+    """A file by its folder and name (`mine-train/triplets.jsonl`): how training reports its files, with no path of
+    the machine that trained and no two files of a run under one name."""
     return f"{Path(path).parent.name}/{Path(path).name}"
 
 
@@ -71,7 +72,7 @@ class GeneralValidation:
     """General-domain quality, per file: Spearman on graded pairs (STS-B), else average precision (MRPC)."""
 
     def __init__(self, files: tuple[Path, ...]) -> None:
-        self.sets = {general_set_name(path): read_records(path, Pair) for path in files}
+        self.sets = {file_label(path): read_records(path, Pair) for path in files}
 
     def __call__(self, model) -> dict[str, float]:
         texts = [text for pairs in self.sets.values() for pair in pairs for text in (pair.query1, pair.query2)]

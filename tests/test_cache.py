@@ -152,8 +152,11 @@ def test_hnsw_conversion_leaves_every_entry_reachable():
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     index = AnnIndex(384, HnswConfig(connectivity=32, expansion_add=128))  # a cheaper graph than the default, as exposed
     index.add_many(np.arange(20_000), vectors)
-    unreachable = [key for key, vector in enumerate(vectors) if index.search(vector, 1)[0][0] != key]
-    assert unreachable == []
+    # usearch's batch search walks the same graph as one search per entry, in a seventh of the time; with the
+    # two-thread insert it finds the 5 unreachable entries
+    found = index._index.search(vectors, 1).keys[:, 0]
+    assert np.flatnonzero(found != np.arange(20_000)).tolist() == []
+    assert [key for key, _ in index.search(vectors[123], 1)] == [123]
 
 
 def test_store_persists_and_switches_to_hnsw(tmp_path, clock):

@@ -357,9 +357,13 @@ def parity_benchmark() -> list[dict]:
 def markdown(results: dict) -> str:
     lines = [f"# cache speed, memory and parity ({results['machine']['cpus']} CPUs, no GPU; each section names its CPU)", ""]
     cpu_of = results.get("cpu_of_section", {})  # sections are re-measured one at a time, sometimes on another CPU kind
+
+    def on(section: str) -> str:
+        return f" on {cpu_of.get(section, 'an unrecorded CPU')}"
+
     if "http" in results:
         lines += [
-            f"## HTTP check over loopback (shipped programming adapter, 1,000 stored real queries, half the checks hits) on {cpu_of.get('http', 'an unrecorded CPU')}",
+            "## HTTP check over loopback (shipped programming adapter, 1,000 stored real queries, half the checks hits)" + on("http"),
             "",
             "Client and server share the machine's cores. Targets: 1 client p50 <= 5 ms and p99 <= 10 ms; 16 clients >= 250",
             "checks/s with p99 <= 50 ms. The server keeps the objects it made at start (the models') out of the garbage",
@@ -378,7 +382,7 @@ def markdown(results: dict) -> str:
         lines.append("")
     if "stores" in results:
         lines += [
-            f"## Store lookup (random unit vectors; 8 threads in one process) on {cpu_of.get('stores', 'an unrecorded CPU')}",
+            "## Store lookup (random unit vectors; 8 threads in one process)" + on("stores"),
             "",
             "| store | entries | 1 thread p50 ms | p99 ms | 8 threads p50 ms | p99 ms | lookups/s | recall@1 | MB per 100K entries |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -393,7 +397,7 @@ def markdown(results: dict) -> str:
         lines.append("")
     if "ann" in results:
         lines += [
-            f"## HNSW (usearch): recall@1 against exact search, lookup latency, build and memory on {cpu_of.get('ann', 'an unrecorded CPU')}",
+            "## HNSW (usearch): recall@1 against exact search, lookup latency, build and memory" + on("ann"),
             "",
             "Realistic vectors: see `realistic_vectors` in this script. Recall@1: the result's similarity equals the exact best.",
             "Target at 1M realistic entries: recall@1 >= 0.99, p99 <= 10 ms.",
@@ -409,7 +413,7 @@ def markdown(results: dict) -> str:
         lines.append("")
     if "encoders" in results:
         lines += [
-            f"## Encoders per domain (fresh process each) on {cpu_of.get('encoders', 'an unrecorded CPU')}",
+            "## Encoders per domain (fresh process each)" + on("encoders"),
             "",
             "| encoder | torch mode | adapter domains | RSS for encoders (MiB) | peak RSS (MiB) | encode p50 ms | encode p99 ms |",
             "|---|---|---|---:|---:|---:|---:|",
@@ -422,7 +426,7 @@ def markdown(results: dict) -> str:
         lines.append("")
     if "parity" in results:
         lines += [
-            f"## Encoder parity: pair AP on held-out test pairs (targets: int8 within 0.005 of torch; fp32 cosine >= 0.9999) on {cpu_of.get('parity', 'an unrecorded CPU')}",
+            "## Encoder parity: pair AP on held-out test pairs (targets: int8 within 0.005 of torch; fp32 cosine >= 0.9999)" + on("parity"),
             "",
             "| adapter | test | pairs | AP torch | AP onnx | AP onnx-int8 | fp32 cosine min | int8 cosine mean / min |",
             "|---|---|---:|---:|---:|---:|---:|---:|",

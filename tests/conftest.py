@@ -46,16 +46,12 @@ def conala_prepared(shared_data, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def conala_triplets(conala_prepared) -> Path:
-    """Triplets from the real pairs: a rewrite as positive, the lexical negative of the same query as negative."""
-    from cachetune.records import Pair, Triplet, read_records, write_jsonl
+    """Triplets from the real pairs, as `mine` builds them with `negatives_from: labels`: a rewrite as positive, the
+    lexical negative of the same query as negative."""
+    from cachetune.records import Pair, read_records, write_jsonl
+    from cachetune.synth.mine import labelled_negative_triplets
 
-    pairs = read_records(conala_prepared / "pairs.train.jsonl", Pair)
-    negative_of = {pair.query1: pair.query2 for pair in pairs if pair.label == 0}
-    triplets = [
-        Triplet(anchor=p.query1, positive=p.query2, hard_negative=negative_of[p.query1], domain="programming", source="conala")
-        for p in pairs
-        if p.label == 1 and p.query1 in negative_of
-    ]
+    triplets = labelled_negative_triplets(read_records(conala_prepared / "pairs.train.jsonl", Pair))
     path = conala_prepared / "triplets.train.jsonl"
     write_jsonl(path, triplets)
     return path
@@ -99,7 +95,7 @@ def general_pairs(shared_data, tmp_path_factory) -> tuple[Path, Path]:
     files = []
     for source, name in (("stsb", "stsb-sts-dev.tsv"), ("mrpc", "msr_paraphrase_train.txt")):
         settings = PrepareSettings(
-            source=source, input=str(shared_data / "general" / name), output=folder / source, max_chars=400, max_queries=300, val=0, test=1
+            source=source, input=str(shared_data / "general" / name), output=folder / source, max_chars=400, max_queries=150, val=0, test=1
         )
         prepare(settings)
         files.append(folder / source / "pairs.test.jsonl")

@@ -13,7 +13,7 @@ import torch
 from cachetune.cli import flag
 from cachetune.errors import InputError
 from cachetune.models import DEFAULT_BASE_MODEL, ModelError, load_model
-from cachetune.records import Pair, read_records, write_jsonl
+from cachetune.records import Pair, Triplet, read_records, write_jsonl
 from cachetune.settings import build
 from cachetune.train.data import read_training_file, to_dataset
 from cachetune.train.losses import LOSSES, loss_options
@@ -100,11 +100,13 @@ def test_every_loss_trains(loss, conala_triplets, conala_prepared, tmp_path):
 
 
 def test_mixed_triplets_and_pairs_train_with_a_loss_each(conala_triplets, conala_prepared, tmp_path):
-    pairs = conala_prepared / "pairs.train.jsonl"
-    info = train(settings(tmp_path / "mixed", conala_triplets, pairs, loss=("mnr", "online-contrastive"), batch_size=32, tensorboard=True))
+    triplets, pairs = tmp_path / "data" / "triplets.jsonl", tmp_path / "data" / "pairs.jsonl"
+    write_jsonl(triplets, read_records(conala_triplets, Triplet)[:96])  # an epoch of each file in a few steps
+    write_jsonl(pairs, read_records(conala_prepared / "pairs.train.jsonl", Pair)[:192])
+    info = train(settings(tmp_path / "mixed", triplets, pairs, loss=("mnr", "online-contrastive"), batch_size=32, tensorboard=True))
     assert [(d["kind"], d["loss"]) for d in info["train_data"]] == [("triplets", "mnr"), ("pairs", "online-contrastive")]
     # each file by its folder and name: no machine path, and two runs' same-named files stay apart
-    assert [d["file"] for d in info["train_data"]] == [f"{pairs.parent.name}/{conala_triplets.name}", f"{pairs.parent.name}/{pairs.name}"]
+    assert [d["file"] for d in info["train_data"]] == ["data/triplets.jsonl", "data/pairs.jsonl"]
     rows = [d["rows"] for d in info["train_data"]]
     assert info["steps"] >= sum(-(-n // 32) for n in rows) - 1
     assert list((tmp_path / "mixed" / "tensorboard").rglob("events.out.tfevents.*"))
@@ -235,6 +237,7 @@ def test_general_guard_scales_the_update_back_until_general_quality_holds(conala
     by_scale = {c["scale"]: c for c in guard["candidates"]}
     assert set(by_scale) == {1.0, 0.8, 0.6, 0.4, 0.2, 0.0} and by_scale[0.0]["general"] == guard["base"]  # scale 0 is the base
     chosen = by_scale[guard["chosen_scale"]]
+    assert not by_scale[1.0]["passes"] and guard["chosen_scale"] < 1.0  # this lr costs general quality: pulled back
     assert chosen["passes"] and all(
         chosen["general"][name] >= guard["base"][name] - 0.002 for name in guard["base"]
     )  # within tolerance on every general set

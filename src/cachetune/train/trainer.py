@@ -236,20 +236,26 @@ def train(settings: TrainSettings, command: list[str] | None = None) -> dict:
         write_json(checkpoints / SETTINGS_FILE, settings.record())
     resume_from = last_complete_checkpoint(checkpoints) if settings.resume else None
     run = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    if not trainer.is_world_process_zero():
-        return {}
-
-    scaling = _pull_towards_base(model, start, evaluator, general, base_general, settings) if general else None
-    final_validation = evaluator(model) if evaluator else None
-    if settings.lora:
-        save_adapter(model, output, work.base.name)
-    else:
-        model.save(str(output))
-    info = _training_info(work, trainer, run.metrics, trainable, total, base_validation, final_validation, resume_from, started, command)
-    info["general_guard"] = scaling
-    write_json(output / TRAINING_INFO, info)
-    (output / "README.md").write_text(model_card(info))
-    shutil.rmtree(checkpoints, ignore_errors=True)
+    info = {}
+    if trainer.is_world_process_zero():
+        scaling = _pull_towards_base(model, start, evaluator, general, base_general, settings) if general else None
+        final_validation = evaluator(model) if evaluator else None
+        if settings.lora:
+            save_adapter(model, output, work.base.name)
+        else:
+            model.save(str(output))
+        info = _training_info(
+            work, trainer, run.metrics, trainable, total, base_validation, final_validation, resume_from, started, command
+        )
+        info["general_guard"] = scaling
+        write_json(output / TRAINING_INFO, info)
+        (output / "README.md").write_text(model_card(info))
+        shutil.rmtree(checkpoints, ignore_errors=True)
+    if distributed and torch.distributed.is_initialized():
+        # Every rank waits for rank 0's writing, then all leave the group together: a worker that exits while gloo's
+        # threads still run aborts ("terminate called without an active exception") and fails the whole torchrun.
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
     return info
 
 

@@ -13,7 +13,8 @@ benchmarks/experiments.py (benchmarks/measure.py), which the logs never contain.
 - variants, at N = 250 (against growth at 250): mined negatives the LLM judge calls "same question" dropped;
   paraphrases the judge does not call the same question dropped; GISTEmbed (the base model as a guide) instead of
   MNR; the 0.5B model's paraphrases with the domain's current prompt (to measure a new prompt); the 1.5B model's
-  paraphrases instead of the 0.5B's; the 1.5B model's paraphrases with its own look-alike
+  paraphrases instead of the 0.5B's; the 0.5B model's paraphrases trained 1 epoch instead of 3, or with negatives
+  mined further down the base model's ranking (false negatives are rarer there); the 1.5B model's paraphrases with its own look-alike
   questions (same topic, another question) as negatives beside mined ones. The judge is the 1.5B model, the one
   that agrees with human labels (the 0.5B judge is near chance); at ~0.75 s a pair on 2 cores, 250 queries' data
   is what fits.
@@ -74,11 +75,15 @@ class Logs:
             write_jsonl(target, [p for p in read_records(generated, Pair) if p.query1 in first])
         return target
 
-    def mined(self, pairs: Path) -> Path:
-        """Negatives for each (query, paraphrase), mined from the other logged queries."""
-        target = pairs.with_name(pairs.stem + ".mined.jsonl")
+    def mined(self, pairs: Path, ranks: tuple[int, int] = (3, 30)) -> Path:
+        """Negatives for each (query, paraphrase), mined from the other logged queries ranked `ranks` by the base model."""
+        target = pairs.with_name(pairs.stem + (".mined.jsonl" if ranks == (3, 30) else f".mined-{ranks[0]}-{ranks[1]}.jsonl"))
         if not target.is_file():
-            mine(MineSettings(input=pairs, corpus=self.corpus, output=target, num_negatives=1, range_min=3, range_max=30, margin=0.05))
+            mine(
+                MineSettings(
+                    input=pairs, corpus=self.corpus, output=target, num_negatives=1, range_min=ranks[0], range_max=ranks[1], margin=0.05
+                )
+            )
         return target
 
 
@@ -199,7 +204,16 @@ def larger_model_lookalikes(logs: Logs, results: dict) -> Path:
     return combined
 
 
-VARIANTS = ("judge-negatives", "judge-paraphrases", "gist", "prompt", "larger-llm", "larger-llm-lookalikes")
+VARIANTS = (
+    "judge-negatives",
+    "judge-paraphrases",
+    "gist",
+    "prompt",
+    "one-epoch",
+    "distant-negatives",
+    "larger-llm",
+    "larger-llm-lookalikes",
+)
 
 
 def variants_part(logs: Logs, data, results: dict, seeds: list[int], chosen: list[str]) -> None:
@@ -227,6 +241,16 @@ def variants_part(logs: Logs, data, results: dict, seeds: list[int], chosen: lis
         "larger-llm": (
             f"1.5B paraphrases, prompt {version} ({VARIANT_SIZE})",
             lambda: logs.mined(llm_paraphrases(logs, LARGER_MODEL, results)),
+            {},
+        ),
+        "one-epoch": (
+            f"0.5B paraphrases, prompt {version}, 1 epoch instead of 3 ({VARIANT_SIZE})",
+            lambda: logs.mined(llm_paraphrases(logs, SMALL_MODEL, results)),
+            {"epochs": 1},
+        ),
+        "distant-negatives": (
+            f"0.5B paraphrases, prompt {version}, negatives mined from ranks 30-100 instead of 3-30 ({VARIANT_SIZE})",
+            lambda: logs.mined(llm_paraphrases(logs, SMALL_MODEL, results), ranks=(30, 100)),
             {},
         ),
         "larger-llm-lookalikes": (

@@ -44,6 +44,7 @@ from cachetune.train.trainer import train
 SIZES = (250, 1000, 0)  # 0: every logged query
 VARIANT_SIZE = 250
 SMALL_MODEL, LARGER_MODEL = "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"
+MINED_RANKS = (3, 30)  # the base model's ranks negatives are mined from, as in configs/DOMAIN-logs.yaml
 JUDGE_MODEL = LARGER_MODEL
 RECIPE = {"loss": ["mnr"], "lora": False, "lr": 2e-5, "epochs": 3, "batch_size": 64}
 MAX_SEQ_LENGTH = {"programming": 64, "medical": 128}
@@ -75,9 +76,9 @@ class Logs:
             write_jsonl(target, [p for p in read_records(generated, Pair) if p.query1 in first])
         return target
 
-    def mined(self, pairs: Path, ranks: tuple[int, int] = (3, 30)) -> Path:
+    def mined(self, pairs: Path, ranks: tuple[int, int] = MINED_RANKS) -> Path:
         """Negatives for each (query, paraphrase), mined from the other logged queries ranked `ranks` by the base model."""
-        target = pairs.with_name(pairs.stem + (".mined.jsonl" if ranks == (3, 30) else f".mined-{ranks[0]}-{ranks[1]}.jsonl"))
+        target = pairs.with_name(pairs.stem + (".mined.jsonl" if ranks == MINED_RANKS else f".mined-{ranks[0]}-{ranks[1]}.jsonl"))
         if not target.is_file():
             mine(
                 MineSettings(
@@ -220,6 +221,7 @@ def variants_part(logs: Logs, data, results: dict, seeds: list[int], chosen: lis
     """Each chosen variant's LLM work is done (resumably) only when it is chosen. The judge and GIST variants read the
     logs run's own paraphrases (generate/pairs.jsonl: the 0.5B model, the prompt of its generate_report.json)."""
     paraphrases = lambda: logs.pairs_of_first(VARIANT_SIZE)  # noqa: E731
+    small_llm_paraphrases = lambda: llm_paraphrases(logs, SMALL_MODEL, results)  # noqa: E731
     version = load_prompt(logs.domain).version
     variants = {  # choice -> (name, training triplets, train overrides)
         "judge-negatives": (
@@ -235,7 +237,7 @@ def variants_part(logs: Logs, data, results: dict, seeds: list[int], chosen: lis
         "gist": (f"GISTEmbed guide ({VARIANT_SIZE})", lambda: logs.mined(paraphrases()), {"loss": ["gist"]}),
         "prompt": (
             f"0.5B paraphrases, prompt {version} ({VARIANT_SIZE})",
-            lambda: logs.mined(llm_paraphrases(logs, SMALL_MODEL, results)),
+            lambda: logs.mined(small_llm_paraphrases()),
             {},
         ),
         "larger-llm": (
@@ -245,12 +247,12 @@ def variants_part(logs: Logs, data, results: dict, seeds: list[int], chosen: lis
         ),
         "one-epoch": (
             f"0.5B paraphrases, prompt {version}, 1 epoch instead of 3 ({VARIANT_SIZE})",
-            lambda: logs.mined(llm_paraphrases(logs, SMALL_MODEL, results)),
+            lambda: logs.mined(small_llm_paraphrases()),
             {"epochs": 1},
         ),
         "distant-negatives": (
             f"0.5B paraphrases, prompt {version}, negatives mined from ranks 30-100 instead of 3-30 ({VARIANT_SIZE})",
-            lambda: logs.mined(llm_paraphrases(logs, SMALL_MODEL, results), ranks=(30, 100)),
+            lambda: logs.mined(small_llm_paraphrases(), ranks=(30, 100)),
             {},
         ),
         "larger-llm-lookalikes": (

@@ -44,7 +44,6 @@ from cachetune.train.trainer import train
 SIZES = (250, 1000, 0)  # 0: every logged query
 VARIANT_SIZE = 250
 SMALL_MODEL, LARGER_MODEL = "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"
-MINED_RANKS = (3, 30)  # the base model's ranks negatives are mined from, as in configs/DOMAIN-logs.yaml
 JUDGE_MODEL = LARGER_MODEL
 RECIPE = {"loss": ["mnr"], "lora": False, "lr": 2e-5, "epochs": 3, "batch_size": 64}
 MAX_SEQ_LENGTH = {"programming": 64, "medical": 128}
@@ -61,6 +60,8 @@ class Logs:
         self.corpus = tuple(self.folder / path for path in generate_settings.input)
         self.generate_settings = generate_settings.model_copy(update={"input": self.corpus})
         self.generated = self.folder / "generate" / "pairs.jsonl"
+        self.mine_settings = dict(self.run.stages)["mine-logs"]  # negatives per pair, ranks and margin: as the config mines
+        self.mined_ranks = (self.mine_settings.range_min, self.mine_settings.range_max)
         self.work = EXPERIMENTS / f"{domain}-logs"
 
     def order(self) -> list[str]:
@@ -76,15 +77,14 @@ class Logs:
             write_jsonl(target, [p for p in read_records(generated, Pair) if p.query1 in first])
         return target
 
-    def mined(self, pairs: Path, ranks: tuple[int, int] = MINED_RANKS) -> Path:
-        """Negatives for each (query, paraphrase), mined from the other logged queries ranked `ranks` by the base model."""
-        target = pairs.with_name(pairs.stem + (".mined.jsonl" if ranks == MINED_RANKS else f".mined-{ranks[0]}-{ranks[1]}.jsonl"))
+    def mined(self, pairs: Path, ranks: tuple[int, int] | None = None) -> Path:
+        """Negatives for each (query, paraphrase), mined from the other logged queries as the config's mine step does,
+        or from the base model's ranks `ranks` instead of the config's."""
+        ranks = ranks or self.mined_ranks
+        target = pairs.with_name(pairs.stem + (".mined.jsonl" if ranks == self.mined_ranks else f".mined-{ranks[0]}-{ranks[1]}.jsonl"))
         if not target.is_file():
-            mine(
-                MineSettings(
-                    input=pairs, corpus=self.corpus, output=target, num_negatives=1, range_min=ranks[0], range_max=ranks[1], margin=0.05
-                )
-            )
+            settings = self.mine_settings.model_dump() | {"input": pairs, "corpus": self.corpus, "output": target}
+            mine(MineSettings(**settings | {"range_min": ranks[0], "range_max": ranks[1]}))
         return target
 
 
@@ -251,7 +251,7 @@ def variants_part(logs: Logs, data, results: dict, seeds: list[int], chosen: lis
             {"epochs": 1},
         ),
         "distant-negatives": (
-            f"0.5B paraphrases, prompt {version}, negatives mined from ranks 30-100 instead of 3-30 ({VARIANT_SIZE})",
+            f"0.5B paraphrases, prompt {version}, negatives mined from ranks 30-100 instead of {'-'.join(map(str, logs.mined_ranks))} ({VARIANT_SIZE})",
             lambda: logs.mined(small_llm_paraphrases(), ranks=(30, 100)),
             {},
         ),

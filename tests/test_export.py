@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,13 @@ from cachetune.records import Query, read_records
 @pytest.fixture(scope="module")
 def real_queries(conala_prepared):
     return [query.text for query in read_records(conala_prepared / "queries.val.jsonl", Query)][:64]
+
+
+@pytest.fixture(scope="module")
+def onnx_export(adapter, tmp_path_factory) -> tuple[Path, dict]:
+    """The adapter exported to fp32 ONNX alone (no merged torch weights, no int8): the export's folder and its info."""
+    output = tmp_path_factory.mktemp("onnx-only")
+    return output, export_model(ExportSettings(model=str(adapter), output=output, merge=False, onnx=True, int8=False))
 
 
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -44,33 +52,32 @@ def test_merged_and_onnx_exports_match_the_adapter(adapter, real_queries, tmp_pa
     assert (tmp_path / "ex" / "onnx" / "model_int8.onnx").stat().st_size < 0.7 * (tmp_path / "ex" / "onnx" / "model.onnx").stat().st_size
 
 
-def test_evaluate_accepts_an_onnx_export(adapter, conala_prepared, tmp_path):
+def test_evaluate_accepts_an_onnx_export(adapter, onnx_export, conala_prepared, tmp_path):
     from cachetune.evaluate.run import EvaluateSettings, evaluate
 
-    export_model(ExportSettings(model=str(adapter), output=tmp_path / "ex", merge=False, onnx=True, int8=False))
+    folder, _ = onnx_export
     test = conala_prepared / "pairs.test.jsonl"
     common = {"test_data": (test,), "baseline": str(adapter), "bootstrap": 0, "speed": False}
-    report = evaluate(EvaluateSettings(model=str(tmp_path / "ex"), output=tmp_path / "report", **common))
+    report = evaluate(EvaluateSettings(model=str(folder), output=tmp_path / "report", **common))
     section = report["pairs"][0]
     assert section["tuned"]["ap"] == pytest.approx(section["baseline"]["ap"], abs=1e-3)
-    assert report["models"]["tuned"]["model_bytes"] == (tmp_path / "ex" / "onnx" / "model.onnx").stat().st_size
+    assert report["models"]["tuned"]["model_bytes"] == (folder / "onnx" / "model.onnx").stat().st_size
 
 
-def test_onnx_alone_needs_no_torch_weights(adapter, tmp_path):
-    info = export_model(ExportSettings(model=str(adapter), output=tmp_path / "onnx-only", merge=False, onnx=True, int8=False))
+def test_onnx_alone_needs_no_torch_weights(onnx_export):
+    folder, info = onnx_export
     assert info["files"] == ["onnx/model.onnx"]
-    assert not (tmp_path / "onnx-only" / "model.safetensors").exists()
-    assert OnnxEncoder.from_file(tmp_path / "onnx-only" / "onnx" / "model.onnx").encode(["reverse a list"]).shape == (1, 384)
+    assert not (folder / "model.safetensors").exists()
+    assert OnnxEncoder.from_file(folder / "onnx" / "model.onnx").encode(["reverse a list"]).shape == (1, 384)
 
 
-def test_parity_check_refuses_a_graph_that_disagrees_with_torch(adapter, tmp_path):
-    export_model(ExportSettings(model=str(adapter), output=tmp_path / "ex", merge=False, onnx=True, int8=False))
-    model = load_model(str(adapter))
-    reference = model.encode(PARITY_TEXTS, normalize_embeddings=True)
-    onnx_file = tmp_path / "ex" / "onnx" / "model.onnx"
-    assert _parity(onnx_file, tmp_path / "ex", 64, reference, strict=True)["min_cosine"] > 0.999
+def test_parity_check_refuses_a_graph_that_disagrees_with_torch(adapter, onnx_export):
+    folder, _ = onnx_export
+    reference = load_model(str(adapter)).encode(PARITY_TEXTS, normalize_embeddings=True)
+    onnx_file = folder / "onnx" / "model.onnx"
+    assert _parity(onnx_file, folder, 64, reference, strict=True)["min_cosine"] > 0.999
     with pytest.raises(ModelError, match="below 0.99; not written"):
-        _parity(onnx_file, tmp_path / "ex", 64, np.roll(reference, 1, axis=0), strict=True)
+        _parity(onnx_file, folder, 64, np.roll(reference, 1, axis=0), strict=True)
 
 
 def test_export_needs_something_to_write(adapter, tmp_path):

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from cachetune.errors import InputError
-from cachetune.pipeline import run_pipeline
+from cachetune.pipeline import Run, run_pipeline
 from cachetune.records import Triplet, read_records
 from cachetune.synth.journal import progress_path
 
@@ -93,7 +93,24 @@ def test_interrupted_generation_resumes_without_duplicates(shared_data, tmp_path
     assert len({(t.anchor, t.positive, t.hard_negative) for t in rows}) == len(rows)
 
 
-def test_a_reference_to_a_file_no_stage_wrote_is_an_error(shared_data, tmp_path):
-    config = write_config(tmp_path, shared_data, train_data=["mine-conala/nope.jsonl"])
-    with pytest.raises(InputError, match="'mine-conala/nope.jsonl' is not a file written by an earlier stage"):
-        run_pipeline(config, stages=("prepare", "train"))  # train's other inputs come from prepare
+def test_a_reference_to_a_file_no_stage_writes_is_refused_before_any_stage_runs(shared_data, tmp_path):
+    config = write_config(tmp_path, shared_data, train_data=["mine-conala/triplet.jsonl"])
+    with pytest.raises(
+        InputError,
+        match=r"tiny.yaml: train.train_data: 'mine-conala/triplet.jsonl' is not a file an earlier stage writes \(mine-conala/ holds triplets.jsonl\)",
+    ):
+        run_pipeline(config)
+    elsewhere = tmp_path / "labelled.jsonl"  # a file outside the run folder, by its absolute path
+    with pytest.raises(InputError, match=rf"tiny.yaml: train.train_data: {elsewhere}: no such file"):
+        run_pipeline(write_config(tmp_path, shared_data, train_data=[str(elsewhere)]))
+    assert not (tmp_path / "run").exists()
+    elsewhere.write_text("")
+    assert Run(write_config(tmp_path, shared_data, train_data=[str(elsewhere)])).stages  # once it is there, it is taken
+
+
+def test_a_file_missing_from_the_run_folder_is_an_error_when_its_reader_starts(shared_data, tmp_path):
+    config = write_config(tmp_path, shared_data, train_data=["prepare-conala/pairs.train.jsonl"])
+    run, _ = run_pipeline(config, stages=("prepare",))
+    (run.folder / "prepare-conala" / "pairs.train.jsonl").unlink()
+    with pytest.raises(InputError, match="'prepare-conala/pairs.train.jsonl' is not a file written by an earlier stage"):
+        run_pipeline(config, stages=("prepare", "train"))

@@ -127,7 +127,10 @@ def pipeline_config(tmp_path: Path, steps: dict) -> Path:
 
 def minimal_steps() -> dict:
     return {
-        "prepare": [{"name": "a", "source": "conala", "input": "conala.json"}],
+        "prepare": [
+            {"name": "first", "source": "conala", "input": "conala.json"},
+            {"name": "a", "source": "conala", "input": "conala.json"},
+        ],
         "generate": {"input": "prepare-a/queries.train.jsonl"},
         "mine": [{"name": "a", "input": "prepare-a/pairs.train.jsonl", "corpus": "prepare-a/queries.train.jsonl"}],
         "judge": [{"name": "a", "input": "mine-a/triplets.jsonl"}],
@@ -147,14 +150,18 @@ PIPELINE_STAGES = {
 
 
 def stage_settings(run: Run, kind: str):
-    return next(settings for folder, settings in run.stages if folder.split("-", 1)[0] == kind)
+    """The settings of the kind's step named `a` (or its only step)."""
+    return dict(run.stages)[kind if kind in ("generate", "train", "evaluate") else f"{kind}-a"]
+
+
+EARLIER_FILES = (Path("prepare-first/queries.val.jsonl"), Path("prepare-first/pairs.test.jsonl"))  # before every probed step
 
 
 @pytest.mark.parametrize("kind", list(PIPELINE_STAGES))
 def test_every_field_the_pipeline_does_not_fill_is_a_step_setting_with_the_same_default(kind, tmp_path):
     model = PIPELINE_STAGES[kind]
     steps = minimal_steps()
-    step = steps[kind][0] if isinstance(steps[kind], list) else steps[kind]
+    step = steps[kind][-1] if isinstance(steps[kind], list) else steps[kind]
     defaults = stage_settings(Run(pipeline_config(tmp_path, steps)), kind)
     for name, field in model.model_fields.items():
         if name not in model.PIPELINE_FILLS and not field.is_required() and name not in step:
@@ -163,6 +170,8 @@ def test_every_field_the_pipeline_does_not_fill_is_a_step_setting_with_the_same_
     changed = {name: other_value(name, field) for name, field in model.model_fields.items() if name not in model.PIPELINE_FILLS}
     if kind == "prepare":
         changed.update(source="jsonl", input="logs.jsonl")  # a real source, relative to data_root
+    for name in model.RUN_INPUTS:  # files an earlier stage writes
+        changed[name] = EARLIER_FILES if isinstance(changed[name], tuple) else EARLIER_FILES[0]
     step.update(
         {
             name: [str(v) for v in value] if isinstance(value, tuple) else str(value) if isinstance(value, Path) else value

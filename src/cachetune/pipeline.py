@@ -8,12 +8,12 @@
 
 A step in the YAML holds its stage's settings under the same names and defaults as the command's options
 (`cachetune train --help`), minus those the pipeline fills itself (output folders, resume, the run's
-`base_model`, the model to evaluate). Settings that name input files refer to files an earlier stage wrote,
-by their path inside the run folder (`prepare-conala/pairs.train.jsonl`). Each stage records a fingerprint
-of its settings and of its input files' bytes: a stage whose fingerprint did not change is skipped; one that
-was interrupted resumes (generate from its progress log, train from its last checkpoint); one whose settings
-or inputs changed starts again from nothing. Relative paths are relative to the config file;
-`$CACHETUNE_DATA_ROOT` overrides `data_root`.
+`base_model`, the model to evaluate). Settings that name input files refer to files an earlier stage writes,
+by their path inside the run folder (`prepare-conala/pairs.train.jsonl`); a name no earlier stage writes is refused
+when the config is loaded. Each stage records a fingerprint of its settings and of its input files' bytes: a stage
+whose fingerprint did not change is skipped; one that was interrupted resumes (generate from its progress log,
+train from its last checkpoint); one whose settings or inputs changed starts again from nothing. Relative paths are
+relative to the config file; `$CACHETUNE_DATA_ROOT` overrides `data_root`.
 """
 
 import hashlib
@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cachetune import __version__
 from cachetune.data.settings import PrepareSettings
+from cachetune.data.split import SPLITS
 from cachetune.errors import InputError
 from cachetune.evaluate.settings import EvaluateSettings
 from cachetune.models import files_sha256
@@ -79,6 +80,7 @@ class Run:
         self.folder = Path(run_dir or default_folder).resolve()
         self.log: list[tuple[str, str]] = []
         self.stages = list(self._plan())
+        self._check_references()
 
     def _plan(self):
         """(folder name, settings, fallback) per stage, in order; every step checked against its stage's model."""
@@ -113,6 +115,33 @@ class Run:
         yield "train", self._settings(TrainSettings, config.train, "train", output=model, resume=False, base_model=config.base_model)
         yield "evaluate", self._settings(EvaluateSettings, config.evaluate, "evaluate", output=self.folder / "evaluate", model=str(model))
 
+    def _check_references(self) -> None:
+        """Every run-folder reference names a file an earlier stage writes, and every absolute path a file that is
+        there: a typo fails before hours of generation."""
+        written: dict[str, set[str]] = {}  # an earlier stage's folder: the files it writes there
+        for name, settings in self.stages:
+            for field in sorted(settings.RUN_INPUTS):
+                for reference in _references(settings, field):
+                    if Path(reference).is_absolute():
+                        if not Path(reference).is_file():
+                            raise InputError(f"{self.config_path}: {name}.{field}: {reference}: no such file")
+                        continue
+                    folder, _, file = Path(reference).as_posix().partition("/")
+                    if file not in written.get(folder, ()):
+                        hint = (
+                            f"{folder}/ holds {', '.join(sorted(written[folder]))}"
+                            if folder in written
+                            else f"earlier stages: {', '.join(written)}"
+                        )
+                        raise InputError(
+                            f"{self.config_path}: {name}.{field}: '{reference}' is not a file an earlier stage writes ({hint})"
+                        )
+            output = Path(settings.output).relative_to(self.folder)
+            if isinstance(settings, PrepareSettings):
+                written[output.as_posix()] = {f"{kind}.{split}.jsonl" for kind in ("queries", "pairs") for split in SPLITS}
+            else:
+                written.setdefault(output.parts[0], set()).add(Path(*output.parts[1:]).as_posix())
+
     def _named(self, steps: list[Step], stage: str):
         """(name, the step without its name, where it is in the config) for a list of named steps."""
         for number, step in enumerate(steps):
@@ -137,8 +166,7 @@ class Run:
         """The files a stage reads that an earlier stage wrote, checked to be there."""
         files = []
         for field in sorted(settings.RUN_INPUTS):
-            value = getattr(settings, field)
-            for reference in value if isinstance(value, tuple) else [value] if value is not None else []:
+            for reference in _references(settings, field):
                 path = self.folder / reference
                 if not path.is_file():
                     raise InputError(f"pipeline: '{reference}' is not a file written by an earlier stage (looked for {path})")
@@ -184,6 +212,12 @@ class Run:
         self.log.append((name, "resumed and finished" if resume else "ran"))
 
 
+def _references(settings: StageSettings, field: str) -> list[str]:
+    """The run-folder references in one of a stage's input fields (a path, a tuple of paths or None)."""
+    value = getattr(settings, field)
+    return [str(reference) for reference in (value if isinstance(value, tuple) else [value] if value is not None else [])]
+
+
 def _load(path: Path) -> PipelineConfig:
     try:
         document = yaml.safe_load(path.read_text())
@@ -216,7 +250,8 @@ def run_pipeline(config_path: Path, run_dir: Path | None = None, stages: Collect
         The run (folder, stage log) and the evaluation report (None when evaluate was not run).
 
     Raises:
-        InputError: a malformed config or step (checked before any stage runs), or a missing input file.
+        InputError: a malformed config or step, or a reference to a file no earlier stage writes (checked before any
+            stage runs), or an input file missing from the run folder when its stage starts.
         ModelError, BackendError: from the stages.
     """
     run = Run(config_path, run_dir)

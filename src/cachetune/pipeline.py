@@ -28,8 +28,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cachetune import __version__
-from cachetune.data.settings import PrepareSettings
-from cachetune.data.split import SPLITS
+from cachetune.data.settings import SPLITS, PrepareSettings, split_file
 from cachetune.errors import InputError
 from cachetune.evaluate.settings import EvaluateSettings
 from cachetune.models import files_sha256
@@ -138,7 +137,7 @@ class Run:
                         )
             output = Path(settings.output).relative_to(self.folder)
             if isinstance(settings, PrepareSettings):
-                written[output.as_posix()] = {f"{kind}.{split}.jsonl" for kind in ("queries", "pairs") for split in SPLITS}
+                written[output.as_posix()] = {split_file(records, split) for records in ("queries", "pairs") for split in SPLITS}
             else:
                 written.setdefault(output.parts[0], set()).add(Path(*output.parts[1:]).as_posix())
 

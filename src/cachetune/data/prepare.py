@@ -12,9 +12,9 @@ from pathlib import Path
 
 from cachetune.data.clean import length_problem, near_duplicate_clusters
 from cachetune.data.negatives import lexical_negatives
-from cachetune.data.settings import PrepareSettings
+from cachetune.data.settings import SPLITS, PrepareSettings, split_file
 from cachetune.data.sources import SOURCES, SourceData, load_source
-from cachetune.data.split import SPLITS, assign_splits, component_labels
+from cachetune.data.split import assign_splits, component_labels
 from cachetune.errors import InputError
 from cachetune.records import Pair, Query, RejectLog, record_texts, rejects_path, write_json, write_jsonl
 from cachetune.text import clean_text, match_key, seeded_order
@@ -79,7 +79,7 @@ def prepare(settings: PrepareSettings) -> dict:
             for t in kept
             if split_of[component_of[t.group]] == split
         ]
-        write_jsonl(output / f"queries.{split}.jsonl", queries)
+        write_jsonl(output / split_file("queries", split), queries)
         report_splits[split] = {"queries": len(queries)}
         if data.pairs:
             split_pairs = [p for p in pairs if split_of.get(component_of[p.first.group]) == split]
@@ -92,7 +92,7 @@ def prepare(settings: PrepareSettings) -> dict:
                 negatives = lexical_negatives(records, groups)
                 negatives_added += len(negatives)
                 records += negatives
-            write_jsonl(output / f"pairs.{split}.jsonl", records)
+            write_jsonl(output / split_file("pairs", split), records)
             report_splits[split]["pairs"] = len(records)
             report_splits[split]["positive_pairs"] = sum(record.label for record in records)
     if data.pairs:

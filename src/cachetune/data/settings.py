@@ -8,6 +8,14 @@ from pydantic import Field, model_validator
 from cachetune.records import OnError
 from cachetune.settings import PathList, StageSettings
 
+SPLITS = ("train", "val", "test")
+
+
+def split_file(records: Literal["queries", "pairs"], split: str) -> str:
+    """The file, inside prepare's output folder, that holds one split of its queries or pairs: `pairs.train.jsonl`."""
+    return f"{records}.{split}.jsonl"
+
+
 SourceName = Literal["conala", "medquad", "staqc", "cosqa", "mqp", "rqe", "meqsum", "stsb", "mrpc", "jsonl", "csv", "text", "hf"]
 
 

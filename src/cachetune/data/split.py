@@ -10,8 +10,6 @@ from scipy.sparse.csgraph import connected_components
 from cachetune.errors import InputError
 from cachetune.text import seeded_order
 
-SPLITS = ("train", "val", "test")
-
 
 def component_labels(size: int, rows: list[int], cols: list[int]) -> list[int]:
     """Connected components of an undirected graph on `size` nodes, each labelled by its smallest node."""

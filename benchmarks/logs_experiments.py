@@ -15,7 +15,9 @@ benchmarks/experiments.py (benchmarks/measure.py), which the logs never contain.
   MNR; the 0.5B model's paraphrases with the domain's current prompt (to measure a new prompt); the 1.5B model's
   paraphrases instead of the 0.5B's; the 0.5B model's paraphrases trained 1 epoch instead of 3, or with negatives
   mined further down the base model's ranking (false negatives are rarer there); the 1.5B model's paraphrases with its own look-alike
-  questions (same topic, another question) as negatives beside mined ones. The judge is the 1.5B model, the one
+  questions (same topic, another question) as negatives beside mined ones; at every logged query (against growth at
+  all), the logged query nearest by TF-IDF as a second negative beside the mined one (a look-alike by words, as
+  prepare builds CoNaLa's labelled negatives, here without labels), 1 epoch instead of 3, or twice the learning rate. The judge is the 1.5B model, the one
   that agrees with human labels (the 0.5B judge is near chance); at ~0.75 s a pair on 2 cores, 250 queries' data
   is what fits.
 Results accumulate in results/experiments_logs_DOMAIN.{json,md}.
@@ -27,8 +29,10 @@ import random
 import time
 from pathlib import Path
 
+import numpy as np
 from common import RESULTS, machine, save
 from measure import EXPERIMENTS, REPO, domain_data, generated, mean_interval, score_model
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 from cachetune.pipeline import Run
 from cachetune.records import Pair, Query, Triplet, read_records, write_jsonl
@@ -38,6 +42,7 @@ from cachetune.synth.judge import judge
 from cachetune.synth.mine import mine
 from cachetune.synth.prompts import load_prompt
 from cachetune.synth.settings import JudgeSettings, MineSettings
+from cachetune.text import match_key
 from cachetune.train.settings import TrainSettings
 from cachetune.train.trainer import train
 
@@ -205,6 +210,31 @@ def larger_model_lookalikes(logs: Logs, results: dict) -> Path:
     return combined
 
 
+def lexical_lookalikes_beside_mined(logs: Logs, pairs: Path) -> Path:
+    """The mined triplets, and for each (query, paraphrase) a second triplet whose negative is the logged query
+    nearest to the query by TF-IDF cosine that is neither the query nor one of its paraphrases."""
+    combined = pairs.with_name(pairs.stem + ".mined-and-lexical.jsonl")
+    if not combined.is_file():
+        generated_pairs = list(dict.fromkeys((p.query1, p.query2, p.domain) for p in read_records(pairs, Pair) if p.label == 1))
+        texts = list({match_key(q.text): q.text for path in logs.corpus for q in read_records(path, Query)}.values())
+        own_texts: dict[str, set[str]] = {}
+        for query, paraphrase, _ in generated_pairs:
+            own_texts.setdefault(query, {match_key(query)}).add(match_key(paraphrase))
+        vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit(texts)
+        queries = sorted(own_texts)
+        scores = (vectorizer.transform(queries) @ vectorizer.transform(texts).T).toarray()
+        nearest = {}
+        for query, row in zip(queries, scores):
+            nearest[query] = next((texts[i] for i in np.argsort(-row)[:10] if match_key(texts[i]) not in own_texts[query]), None)
+        lexical = [
+            Triplet(anchor=query, positive=paraphrase, hard_negative=nearest[query], domain=domain, source="lexical")
+            for query, paraphrase, domain in generated_pairs
+            if nearest[query]
+        ]
+        write_jsonl(combined, read_records(logs.mined(pairs), Triplet) + lexical)
+    return combined
+
+
 VARIANTS = (
     "judge-negatives",
     "judge-paraphrases",
@@ -214,6 +244,9 @@ VARIANTS = (
     "distant-negatives",
     "larger-llm",
     "larger-llm-lookalikes",
+    "lexical-negatives",
+    "one-epoch-all",
+    "double-lr-all",
 )
 
 
@@ -259,6 +292,21 @@ def variants_part(logs: Logs, data, results: dict, seeds: list[int], chosen: lis
             f"1.5B paraphrases with its look-alikes and mined negatives, prompt {version} ({VARIANT_SIZE})",
             lambda: larger_model_lookalikes(logs, results),
             {},
+        ),
+        "lexical-negatives": (
+            f"TF-IDF look-alike negatives beside the mined ones, every logged query ({len(logs.order())})",
+            lambda: lexical_lookalikes_beside_mined(logs, logs.pairs_of_first(None)),
+            {},
+        ),
+        "one-epoch-all": (
+            f"1 epoch instead of 3, every logged query ({len(logs.order())})",
+            lambda: logs.mined(logs.pairs_of_first(None)),
+            {"epochs": 1},
+        ),
+        "double-lr-all": (
+            f"learning rate {2 * RECIPE['lr']:g} instead of {RECIPE['lr']:g}, every logged query ({len(logs.order())})",
+            lambda: logs.mined(logs.pairs_of_first(None)),
+            {"lr": 2 * RECIPE["lr"]},
         ),
     }
     for choice in chosen:

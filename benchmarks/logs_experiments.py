@@ -15,9 +15,10 @@ benchmarks/experiments.py (benchmarks/measure.py), which the logs never contain.
   MNR; the 0.5B model's paraphrases with the domain's current prompt (to measure a new prompt); the 1.5B model's
   paraphrases instead of the 0.5B's; the 0.5B model's paraphrases trained 1 epoch instead of 3, or with negatives
   mined further down the base model's ranking (false negatives are rarer there); the 1.5B model's paraphrases with its own look-alike
-  questions (same topic, another question) as negatives beside mined ones; at every logged query (against growth at
-  all), the logged query nearest by TF-IDF as a second negative beside the mined one (a look-alike by words, as
-  prepare builds CoNaLa's labelled negatives, here without labels), 1 epoch instead of 3, or twice the learning rate. The judge is the 1.5B model, the one
+  questions (same topic, another question) as negatives beside mined ones. At every logged query (against growth at
+  all): the logged query nearest by TF-IDF as a second negative beside the mined one (a look-alike by words, as
+  prepare builds CoNaLa's labelled negatives, here without labels), 1 epoch instead of 3, or twice the learning
+  rate. The judge is the 1.5B model, the one
   that agrees with human labels (the 0.5B judge is near chance); at ~0.75 s a pair on 2 cores, 250 queries' data
   is what fits.
 Results accumulate in results/experiments_logs_DOMAIN.{json,md}.
@@ -255,6 +256,8 @@ def variants_part(logs: Logs, data, results: dict, seeds: list[int], chosen: lis
     logs run's own paraphrases (generate/pairs.jsonl: the 0.5B model, the prompt of its generate_report.json)."""
     paraphrases = lambda: logs.pairs_of_first(VARIANT_SIZE)  # noqa: E731
     small_llm_paraphrases = lambda: llm_paraphrases(logs, SMALL_MODEL, results)  # noqa: E731
+    every_query_mined = lambda: logs.mined(logs.pairs_of_first(None))  # noqa: E731
+    every = len(logs.order())
     version = load_prompt(logs.domain).version
     variants = {  # choice -> (name, training triplets, train overrides)
         "judge-negatives": (
@@ -294,18 +297,18 @@ def variants_part(logs: Logs, data, results: dict, seeds: list[int], chosen: lis
             {},
         ),
         "lexical-negatives": (
-            f"TF-IDF look-alike negatives beside the mined ones, every logged query ({len(logs.order())})",
+            f"TF-IDF look-alike negatives beside the mined ones, every logged query ({every})",
             lambda: lexical_lookalikes_beside_mined(logs, logs.pairs_of_first(None)),
             {},
         ),
         "one-epoch-all": (
-            f"1 epoch instead of 3, every logged query ({len(logs.order())})",
-            lambda: logs.mined(logs.pairs_of_first(None)),
+            f"1 epoch instead of 3, every logged query ({every})",
+            every_query_mined,
             {"epochs": 1},
         ),
         "double-lr-all": (
-            f"learning rate {2 * RECIPE['lr']:g} instead of {RECIPE['lr']:g}, every logged query ({len(logs.order())})",
-            lambda: logs.mined(logs.pairs_of_first(None)),
+            f"learning rate {2 * RECIPE['lr']:g} instead of {RECIPE['lr']:g}, every logged query ({every})",
+            every_query_mined,
             {"lr": 2 * RECIPE["lr"]},
         ),
     }

@@ -36,6 +36,7 @@ from experiments import V1_SETTINGS
 from measure import EXPERIMENTS, REPO, domain_data, generated, mean_interval, score_model
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from cachetune.models import load_encoder
 from cachetune.pipeline import Run
 from cachetune.records import Pair, Query, Triplet, read_records, write_jsonl
 from cachetune.synth.generate import planned_queries
@@ -47,6 +48,7 @@ from cachetune.synth.settings import JudgeSettings, MineSettings
 from cachetune.text import match_key
 from cachetune.train.settings import TrainSettings
 from cachetune.train.trainer import train
+from cachetune.train.validation import pair_scores, vectors_of
 
 SIZES = (250, 1000, 0)  # 0: every logged query
 VARIANT_SIZE = 250
@@ -230,6 +232,19 @@ def larger_model_lookalike_pairs(logs: Logs, results: dict) -> Path:
     return pairs
 
 
+def base_filtered(pairs: Path) -> Path:
+    """The pairs less the "same" ones the base model scores below the median of the "different" ones: a paraphrase
+    the base finds less alike than a typical look-alike is, read side by side, mostly another question ("What are
+    the sources of hypertension? Is post-streptococcal one?" -> "what causes high blood pressure")."""
+    kept_file = pairs.with_name(pairs.stem + ".base-filtered.jsonl")
+    if not kept_file.is_file():
+        records = read_records(pairs, Pair)
+        scores = pair_scores(records, vectors_of(load_encoder(None), [t for p in records for t in (p.query1, p.query2)]))
+        bar = float(np.median([score for p, score in zip(records, scores) if p.label == 0]))
+        write_jsonl(kept_file, [p for p, score in zip(records, scores) if p.label == 0 or score >= bar])
+    return kept_file
+
+
 def lexical_lookalikes_beside_mined(logs: Logs, pairs: Path) -> Path:
     """The mined triplets, and for each (query, paraphrase) a second triplet whose negative is the logged query
     nearest to the query by TF-IDF cosine that is neither the query nor one of its paraphrases."""
@@ -269,6 +284,7 @@ VARIANTS = (
     "double-lr-all",
     "larger-llm-lookalikes-only",
     "larger-llm-pairs-oc-lora",
+    "larger-llm-pairs-oc-lora-base-filtered",
 )
 
 
@@ -326,6 +342,11 @@ def variants_part(logs: Logs, data, results: dict, seeds: list[int], chosen: lis
             f"1.5B paraphrases (same) and look-alikes (different) as pairs, the labelled recipe v1 (OnlineContrastive, "
             f"LoRA r16), prompt {version} ({VARIANT_SIZE})",
             lambda: larger_model_lookalike_pairs(logs, results),
+            {**V1_SETTINGS, "lora": True},
+        ),
+        "larger-llm-pairs-oc-lora-base-filtered": (
+            f"as the pairs above, less the paraphrases the base model scores below the look-alikes' median ({VARIANT_SIZE})",
+            lambda: base_filtered(larger_model_lookalike_pairs(logs, results)),
             {**V1_SETTINGS, "lora": True},
         ),
         "lexical-negatives": (

@@ -345,7 +345,8 @@ def variants_part(logs: Logs, data, results: dict, seeds: list[int], chosen: lis
             {**V1_SETTINGS, "lora": True},
         ),
         "larger-llm-pairs-oc-lora-base-filtered": (
-            f"as the pairs above, less the paraphrases the base model scores below the look-alikes' median ({VARIANT_SIZE})",
+            f"1.5B paraphrases and look-alikes as pairs for v1 as above, less the paraphrases the base model scores below "
+            f"the look-alikes' median, prompt {version} ({VARIANT_SIZE})",
             lambda: base_filtered(larger_model_lookalike_pairs(logs, results)),
             {**V1_SETTINGS, "lora": True},
         ),

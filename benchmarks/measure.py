@@ -18,12 +18,12 @@ from cachetune.metrics import average_precision, recall_at_precision
 from cachetune.models import load_encoder
 from cachetune.pipeline import run_pipeline
 from cachetune.records import Pair, Query, Triplet, read_records, write_jsonl
-from cachetune.replay import ReplaySet, replay_metrics, retrieval_recall_at_1
+from cachetune.replay import ReplaySet, pair_scores, replay_metrics, retrieval_recall_at_1
 from cachetune.synth.generate import generate
 from cachetune.synth.journal import progress_path
 from cachetune.synth.mine import mine
 from cachetune.synth.settings import GenerateSettings, MineSettings
-from cachetune.train.validation import GeneralValidation, pair_scores, vectors_of
+from cachetune.train.validation import GeneralValidation, vectors_of
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = REPO / "runs" / "experiments"

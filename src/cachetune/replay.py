@@ -110,6 +110,11 @@ def replay_metrics(replay: ReplaySet, vector_of: dict[str, np.ndarray], threshol
     }
 
 
+def pair_scores(pairs: list[Pair], vector_of: dict[str, np.ndarray]) -> np.ndarray:
+    """Cosine similarity of each pair's two texts (the vectors are L2-normalised)."""
+    return np.array([float(vector_of[p.query1] @ vector_of[p.query2]) for p in pairs])
+
+
 def retrieval_recall_at_1(pairs: list[Pair], vector_of: dict[str, np.ndarray]) -> float | None:
     """Each second text of a same-intent pair looks for a first text it is labelled with, among all first texts."""
     firsts = list(dict.fromkeys(pair.query1 for pair in pairs))

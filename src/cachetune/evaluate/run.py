@@ -19,7 +19,7 @@ from cachetune.evaluate.triplets import triplet_metrics
 from cachetune.metrics import check_labels
 from cachetune.models import DEFAULT_BASE_MODEL, load_encoder, resolve_model
 from cachetune.records import Pair, read_pairs_or_triplets, read_records
-from cachetune.replay import ReplaySet, replay_metrics, retrieval_recall_at_1
+from cachetune.replay import ReplaySet, pair_scores, replay_metrics, retrieval_recall_at_1
 
 MODELS = ("tuned", "baseline")
 
@@ -88,7 +88,7 @@ def evaluate(settings: EvaluateSettings) -> dict:
     if val_pairs:
         val_labels = np.array([pair.label for pair in val_pairs])
         for name in MODELS:
-            scores = _pair_scores(val_pairs, vector_of[name])
+            scores = pair_scores(val_pairs, vector_of[name])
             operating[name] = OperatingPoints.choose(val_labels, scores, settings.target_precision)
 
     report: dict = {
@@ -121,10 +121,6 @@ def _encode(encoder, texts: list[str]) -> np.ndarray:
     return np.asarray(encoder.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True), dtype=np.float32)
 
 
-def _pair_scores(pairs: list[Pair], vector_of: dict[str, np.ndarray]) -> np.ndarray:
-    return np.array([float(vector_of[p.query1] @ vector_of[p.query2]) for p in pairs])
-
-
 def _threshold(operating: dict, name: str) -> float | None:
     """The operating threshold: the lowest meeting the target precision on validation, else the best F0.5."""
     if name not in operating:
@@ -135,7 +131,7 @@ def _threshold(operating: dict, name: str) -> float | None:
 
 def _pairs_section(file: TestFile, vector_of: dict, operating: dict, settings: EvaluateSettings) -> dict:
     labels = np.array([pair.label for pair in file.records])
-    scores = {name: _pair_scores(file.records, vector_of[name]) for name in MODELS}
+    scores = {name: pair_scores(file.records, vector_of[name]) for name in MODELS}
     section = {"file": str(file.path), "pairs": len(labels), "positives": int(labels.sum())}
     for name in MODELS:
         result = {

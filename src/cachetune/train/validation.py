@@ -15,7 +15,7 @@ from sentence_transformers.sentence_transformer.evaluation import SentenceEvalua
 
 from cachetune.metrics import average_precision, recall_at_precision
 from cachetune.records import Pair, read_records
-from cachetune.replay import ReplaySet, replay_metrics
+from cachetune.replay import ReplaySet, pair_scores, replay_metrics
 
 TARGET_PRECISION = 0.95
 
@@ -25,10 +25,6 @@ def vectors_of(model, texts: list[str], batch_size: int = 64) -> dict[str, np.nd
     distinct = list(dict.fromkeys(texts))
     vectors = np.asarray(model.encode(distinct, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True), dtype=np.float32)
     return dict(zip(distinct, vectors))
-
-
-def pair_scores(pairs: list[Pair], vector_of: dict[str, np.ndarray]) -> np.ndarray:
-    return np.array([float(vector_of[p.query1] @ vector_of[p.query2]) for p in pairs])
 
 
 class PairValidation(SentenceEvaluator):

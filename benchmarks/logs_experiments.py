@@ -38,7 +38,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from cachetune.models import load_encoder
 from cachetune.pipeline import Run
-from cachetune.records import Pair, Query, Triplet, read_records, write_jsonl
+from cachetune.records import Pair, Query, Triplet, read_labelled_pairs, read_records, write_jsonl
+from cachetune.replay import pair_scores
 from cachetune.synth.generate import planned_queries
 from cachetune.synth.journal import progress_path
 from cachetune.synth.judge import judge
@@ -48,7 +49,7 @@ from cachetune.synth.settings import JudgeSettings, MineSettings
 from cachetune.text import match_key
 from cachetune.train.settings import TrainSettings
 from cachetune.train.trainer import train
-from cachetune.train.validation import pair_scores, vectors_of
+from cachetune.train.validation import vectors_of
 
 SIZES = (250, 1000, 0)  # 0: every logged query
 VARIANT_SIZE = 250
@@ -221,14 +222,8 @@ def larger_model_lookalike_pairs(logs: Logs, results: dict) -> Path:
     written = llm_rows(logs, LARGER_MODEL, 2, results)
     pairs = written.with_name("labelled-pairs.jsonl")
     if not pairs.is_file():
-        triplets = read_records(written, Triplet)
-        same = dict.fromkeys((t.anchor, t.positive, t.domain) for t in triplets)
-        different = dict.fromkeys((t.anchor, t.hard_negative, t.domain) for t in triplets)
-        write_jsonl(
-            pairs,
-            [Pair(query1=a, query2=b, label=1, domain=d, source="llm") for a, b, d in same]
-            + [Pair(query1=a, query2=b, label=0, domain=d, source="llm") for a, b, d in different],
-        )
+        # every "same" pair first, then every "different" one: the order the recorded runs trained on
+        write_jsonl(pairs, sorted(read_labelled_pairs([written]), key=lambda pair: -pair.label))
     return pairs
 
 
@@ -296,6 +291,7 @@ def variants_part(logs: Logs, data, results: dict, seeds: list[int], chosen: lis
     every_query_mined = lambda: logs.mined(logs.pairs_of_first(None))  # noqa: E731
     every = len(logs.order())
     version = load_prompt(logs.domain).version
+    v1_lora = {**V1_SETTINGS, "lora": True}  # RECIPE trains every weight; v1 is a LoRA recipe
     variants = {  # choice -> (name, training triplets, train overrides)
         "judge-negatives": (
             f"judge-filtered negatives ({VARIANT_SIZE})",
@@ -342,13 +338,13 @@ def variants_part(logs: Logs, data, results: dict, seeds: list[int], chosen: lis
             f"1.5B paraphrases (same) and look-alikes (different) as pairs, the labelled recipe v1 (OnlineContrastive, "
             f"LoRA r16), prompt {version} ({VARIANT_SIZE})",
             lambda: larger_model_lookalike_pairs(logs, results),
-            {**V1_SETTINGS, "lora": True},
+            v1_lora,
         ),
         "larger-llm-pairs-oc-lora-base-filtered": (
             f"1.5B paraphrases and look-alikes as pairs for v1 as above, less the paraphrases the base model scores below "
             f"the look-alikes' median, prompt {version} ({VARIANT_SIZE})",
             lambda: base_filtered(larger_model_lookalike_pairs(logs, results)),
-            {**V1_SETTINGS, "lora": True},
+            v1_lora,
         ),
         "lexical-negatives": (
             f"TF-IDF look-alike negatives beside the mined ones, every logged query ({every})",

@@ -39,6 +39,8 @@ from cachetune.train.validation import PairValidation
 
 WIDE_LORA = {"lora_rank": 16, "lora_alpha": 32, "target_modules": ["query", "key", "value", "dense"]}
 V1_SETTINGS = {"loss": ["online-contrastive"], **WIDE_LORA, "lr": 5e-4, "epochs": 4, "batch_size": 32}
+MNR_LORA_SETTINGS = {"loss": ["mnr"], **WIDE_LORA, "lr": 3e-4, "epochs": 3, "batch_size": 64}
+MNR_FULL_SETTINGS = {"loss": ["mnr"], "lora": False, "lr": 2e-5, "epochs": 3, "batch_size": 64}
 # name -> (what it is, the data it reads, settings). Data: "pairs" | "mined" | "labelled" | "llm" | "second-pairs" | "more-second-pairs"
 # are training files; "preserve": STS-B train's texts held near the base model's vectors (preserve_data).
 RECIPES = {
@@ -56,12 +58,12 @@ RECIPES = {
     "mnr-full": (
         "MNR on same-intent pairs with base-mined hard negatives, every weight, 3 epochs",
         ["mined"],
-        {"loss": ["mnr"], "lora": False, "lr": 2e-5, "epochs": 3, "batch_size": 64},
+        MNR_FULL_SETTINGS,
     ),
     "mnr-lora": (
         "MNR on same-intent pairs with base-mined hard negatives, LoRA r16 on every linear layer, 3 epochs",
         ["mined"],
-        {"loss": ["mnr"], **WIDE_LORA, "lr": 3e-4, "epochs": 3, "batch_size": 64},
+        MNR_LORA_SETTINGS,
     ),
     "gist-full": (
         "GISTEmbed on the mined triplets (the base model as a guide drops in-batch false negatives), every weight",
@@ -87,18 +89,18 @@ RECIPES = {
         "mnr-lora's triplets plus the 0.5B model's paraphrases of the training questions with mined negatives (the seed "
         "paper's synthetic data beside the labels)",
         ["mined", "llm"],
-        {"loss": ["mnr"], **WIDE_LORA, "lr": 3e-4, "epochs": 3, "batch_size": 64},
+        MNR_LORA_SETTINGS,
     ),
     "mnr-lora+labelled": (
         "mnr-lora's triplets plus triplets whose hard negative is the labelled non-duplicate of the same first text "
         "(medical: mqp's doctor-written look-alike and RQE's non-answers; programming: prepare's lexical look-alikes)",
         ["mined", "labelled"],
-        {"loss": ["mnr"], **WIDE_LORA, "lr": 3e-4, "epochs": 3, "batch_size": 64},
+        MNR_LORA_SETTINGS,
     ),
     "mnr-full+labelled": (
         "mnr-lora+labelled's triplets (base-mined and labelled look-alike negatives), every weight, 3 epochs",
         ["mined", "labelled"],
-        {"loss": ["mnr"], "lora": False, "lr": 2e-5, "epochs": 3, "batch_size": 64},
+        MNR_FULL_SETTINGS,
     ),
     "mnr+oc-lora": (
         "MNR on the mined triplets and OnlineContrastive on the labelled pairs together, LoRA r16 on every linear layer",

@@ -178,18 +178,18 @@ def store_benchmark(kind: str, size: int, folder: Path, redis_url: str | None, p
     queries = vectors[np.random.default_rng(1).integers(0, size, probes)] + np.random.default_rng(2).normal(scale=0.02, size=(probes, DIM))
     queries = (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
     exact = np.argmax(queries @ vectors.T, axis=1)
-    store.lookup("bench", "", queries[0], 2.0, 2.0)  # warm-up
+    store.similar("bench", "", queries[0], 2.0, -1.0, 1)  # warm-up
     single, found = [], []
     for query in queries:
         start = time.perf_counter()
-        entry, _ = store.lookup("bench", "", query, 2.0, 2.0)  # threshold 2: never a hit, nothing written
+        [(entry, _)] = store.similar("bench", "", query, 2.0, -1.0, 1)  # a lookup's candidate; nothing written
         single.append((time.perf_counter() - start) * 1000)
         found.append(entry.prompt)
     timings = []
 
     def timed(query: np.ndarray) -> None:
         start = time.perf_counter()
-        store.lookup("bench", "", query, 2.0, 2.0)
+        store.similar("bench", "", query, 2.0, -1.0, 1)
         timings.append((time.perf_counter() - start) * 1000)
 
     start = time.perf_counter()

@@ -317,7 +317,7 @@ def test_milvus_sees_every_row_past_the_query_window_after_a_restart(tmp_path):
     assert reopened.count("coding", float(size + 1)) == size  # full: one went
     left = reopened._client.query("cachetune_coding", filter=f"id == {size}", output_fields=["id"])
     assert left == []  # the oldest, past the first 16,384 rows
-    entry, similarity = reopened.lookup("coding", "", vectors[-1], float(size + 2), 0.99)
+    [(entry, similarity)] = reopened.similar("coding", "", vectors[-1], float(size + 2), 0.99, 1)
     assert entry.prompt == "the newest prompt" and similarity > 0.99
     reopened.close()
 

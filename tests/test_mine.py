@@ -74,3 +74,26 @@ def test_negatives_from_labels_join_each_duplicate_with_the_look_alikes_of_its_f
     assert report["pairs_without_negative"] == len({pair for pair in duplicates if pair not in {(t.anchor, t.positive) for t in triplets}})
     with pytest.raises(InputError, match="needs labelled pairs, not triplets"):
         mine(MineSettings(input=conala_triplets, negatives_from="labels", output=tmp_path / "o.jsonl"))
+
+
+def test_trap_negatives_are_look_alikes_of_the_anchor_labelled_with_their_kind(conala_prepared, tmp_path):
+    from cachetune.facts import disagreements
+    from cachetune.records import read_labelled_pairs
+
+    output = tmp_path / "traps.jsonl"
+    settings = MineSettings(
+        input=conala_prepared / "pairs.train.jsonl", negatives_from="traps", corpus=conala_prepared / "queries.train.jsonl", output=output
+    )
+    report = mine(settings)
+    triplets = read_records(output, Triplet)
+    assert report["triplets"] == len(triplets) == sum(report["traps_by_kind"].values()) > 100
+    assert set(report["traps_by_kind"]) == {"negation", "number", "entity", "scope"}
+    guard_of = {"negation": {"negation", "operations"}, "number": {"numbers", "dates"}, "entity": {"names"}, "scope": {"scope"}}
+    for triplet in triplets:
+        kind = triplet.source.removeprefix("trap:")
+        assert triplet.hard_negative != triplet.anchor and match_key(triplet.hard_negative) != match_key(triplet.positive)
+        if kind != "scope":  # a scope trap may add a qualifier that is itself a name or a number
+            assert guard_of[kind] & set(disagreements(triplet.anchor, triplet.hard_negative)), triplet
+    assert mine(settings)["triplets"] == report["triplets"] and read_records(output, Triplet) == triplets  # seeded: the same again
+    pairs = read_labelled_pairs([output])  # what a pair loss or the verifier reads: each trap a label-0 pair
+    assert sum(pair.label == 0 for pair in pairs) == len({(t.anchor, t.hard_negative) for t in triplets})

@@ -65,31 +65,33 @@ def store(client, prompt, answer, domain="coding", tenant=None, ttl=None):
 
 
 def test_store_then_a_paraphrase_hits(service):
-    assert check(service, QUESTION, tenant="t1") == {"hit": False}
+    assert check(service, QUESTION, tenant="t1") == {"hit": False, "similarity": None, "threshold": 0.85, "refused": []}
     assert store(service, QUESTION, "list[::-1]", tenant="t1")["stored"] is True
     hit = check(service, REWORDED, tenant="t1")
     assert hit["hit"] is True and hit["response"] == "list[::-1]" and hit["prompt"] == QUESTION
     assert hit["similarity"] >= 0.85 and hit["age_seconds"] >= 0 and hit["metadata"] == {"by": "test"}
+    assert hit["score"] is None and hit["threshold"] == 0.85 and hit["refused"] == []  # no verify stage: the cosine decided
 
 
 def test_unrelated_prompt_and_other_tenant_miss(service):
     store(service, QUESTION, "list[::-1]", tenant="t2")
-    assert check(service, "What are the symptoms of type 2 diabetes?", tenant="t2") == {"hit": False}
-    assert check(service, QUESTION, tenant="t3") == {"hit": False}
+    unrelated = check(service, "What are the symptoms of type 2 diabetes?", tenant="t2")
+    assert unrelated["hit"] is False and unrelated["similarity"] < 0.85  # the nearest entry's, below the threshold
+    assert check(service, QUESTION, tenant="t3")["hit"] is False
 
 
 def test_expired_entry_misses(service):
     store(service, "How do I sort a dict by value?", "sorted(d.items(), key=...)", tenant="t4", ttl=1)
     assert check(service, "How do I sort a dict by value?", tenant="t4")["hit"] is True
     time.sleep(1.2)
-    assert check(service, "How do I sort a dict by value?", tenant="t4") == {"hit": False}
+    assert check(service, "How do I sort a dict by value?", tenant="t4")["hit"] is False
 
 
 def test_eviction_at_max_entries(service):
     prompts = ["How to read a CSV file with pandas?", "How do I merge two dicts?", "How do I start a Docker container?"]
     for prompt in prompts:
         store(service, prompt, f"answer: {prompt}", domain="small")
-    assert check(service, prompts[0], domain="small") == {"hit": False}
+    assert check(service, prompts[0], domain="small")["hit"] is False
     assert check(service, prompts[2], domain="small")["response"] == f"answer: {prompts[2]}"
 
 

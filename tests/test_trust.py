@@ -53,7 +53,7 @@ def test_the_tenant_comes_from_the_key_and_keys_are_checked(secured):
     stored = post(secured, "/v1/cache/store", {"prompt": QUESTION, "response": "acme's answer", "domain": "coding"}, key=ACME)
     assert stored.status_code == 200
     assert post(secured, "/v1/cache/check", {"prompt": REWORDED, "domain": "coding"}, key=ACME).json()["response"] == "acme's answer"
-    assert post(secured, "/v1/cache/check", {"prompt": REWORDED, "domain": "coding"}, key=BETA).json() == {"hit": False}
+    assert post(secured, "/v1/cache/check", {"prompt": REWORDED, "domain": "coding"}, key=BETA).json()["hit"] is False
     assert post(secured, "/v1/cache/check", {"prompt": REWORDED, "domain": "coding", "tenant": "acme"}, key=BETA).status_code == 403
     log = secured.log.read_text()
     assert ACME not in log and BETA not in log and "not-a-key" not in log
@@ -66,7 +66,7 @@ def test_invalidation_over_http_is_authenticated_and_scoped_to_the_key(secured):
     assert post(secured, "/v1/cache/invalidate", {"domain": "coding", "prompt": "How to merge two dicts?"}, key=ACME).json() == {
         "deleted": 1
     }
-    assert post(secured, "/v1/cache/check", {"prompt": "How do I merge two dicts?", "domain": "coding"}, key=ACME).json() == {"hit": False}
+    assert post(secured, "/v1/cache/check", {"prompt": "How do I merge two dicts?", "domain": "coding"}, key=ACME).json()["hit"] is False
     assert (
         post(secured, "/v1/cache/check", {"prompt": "How do I merge two dicts?", "domain": "coding"}, key=BETA).json()["response"]
         == "beta's"

@@ -58,22 +58,40 @@ def oracle_auc(answerable: float) -> float:
     return answerable * (1 + math.log(1 / answerable)) if answerable > 0 else 0.0
 
 
-def top1(replay: ReplaySet, vector_of: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Per query: the similarity of its top-1 allowed entry, and whether that entry is a right answer."""
+def candidates(replay: ReplaySet, vector_of: dict[str, np.ndarray], k: int = 1) -> list[list[tuple[int, float]]]:
+    """Per query: its `k` most similar allowed entries as (entry index, similarity), most similar first."""
     entries = np.stack([vector_of[text] for text in replay.entries])
     queries = np.stack([vector_of[text] for text in replay.queries])
     similarity = queries @ entries.T
     entry_index = {text: number for number, text in enumerate(replay.entries)}
-    best, right = np.full(len(replay.queries), -np.inf), np.zeros(len(replay.queries), dtype=bool)
+    found = []
     for row, query in enumerate(replay.queries):
         scores = similarity[row]
         if query in entry_index:
             scores[entry_index[query]] = -np.inf  # its own string is not an answer
         if replay.removed[row]:
             scores[list(replay.duplicates[row])] = -np.inf
-        top = int(np.argmax(scores))
-        best[row] = scores[top]
-        right[row] = not replay.removed[row] and top in replay.duplicates[row]
+        top = np.argsort(-scores, kind="stable")[:k]
+        found.append([(int(index), float(scores[index])) for index in top if np.isfinite(scores[index])])
+    return found
+
+
+def top1(replay: ReplaySet, vector_of: dict[str, np.ndarray], decider=None) -> tuple[np.ndarray, np.ndarray]:
+    """Per query: the score of the entry the cache would serve (the top-1 allowed entry's similarity, or with a
+    `cachetune.decision.Decider` the best candidate's score), and whether that entry is a right answer."""
+    found = candidates(replay, vector_of, decider.top_k if decider is not None else 1)
+    if decider is None:
+        chosen = [(c[0][0], c[0][1]) if c else (None, None) for c in found]
+    else:
+        verdicts = decider.best(replay.queries, [[(replay.entries[i], s) for i, s in c] for c in found])
+        chosen = [(c[v.chosen][0], v.score) if v.chosen is not None else (None, None) for c, v in zip(found, verdicts)]
+    best = np.array([score if score is not None else -np.inf for _, score in chosen])
+    right = np.array(
+        [
+            index is not None and not removed and index in duplicates
+            for (index, _), removed, duplicates in zip(chosen, replay.removed, replay.duplicates)
+        ]
+    )
     return best, right
 
 
@@ -91,9 +109,12 @@ def at_threshold(best: np.ndarray, right: np.ndarray, threshold: float) -> dict:
     }
 
 
-def replay_metrics(replay: ReplaySet, vector_of: dict[str, np.ndarray], thresholds: dict[str, float | None] | None = None) -> dict:
-    """The P-CHR curve, its area, the oracle's area and, per named threshold, the cache's outcome there."""
-    best, right = top1(replay, vector_of)
+def replay_metrics(
+    replay: ReplaySet, vector_of: dict[str, np.ndarray], thresholds: dict[str, float | None] | None = None, decider=None
+) -> dict:
+    """The P-CHR curve, its area, the oracle's area and, per named threshold, the cache's outcome there; with a
+    `decider`, of the decision (its score is swept) instead of the cosine alone."""
+    best, right = top1(replay, vector_of, decider)
     curve = [at_threshold(best, right, t) for t in THRESHOLDS]
     points = sorted((p["hit_ratio"], p["precision"]) for p in curve if p["precision"] is not None)
     if points and points[0][0] > 0:

@@ -14,6 +14,10 @@ semantic_cache:
       ttl_seconds: 7200
       max_entries: 100000
       eviction: lru                # lru | fifo | lfu
+      verify:                      # optional: a second look at the top candidates (cachetune.decision)
+        guards: [numbers, negation]   # refuse a candidate whose numbers or negation disagree with the prompt
+        verifier: programming-verifier   # a trained verifier: serve only at its probability threshold
+        top_k: 5
 ```
 Relative model paths and store paths are resolved against the config file's folder.
 """
@@ -24,6 +28,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from cachetune.decision import VerifySettings
 from cachetune.errors import InputError
 
 
@@ -40,6 +45,7 @@ class DomainConfig(_Strict):
     eviction: Literal["lru", "fifo", "lfu"] = "lru"
     # torch, or the model exported to ONNX on first start (fp32: the same vectors; int8: smaller, mean cosine ~0.99)
     encoder: Literal["torch", "onnx", "onnx-int8"] = "onnx"
+    verify: VerifySettings | None = None  # guards and/or a verifier over the top candidates; absent: the cosine decides
 
 
 class HnswConfig(_Strict):

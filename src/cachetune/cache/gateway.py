@@ -18,8 +18,9 @@ client's `base_url` at it and changes nothing else.
   events. An upstream error is passed through with its status and OpenAI error body; an unreachable or silent
   upstream gives 502 or 504 with an OpenAI error body, within `timeout_seconds` per attempt. Errors are never cached.
 - Response headers: `x-cachetune-cache: hit|miss|bypass`, `x-cachetune-similarity` (of the nearest entry, when
-  there is one), `x-cachetune-threshold`, `x-cachetune-domain`. Prometheus: requests by outcome, upstream
-  latency and upstream errors.
+  there is one), `x-cachetune-threshold`, `x-cachetune-domain`; on a hit `x-cachetune-id` (the entry served) and,
+  with a verifier, `x-cachetune-score` (its probability); `x-cachetune-refused` (`ID:REASON,...`) when the domain's
+  `verify` stage refused candidates. Prometheus: requests by outcome, upstream latency and upstream errors.
 - `/v1/embeddings`: `model` names a domain (its adapter) or `base`; `input` a string or a list of strings.
 """
 
@@ -165,10 +166,10 @@ class Upstream:
             await asyncio.sleep(self.settings.backoff_base_seconds * 2 ** (attempt - 1))
 
 
-def add_gateway(app: FastAPI, cache: SemanticCache, authenticate: Authenticator, registry: CollectorRegistry) -> None:
-    """Add /v1/chat/completions and /v1/embeddings to the service's app."""
+def add_gateway(app: FastAPI, cache: SemanticCache, authenticate: Authenticator, service_metrics) -> None:
+    """Add /v1/chat/completions and /v1/embeddings to the service's app (its metrics: `service.Metrics`)."""
     settings = cache.config.upstream
-    metrics = GatewayMetrics(registry)
+    metrics = GatewayMetrics(service_metrics.registry)
     upstream = Upstream(cache, metrics)
 
     async def json_body(request: Request) -> dict:
@@ -202,11 +203,18 @@ def add_gateway(app: FastAPI, cache: SemanticCache, authenticate: Authenticator,
             found: Lookup | None = await run_in_threadpool(cache.lookup, text, domain, scoped, vector)
         except CachetuneError:  # an empty key text, a failing store (with on_store_error: error): forward, as on a miss
             found, vector = None, None
-        threshold = cache.config.domains[domain].similarity_threshold
+        threshold = found.threshold if found is not None else cache.config.domains[domain].similarity_threshold
         info = {"x-cachetune-domain": domain, "x-cachetune-threshold": f"{threshold:.4f}"}
         if found is not None and found.similarity is not None:
             info["x-cachetune-similarity"] = f"{found.similarity:.4f}"
+        if found is not None:
+            service_metrics.count_refusals(domain, found)
+            if found.refused:
+                info["x-cachetune-refused"] = ",".join(f"{r.id}:{r.reason}" for r in found.refused)
         if found is not None and found.hit is not None:
+            if found.hit.score is not None:
+                info["x-cachetune-score"] = f"{found.hit.score:.4f}"
+            info["x-cachetune-id"] = str(found.hit.id)
             metrics.requests.labels(domain, "hit").inc()
             completion = {
                 **json.loads(found.hit.response),

@@ -169,19 +169,13 @@ class MemoryStore:
             self._snapshot.parent.mkdir(parents=True, exist_ok=True)
             self._log = _Log(log_path, config.fsync)
 
-    def lookup(self, namespace: str, tenant: str, vector: np.ndarray, now: float, threshold: float) -> tuple[Entry, float] | None:
+    def record_hit(self, namespace: str, entry: Entry, now: float) -> None:
         space = self._namespaces[namespace]
         with space.lock:
-            space.purge_expired(now)
-            found = space.search(tenant, vector, 1)
-            if not found:
-                return None
-            key, score = found[0]
-            entry = space.entries[key]
-            if score >= threshold:
-                entry.hits += 1
-                space.order.used(key)
-            return entry, score
+            stored = space.entries.get(entry.id)
+            if stored is not None:
+                stored.hits += 1
+                space.order.used(entry.id)
 
     def add(
         self,

@@ -78,16 +78,9 @@ class MilvusStore:
         self._client.create_collection(collection, schema=schema, index_params=index)
 
     @_store_errors
-    def lookup(self, namespace: str, tenant: str, vector: np.ndarray, now: float, threshold: float) -> tuple[Entry, float] | None:
-        collection = self._collections[namespace]
-        found = self._search(namespace, tenant, vector, now, 1)
-        if not found:
-            return None
-        entry, similarity = found[0]
-        if similarity >= threshold:
-            entry.hits += 1
-            self._client.upsert(collection, [{"id": entry.id, "hits": entry.hits, "last_used": now}], partial_update=True)
-        return entry, similarity
+    def record_hit(self, namespace: str, entry: Entry, now: float) -> None:
+        entry.hits += 1
+        self._client.upsert(self._collections[namespace], [{"id": entry.id, "hits": entry.hits, "last_used": now}], partial_update=True)
 
     @_store_errors
     def add(

@@ -8,8 +8,8 @@ Layout, per namespace (domain), under the configured key prefix P:
                    last use: hits * 2^32 + the second of the last use)
     P{ns}:expiry   a sorted set of ids by expiry time, to purge the order of entries Redis expired
     P{ns}:next_id  the id counter (INCR: unique across service replicas)
-A lookup is one KNN query pre-filtered by tenant and expiry inside the query engine:
-    (@tenant:{HEX} @expires:[(NOW +inf])=>[KNN 1 @vector $vector AS distance]
+A lookup's candidates are one KNN query pre-filtered by tenant and expiry inside the query engine:
+    (@tenant:{HEX} @expires:[(NOW +inf])=>[KNN k @vector $vector AS distance]
 The tenant goes into its TAG as the hex of its UTF-8 bytes: no tenant name can end the tag and widen the filter
 (`a}|(@tenant:{b`), split it (TAG separators are commas) or match another tenant by case (TAGs are not case
 sensitive). Each entry has an EXPIRE of its TTL, so Redis frees it on time; the expiry filter keeps lookups exact
@@ -137,16 +137,6 @@ class RedisStore:
         result = self._call(lambda: self._client.ft(self._key(namespace, "idx")).search(query, {"vector": blob}))
         return [(document.id, _entry(document, tenant), 1.0 - float(document.distance)) for document in result.docs]
 
-    def lookup(self, namespace: str, tenant: str, vector: np.ndarray, now: float, threshold: float) -> tuple[Entry, float] | None:
-        found = self._search(namespace, tenant, vector, now, 1)
-        if not found:
-            return None
-        key, entry, similarity = found[0]
-        if similarity >= threshold:
-            entry.hits += 1
-            self._call(self._record_hit, namespace, key, entry, now)
-        return entry, similarity
-
     def similar(
         self, namespace: str, tenant: str, vector: np.ndarray, now: float, min_similarity: float, limit: int
     ) -> list[tuple[Entry, float]]:
@@ -182,15 +172,20 @@ class RedisStore:
         pipeline.zrem(self._key(namespace, "expiry"), *members)
         pipeline.execute()
 
-    def _record_hit(self, namespace: str, key: str, entry: Entry, now: float) -> None:
-        member = key.rsplit(":", 1)[-1]
-        pipeline = self._client.pipeline(transaction=False)
-        pipeline.hset(key, mapping={"hits": entry.hits, "last_used": now})
+    def record_hit(self, namespace: str, entry: Entry, now: float) -> None:
+        entry.hits += 1
+        member = f"{entry.id:020d}"
         eviction = self._settings[namespace].eviction
-        if eviction != "fifo":
-            score = now if eviction == "lru" else entry.hits * LFU_HITS + math.floor(now)
-            pipeline.zadd(self._key(namespace, "order"), {member: score}, xx=True)
-        pipeline.execute()
+
+        def write() -> None:
+            pipeline = self._client.pipeline(transaction=False)
+            pipeline.hset(self._key(namespace, f"e:{member}"), mapping={"hits": entry.hits, "last_used": now})
+            if eviction != "fifo":
+                score = now if eviction == "lru" else entry.hits * LFU_HITS + math.floor(now)
+                pipeline.zadd(self._key(namespace, "order"), {member: score}, xx=True)
+            pipeline.execute()
+
+        self._call(write)
 
     def add(
         self,

@@ -24,6 +24,7 @@ import numpy as np
 from cachetune.cache.config import CacheConfig, DomainConfig, load_config
 from cachetune.cache.encoders import DomainEncoders
 from cachetune.cache.store import NamespaceSettings, Store
+from cachetune.decision import Decider
 from cachetune.errors import CacheError, StoreError, UnknownDomainError
 
 DEFAULT_TENANT = ""
@@ -41,16 +42,30 @@ class Hit:
     age_seconds: float
     metadata: dict | None = None
     id: int | None = None
+    score: float | None = None  # the verifier's probability that this answer serves the prompt; None: the cosine decided
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A candidate the decision did not serve: its entry, similarity, and why (`guard:NAME`, `verifier`, `threshold`,
+    `outranked`), with the verifier's probability where it gave one."""
+
+    id: int
+    prompt: str
+    similarity: float
+    reason: str
+    score: float | None = None
 
 
 @dataclass(frozen=True)
 class Lookup:
-    """What a lookup found: the hit (None: a miss), the nearest entry's similarity (None: nothing stored), and the
-    threshold it was held to."""
+    """What a lookup found: the hit (None: a miss), the nearest entry's similarity (None: nothing stored), the
+    threshold the decision held it to (a similarity, or with a verifier a probability), and the candidates refused."""
 
     hit: Hit | None
     similarity: float | None
     threshold: float
+    refused: tuple[Refused, ...] = ()
 
 
 class SemanticCache:
@@ -70,6 +85,7 @@ class SemanticCache:
         self._encoders = DomainEncoders(config)
         namespaces = {d.namespace: NamespaceSettings(d.max_entries, d.eviction) for d in config.domains.values()}
         self._store = make_store(config, self._encoders.dim, namespaces)
+        self._deciders = {name: make_decider(domain) for name, domain in config.domains.items()}
         self.store_errors = 0  # store calls that failed (a failed lookup is a miss with on_store_error: miss)
         self._failing = False  # in an outage: logged once when it starts, once when it ends
         self._health_lock = threading.Lock()
@@ -110,7 +126,8 @@ class SemanticCache:
             vector: `embed(prompt, domain)` if the caller has it already.
 
         Returns:
-            A `Hit` when the nearest live entry of this tenant reaches the domain's `similarity_threshold`, else None.
+            A `Hit` when the nearest live entry of this tenant reaches the domain's `similarity_threshold` (with
+            `verify`: when a candidate passes the guards and the verifier), else None.
 
         Raises:
             UnknownDomainError: `domain` is not configured.
@@ -126,23 +143,34 @@ class SemanticCache:
             UnknownDomainError, CacheError, StoreError: as `check`.
         """
         settings = self._domain(domain)
-        threshold = settings.similarity_threshold
+        decider = self._deciders[domain]
         _require_text(prompt, "prompt")
         if vector is None:
             vector = self._encoders.encode(domain, prompt)
         now = self._clock()
+        namespace, tenant = settings.namespace, tenant or DEFAULT_TENANT
         try:
-            found = self._guarded(self._store.lookup, settings.namespace, tenant or DEFAULT_TENANT, vector, now, threshold)
+            found = self._guarded(self._store.similar, namespace, tenant, vector, now, -1.0, decider.top_k)
         except StoreError:
             if self.config.on_store_error == "error":
                 raise
-            return Lookup(None, None, threshold)  # fail open: the caller asks the LLM, as on any miss
-        if found is None:
-            return Lookup(None, None, threshold)
-        entry, similarity = found
-        if similarity < threshold:
-            return Lookup(None, similarity, threshold)
-        return Lookup(Hit(entry.response, entry.prompt, similarity, now - entry.created, entry.metadata, entry.id), similarity, threshold)
+            return Lookup(None, None, decider.threshold)  # fail open: the caller asks the LLM, as on any miss
+        if not found:
+            return Lookup(None, None, decider.threshold)
+        verdict = decider.decide(prompt, [(entry.prompt, similarity) for entry, similarity in found])
+        refused = tuple(
+            Refused(found[r.index][0].id, found[r.index][0].prompt, found[r.index][1], r.reason, r.score) for r in verdict.refusals
+        )
+        if verdict.chosen is None:
+            return Lookup(None, found[0][1], decider.threshold, refused)
+        entry, similarity = found[verdict.chosen]
+        try:
+            self._guarded(self._store.record_hit, namespace, entry, now)
+        except StoreError:
+            pass  # the hit is served; only its place in the eviction order was not updated (counted in store_errors)
+        score = verdict.score if decider.verifier is not None else None
+        hit = Hit(entry.response, entry.prompt, similarity, now - entry.created, entry.metadata, entry.id, score)
+        return Lookup(hit, found[0][1], decider.threshold, refused)
 
     def store(
         self,
@@ -253,6 +281,16 @@ class SemanticCache:
 def _require_text(value: str, name: str) -> None:
     if not isinstance(value, str) or not value.strip():
         raise CacheError(f"{name} is empty")
+
+
+def make_decider(domain: DomainConfig) -> Decider:
+    """The domain's decision: the cosine against its threshold, or with `verify` its guards and verifier."""
+    verifier = None
+    if domain.verify is not None and domain.verify.verifier is not None:
+        from cachetune.verifier import load_verifier
+
+        verifier = load_verifier(domain.verify.verifier, encoder=domain.encoder)
+    return Decider(domain.similarity_threshold, domain.verify, verifier)
 
 
 def make_store(config: CacheConfig, dim: int, namespaces: dict[str, NamespaceSettings]) -> Store:

@@ -1,10 +1,13 @@
 """The HTTP service: `cachetune serve --config cache.yaml`.
 
-    POST /v1/cache/check       {"prompt", "domain", "tenant"}  -> {"hit": true, "response", "prompt", "similarity", "age_seconds", "metadata", "id"} | {"hit": false}
+    POST /v1/cache/check       {"prompt", "domain", "tenant"}  -> {"hit": true, "response", "prompt", "similarity", "age_seconds",
+                               "metadata", "id", "score", "threshold", "refused"} | {"hit": false, "similarity", "threshold", "refused"}
     POST /v1/cache/store       {"prompt", "response", "domain", "tenant", "ttl", "metadata"} -> {"stored": true, "id"}
     POST /v1/cache/invalidate  {"domain", "tenant", and "ids": [...] | "prompt" (+ "min_similarity") | "all": true} -> {"deleted": n}
     GET  /healthz              -> {"status": "ok", "domains": [...]}
-    GET  /metrics              -> Prometheus text: hits, misses, stores, invalidations, errors, latency per domain
+    GET  /metrics              -> Prometheus text: hits, misses, stores, invalidations, refusals by reason, errors, latency
+`refused` lists the candidates a domain's `verify` stage did not serve: {"id", "prompt", "similarity", "reason", "score"},
+the reason being `guard:NAME`, `verifier` (score: its probability), `threshold` or `outranked`.
 With `semantic_cache.upstream`, the OpenAI-compatible gateway routes too (cachetune.cache.gateway).
 
 JSON bodies use the library's argument names. With `semantic_cache.auth`, every /v1 request carries
@@ -18,6 +21,7 @@ The model work runs in a thread pool, so the event loop keeps answering while on
 import gc
 import time
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
@@ -29,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cachetune.cache.auth import Authenticator, HttpError, Principal
 from cachetune.cache.gateway import add_gateway
-from cachetune.cache.semantic_cache import SemanticCache
+from cachetune.cache.semantic_cache import Lookup, SemanticCache
 from cachetune.errors import CacheError, StoreError, UnknownDomainError
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -97,6 +101,9 @@ class Metrics:
         self.misses = Counter("cachetune_misses", "Cache misses", ["domain"], registry=self.registry)
         self.stores = Counter("cachetune_stores", "Entries stored", ["domain"], registry=self.registry)
         self.invalidated = Counter("cachetune_invalidated", "Entries deleted by invalidation", ["domain"], registry=self.registry)
+        self.refusals = Counter(
+            "cachetune_refusals", "Candidates the verify stage refused, by reason", ["domain", "reason"], registry=self.registry
+        )
         self.errors = Counter("cachetune_errors", "Requests refused or failed", ["domain", "kind"], registry=self.registry)
         self.latency = Histogram(
             "cachetune_request_seconds", "Time to answer", ["domain", "operation"], buckets=LATENCY_BUCKETS, registry=self.registry
@@ -107,6 +114,11 @@ class Metrics:
             "Store calls that failed since start (failed lookups answered as misses included)",
             registry=self.registry,
         )
+
+    def count_refusals(self, domain: str, found: Lookup) -> None:
+        for refusal in found.refused:
+            if refusal.reason != "outranked":  # a reason label: guard:NAME, verifier, threshold (a bounded set)
+                self.refusals.labels(domain, refusal.reason).inc()
 
 
 def create_app(cache: SemanticCache) -> FastAPI:
@@ -183,12 +195,14 @@ def create_app(cache: SemanticCache) -> FastAPI:
     async def check(body: CheckBody, principal: Caller):
         tenant = tenant_of(principal, body.domain, body.tenant)
         check_lengths(body)
-        hit = await run("check", body.domain, cache.check, body.prompt, body.domain, tenant)
-        if hit is None:
+        found = await run("check", body.domain, cache.lookup, body.prompt, body.domain, tenant)
+        metrics.count_refusals(body.domain, found)
+        refused = [asdict(r) for r in found.refused]
+        if found.hit is None:
             metrics.misses.labels(body.domain).inc()
-            return {"hit": False}
+            return {"hit": False, "similarity": found.similarity, "threshold": found.threshold, "refused": refused}
         metrics.hits.labels(body.domain).inc()
-        return {"hit": True, **{key: getattr(hit, key) for key in ("response", "prompt", "similarity", "age_seconds", "metadata", "id")}}
+        return {"hit": True, **asdict(found.hit), "threshold": found.threshold, "refused": refused}
 
     @app.post("/v1/cache/store")
     async def store(body: StoreBody, principal: Caller):
@@ -222,5 +236,5 @@ def create_app(cache: SemanticCache) -> FastAPI:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     if cache.config.upstream is not None:
-        add_gateway(app, cache, authenticate, metrics.registry)
+        add_gateway(app, cache, authenticate, metrics)
     return app

@@ -44,12 +44,15 @@ def guarded(failures: tuple[type[Exception], ...], where: str, call: Callable[[]
 
 
 class Store(Protocol):
-    def lookup(self, namespace: str, tenant: str, vector: np.ndarray, now: float, threshold: float) -> tuple[Entry, float] | None:
-        """The most similar live entry of `tenant` in `namespace` and its similarity, or None when there is none.
+    def similar(
+        self, namespace: str, tenant: str, vector: np.ndarray, now: float, min_similarity: float, limit: int
+    ) -> list[tuple[Entry, float]]:
+        """`tenant`'s live entries at least `min_similarity` to `vector`, most similar first, at most `limit`: the
+        candidates of a lookup (min_similarity -1: the nearest `limit`) and the targets of an invalidation."""
+        ...
 
-        When the similarity reaches `threshold` the lookup is a hit and the entry's use is recorded (for LRU and
-        LFU eviction) in the same call.
-        """
+    def record_hit(self, namespace: str, entry: Entry, now: float) -> None:
+        """Count a hit on `entry` and move it in its namespace's eviction order (LRU: last use; LFU: hits)."""
         ...
 
     def add(
@@ -69,12 +72,6 @@ class Store(Protocol):
     def delete(self, namespace: str, tenant: str, ids: list[int] | None = None) -> int:
         """Delete `tenant`'s entries in `namespace` with these ids (ids of other tenants are left alone), or all of
         them when `ids` is None; returns how many went."""
-        ...
-
-    def similar(
-        self, namespace: str, tenant: str, vector: np.ndarray, now: float, min_similarity: float, limit: int
-    ) -> list[tuple[Entry, float]]:
-        """`tenant`'s live entries at least `min_similarity` to `vector`, most similar first, at most `limit`."""
         ...
 
     def count(self, namespace: str, now: float) -> int:

@@ -9,8 +9,16 @@ scoring within `margin` of the positive: both are more often unlabelled paraphra
 With `negatives_from: labels` nothing is mined: each same-intent pair is joined with every labelled non-duplicate
 of the same first text (CoNaLa's lexical look-alikes from `prepare`, mqp's doctor-written ones), so a ranking loss
 such as MNR can learn from the dataset's own look-alikes.
+
+With `negatives_from: traps` nothing is mined either: each same-intent pair gets the anchor's counterfactual
+look-alikes made by rule (`cachetune.synth.traps`: a negation flipped, a number changed, a name swapped, the scope
+narrowed or widened), one triplet per kind, `source: trap:KIND`; the names and qualifiers swapped in come from
+`corpus` (or, without one, from the input's own texts). A ranking loss reads them as hard negatives; a pair loss, or
+the verifier, as label-0 pairs (`records.read_labelled_pairs`).
 """
 
+import random
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +26,7 @@ import numpy as np
 from cachetune.errors import InputError
 from cachetune.records import Query, Triplet, read_pairs_or_triplets, read_records, write_json, write_jsonl
 from cachetune.synth.settings import MineSettings
+from cachetune.synth.traps import SOURCE_PREFIX, TrapPool, traps_of
 from cachetune.text import match_key
 
 CHUNK = 1024
@@ -52,6 +61,11 @@ def mine(settings: MineSettings) -> dict:
         if kind != "pairs":
             raise InputError(f"{settings.input}: negatives_from labels needs labelled pairs, not triplets")
         return finish(settings, labelled_negative_triplets(records), len(pairs))
+    if settings.negatives_from == "traps":
+        texts = [q.text for path in settings.corpus for q in read_records(path, Query)] or [t for a, p, _ in pairs for t in (a, p)]
+        triplets = trap_triplets(pairs, TrapPool.from_texts(texts), settings.trap_kinds, settings.seed)
+        kinds = Counter(t.source.removeprefix(SOURCE_PREFIX) for t in triplets)
+        return finish(settings, triplets, len(pairs), traps_by_kind=dict(sorted(kinds.items())))
     corpus = list({match_key(q.text): q for path in settings.corpus for q in read_records(path, Query)}.values())
     if len(corpus) <= settings.range_min:
         names = ", ".join(map(str, settings.corpus))
@@ -107,6 +121,17 @@ def mine(settings: MineSettings) -> dict:
         mean_negative_similarity=float(np.mean([t.similarity_score for t in triplets])) if triplets else None,
         mean_positive_similarity=float(positive_scores.mean()),
     )
+
+
+def trap_triplets(pairs: list[tuple[str, str, str]], pool: TrapPool, kinds: tuple[str, ...], seed: int) -> list[Triplet]:
+    """(anchor, positive, trap of the anchor) for each (anchor, positive, domain) and each kind whose rule applies."""
+    rng = random.Random(seed)
+    return [
+        Triplet(anchor=anchor, positive=positive, hard_negative=trap, domain=domain, source=f"{SOURCE_PREFIX}{kind}")
+        for anchor, positive, domain in pairs
+        for kind, trap in traps_of(anchor, rng, pool, kinds)
+        if match_key(trap) != match_key(positive)
+    ]
 
 
 def labelled_negative_triplets(pairs: list) -> list[Triplet]:

@@ -7,6 +7,7 @@ from pydantic import Field, model_validator
 
 from cachetune.records import OnError
 from cachetune.settings import PathList, StageSettings
+from cachetune.synth.traps import TRAP_KINDS, TrapKind
 
 BackendName = Literal["llama-cpp", "openai", "vllm"]
 
@@ -79,11 +80,14 @@ class MineSettings(StageSettings):
     RUN_INPUTS: ClassVar[frozenset[str]] = frozenset({"input", "corpus"})
 
     input: Path = Field(description="Labelled pairs (label 1 used) or triplets (anchor and positive used).")
-    negatives_from: Literal["corpus", "labels"] = Field(
+    negatives_from: Literal["corpus", "labels", "traps"] = Field(
         "corpus",
         description="corpus: mined by similarity from --corpus; labels: every label-0 pair of the input with the same "
-        "first text (the dataset's own look-alikes), no model.",
+        "first text (the dataset's own look-alikes), no model; traps: counterfactual look-alikes of each anchor made by "
+        "rule (negation, number, entity, scope; names and qualifiers from --corpus or the input), no model.",
     )
+    trap_kinds: tuple[TrapKind, ...] = Field(TRAP_KINDS, description="traps: the kinds of trap to make, at most one of each per anchor.")
+    seed: int = Field(42, description="traps: seed of the rules' choices (which word, which new value).")
     corpus: PathList = Field((), description="queries.*.jsonl: where negatives come from (with their groups); repeat for several.")
     output: Path = Field(description="Triplets JSONL; a .report.json goes beside it.")
     base_model: str | None = Field(None, description="Model that ranks candidates; default: packaged all-MiniLM-L6-v2.")
@@ -97,6 +101,8 @@ class MineSettings(StageSettings):
     def _coherent(self) -> "MineSettings":
         if self.range_min >= self.range_max:
             raise ValueError(f"range_min ({self.range_min}) must be below range_max ({self.range_max})")
+        if self.negatives_from == "traps" and not self.trap_kinds:
+            raise ValueError("trap_kinds: at least one kind is needed with negatives_from traps")
         if self.negatives_from == "corpus" and not self.corpus:
             raise ValueError("corpus: at least one queries file is needed to mine from (or negatives_from: labels)")
         return self

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cachetune.decision import Decider, VerifySettings
 from cachetune.facts import GUARDS, disagreements, facts_of
 from cachetune.synth.traps import TrapPool, traps_of
 
@@ -100,3 +101,21 @@ def test_traps_are_reproducible_and_take_names_and_qualifiers_from_the_corpus():
     assert first == traps_of("Does Medicare cover dental implants?", random.Random(3), pool)
     assert dict(first)["entity"] in ("Does PayPal cover dental implants?", "Does Amazon cover dental implants?")
     assert traps_of("ok", random.Random(0), pool, ("number", "entity")) == []  # nothing to change: no trap
+
+
+def test_the_decision_skips_a_guarded_look_alike_for_the_true_repeat_below_it():
+    decider = Decider(0.8, VerifySettings(guards=("numbers", "negation"), top_k=3, candidate_threshold=0.5))
+    prompt = "How do I read the first 5 lines of a file in Python?"
+    found = [
+        ("How do I read the first 10 lines of a file in Python?", 0.95),  # a look-alike ranked first
+        ("How can I read the first 5 lines of a file in Python?", 0.93),
+        ("How can I read the first five lines from a file in python?", 0.90),
+    ]
+    verdict = decider.decide(prompt, found)
+    assert (verdict.chosen, verdict.similarity) == (1, 0.93)
+    assert [(r.index, r.reason) for r in verdict.refusals] == [(0, "guard:numbers"), (2, "outranked")]
+    # Below the domain's threshold nothing is served, and every candidate says why.
+    low = decider.decide(prompt, [(text, similarity - 0.2) for text, similarity in found])
+    assert low.chosen is None and [r.reason for r in low.refusals] == ["guard:numbers", "threshold", "threshold"]
+    # Without guards the cosine of the nearest entry decides, as before: the look-alike is served.
+    assert Decider(0.8).decide(prompt, found).chosen == 0

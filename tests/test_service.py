@@ -21,6 +21,7 @@ def service(adapter, tmp_path_factory, free_port):
             "domains": {
                 "coding": {"embedding_model_path": str(adapter), "similarity_threshold": 0.85, "ttl_seconds": 3600},
                 "small": {"similarity_threshold": 0.85, "max_entries": 2, "eviction": "fifo"},
+                "guarded": {"embedding_model_path": str(adapter), "similarity_threshold": 0.8, "verify": {"guards": ["numbers"]}},
             },
             "limits": {"max_body_bytes": 4096, "max_prompt_chars": 500},
         }
@@ -70,7 +71,7 @@ def test_store_then_a_paraphrase_hits(service):
     hit = check(service, REWORDED, tenant="t1")
     assert hit["hit"] is True and hit["response"] == "list[::-1]" and hit["prompt"] == QUESTION
     assert hit["similarity"] >= 0.85 and hit["age_seconds"] >= 0 and hit["metadata"] == {"by": "test"}
-    assert hit["score"] is None and hit["threshold"] == 0.85 and hit["refused"] == []  # no verify stage: the cosine decided
+    assert hit["threshold"] == 0.85 and hit["refused"] == []  # no verify stage: the cosine decided
 
 
 def test_unrelated_prompt_and_other_tenant_miss(service):
@@ -97,7 +98,7 @@ def test_eviction_at_max_entries(service):
 
 def test_bad_requests_get_a_clear_4xx(service):
     unknown = service.post("/v1/cache/check", json={"prompt": QUESTION, "domain": "legal"})
-    assert unknown.status_code == 404 and unknown.json()["detail"] == "unknown domain 'legal'; configured: coding, small"
+    assert unknown.status_code == 404 and unknown.json()["detail"] == "unknown domain 'legal'; configured: coding, guarded, small"
     malformed = service.post("/v1/cache/store", json={"prompt": QUESTION, "domain": "coding"})
     assert malformed.status_code == 422 and malformed.json()["detail"] == "response: Field required"
     not_json = service.post("/v1/cache/check", content=b"{nope", headers={"content-type": "application/json"})
@@ -116,3 +117,19 @@ def test_metrics_count_hits_misses_and_errors(service):
     assert 'cachetune_errors_total{domain="none",kind="unknown_domain"}' in text and '"legal"' not in text
     assert 'cachetune_request_seconds_bucket{domain="coding",le="0.1",operation="check"}' in text
     assert 'cachetune_entries{domain="small"} 2.0' in text
+
+
+def test_a_guard_refuses_a_look_alike_says_why_and_serves_the_true_repeat_below_it(service):
+    ten = store(service, "How do I read the first 10 lines of a file in Python?", "head -10", domain="guarded")["id"]
+    prompt = "How do I read the first 5 lines of a file in Python?"
+    assert check(service, prompt, domain="coding")["hit"] is False  # another domain's entries are not candidates
+    store(service, "How do I read the first 10 lines of a file in Python?", "head -10", domain="coding")
+    assert check(service, prompt, domain="coding")["hit"] is True  # the cosine alone serves the look-alike
+    refused = check(service, prompt, domain="guarded")
+    assert refused["hit"] is False and refused["similarity"] >= 0.8
+    assert [(r["id"], r["reason"]) for r in refused["refused"]] == [(ten, "guard:numbers")]
+    five = store(service, "How can I read the first five lines from a file in python?", "head -5", domain="guarded")["id"]
+    hit = check(service, prompt, domain="guarded")
+    assert hit["hit"] is True and hit["id"] == five and hit["response"] == "head -5"
+    assert [(r["id"], r["reason"]) for r in hit["refused"]] == [(ten, "guard:numbers")]
+    assert 'cachetune_refusals_total{domain="guarded",reason="guard:numbers"} 2.0' in service.get("/metrics").text

@@ -21,7 +21,6 @@ from cachetune.records import write_json
 DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 ADAPTER_CONFIG = "adapter_config.json"
 TRAINING_INFO = "training_info.json"
-VERIFIER_FILE = "verifier.json"  # a verifier folder's card (cachetune.verifier)
 SHIPPED_ADAPTERS = Path(__file__).resolve().parent / "adapters"
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
 
@@ -149,21 +148,6 @@ def _resolve_hub_id(hub_id: str) -> ResolvedModel:
         f"{hub_id}: not a local folder, not in the Hugging Face cache, and the Hub cannot be reached ({unreachable}). "
         f"Pass a local model folder, or leave --base-model out to use the packaged {DEFAULT_BASE_MODEL}."
     )
-
-
-def resolve_verifier(spec: str | Path) -> Path:
-    """A verifier's folder: a local folder, or a shipped verifier's name (`programming-verifier`, `medical-verifier`).
-
-    Raises:
-        ModelError: neither a folder with verifier.json nor a shipped verifier.
-    """
-    path = Path(spec).expanduser()
-    if not path.exists() and (SHIPPED_ADAPTERS / str(spec) / VERIFIER_FILE).is_file():
-        path = SHIPPED_ADAPTERS / str(spec)
-    if not (path / VERIFIER_FILE).is_file():
-        shipped = sorted(p.parent.name for p in SHIPPED_ADAPTERS.glob(f"*/{VERIFIER_FILE}"))
-        raise ModelError(f"{spec}: not a verifier folder (no {VERIFIER_FILE}) nor a shipped verifier ({', '.join(shipped) or 'none'})")
-    return path.resolve()
 
 
 def shipped_adapters() -> list[str]:

@@ -77,14 +77,14 @@ def candidates(replay: ReplaySet, vector_of: dict[str, np.ndarray], k: int = 1) 
 
 
 def top1(replay: ReplaySet, vector_of: dict[str, np.ndarray], decider=None) -> tuple[np.ndarray, np.ndarray]:
-    """Per query: the score of the entry the cache would serve (the top-1 allowed entry's similarity, or with a
-    `cachetune.decision.Decider` the best candidate's score), and whether that entry is a right answer."""
+    """Per query: the similarity of the entry the cache would serve (the top-1 allowed entry, or with a
+    `cachetune.decision.Decider` the best candidate its guards let through), and whether that entry is a right answer."""
     found = candidates(replay, vector_of, decider.top_k if decider is not None else 1)
     if decider is None:
         chosen = [(c[0][0], c[0][1]) if c else (None, None) for c in found]
     else:
-        verdicts = decider.best(replay.queries, [[(replay.entries[i], s) for i, s in c] for c in found])
-        chosen = [(c[v.chosen][0], v.score) if v.chosen is not None else (None, None) for c, v in zip(found, verdicts)]
+        verdicts = [decider.best(query, [(replay.entries[i], s) for i, s in c]) for query, c in zip(replay.queries, found)]
+        chosen = [(c[v.chosen][0], v.similarity) if v.chosen is not None else (None, None) for c, v in zip(found, verdicts)]
     best = np.array([score if score is not None else -np.inf for _, score in chosen])
     right = np.array(
         [
@@ -113,7 +113,7 @@ def replay_metrics(
     replay: ReplaySet, vector_of: dict[str, np.ndarray], thresholds: dict[str, float | None] | None = None, decider=None
 ) -> dict:
     """The P-CHR curve, its area, the oracle's area and, per named threshold, the cache's outcome there; with a
-    `decider`, of the decision (its score is swept) instead of the cosine alone."""
+    `decider`, of the decision (the similarity of the candidate it would serve is swept) instead of the cosine alone."""
     best, right = top1(replay, vector_of, decider)
     curve = [at_threshold(best, right, t) for t in THRESHOLDS]
     points = sorted((p["hit_ratio"], p["precision"]) for p in curve if p["precision"] is not None)

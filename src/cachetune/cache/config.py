@@ -16,8 +16,7 @@ semantic_cache:
       eviction: lru                # lru | fifo | lfu
       verify:                      # optional: a second look at the top candidates (cachetune.decision)
         guards: [numbers, negation]   # refuse a candidate whose numbers or negation disagree with the prompt
-        verifier: programming-verifier   # a trained verifier: serve only at its probability threshold
-        top_k: 5
+        top_k: 5                   # candidates looked at: a look-alike ranked first no longer hides a true repeat
 ```
 Relative model paths and store paths are resolved against the config file's folder.
 """
@@ -45,7 +44,7 @@ class DomainConfig(_Strict):
     eviction: Literal["lru", "fifo", "lfu"] = "lru"
     # torch, or the model exported to ONNX on first start (fp32: the same vectors; int8: smaller, mean cosine ~0.99)
     encoder: Literal["torch", "onnx", "onnx-int8"] = "onnx"
-    verify: VerifySettings | None = None  # guards and/or a verifier over the top candidates; absent: the cosine decides
+    verify: VerifySettings | None = None  # guards over the top candidates; absent: the nearest entry's cosine decides
 
 
 class HnswConfig(_Strict):

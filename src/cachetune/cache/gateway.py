@@ -18,8 +18,8 @@ client's `base_url` at it and changes nothing else.
   events. An upstream error is passed through with its status and OpenAI error body; an unreachable or silent
   upstream gives 502 or 504 with an OpenAI error body, within `timeout_seconds` per attempt. Errors are never cached.
 - Response headers: `x-cachetune-cache: hit|miss|bypass`, `x-cachetune-similarity` (of the nearest entry, when
-  there is one), `x-cachetune-threshold`, `x-cachetune-domain`; on a hit `x-cachetune-id` (the entry served) and,
-  with a verifier, `x-cachetune-score` (its probability); `x-cachetune-refused` (`ID:REASON,...`) when the domain's
+  there is one), `x-cachetune-threshold`, `x-cachetune-domain`; on a hit `x-cachetune-id` (the entry served);
+  `x-cachetune-refused` (`ID:REASON,...`) when the domain's
   `verify` stage refused candidates. Prometheus: requests by outcome, upstream latency and upstream errors.
 - `/v1/embeddings`: `model` names a domain (its adapter) or `base`; `input` a string or a list of strings.
 """
@@ -212,8 +212,6 @@ def add_gateway(app: FastAPI, cache: SemanticCache, authenticate: Authenticator,
             if found.refused:
                 info["x-cachetune-refused"] = ",".join(f"{r.id}:{r.reason}" for r in found.refused)
         if found is not None and found.hit is not None:
-            if found.hit.score is not None:
-                info["x-cachetune-score"] = f"{found.hit.score:.4f}"
             info["x-cachetune-id"] = str(found.hit.id)
             metrics.requests.labels(domain, "hit").inc()
             completion = {

@@ -42,25 +42,22 @@ class Hit:
     age_seconds: float
     metadata: dict | None = None
     id: int | None = None
-    score: float | None = None  # the verifier's probability that this answer serves the prompt; None: the cosine decided
 
 
 @dataclass(frozen=True)
 class Refused:
-    """A candidate the decision did not serve: its entry, similarity, and why (`guard:NAME`, `verifier`, `threshold`,
-    `outranked`), with the verifier's probability where it gave one."""
+    """A candidate the decision did not serve: its entry, similarity, and why (`guard:NAME`, `threshold`, `outranked`)."""
 
     id: int
     prompt: str
     similarity: float
     reason: str
-    score: float | None = None
 
 
 @dataclass(frozen=True)
 class Lookup:
     """What a lookup found: the hit (None: a miss), the nearest entry's similarity (None: nothing stored), the
-    threshold the decision held it to (a similarity, or with a verifier a probability), and the candidates refused."""
+    similarity threshold the decision held it to, and the candidates its `verify` stage refused."""
 
     hit: Hit | None
     similarity: float | None
@@ -127,7 +124,7 @@ class SemanticCache:
 
         Returns:
             A `Hit` when the nearest live entry of this tenant reaches the domain's `similarity_threshold` (with
-            `verify`: when a candidate passes the guards and the verifier), else None.
+            `verify`: the most similar of its top candidates that passes the guards), else None.
 
         Raises:
             UnknownDomainError: `domain` is not configured.
@@ -154,23 +151,22 @@ class SemanticCache:
         except StoreError:
             if self.config.on_store_error == "error":
                 raise
-            return Lookup(None, None, decider.threshold)  # fail open: the caller asks the LLM, as on any miss
+            return Lookup(None, None, decider.similarity_threshold)  # fail open: the caller asks the LLM, as on any miss
         if not found:
-            return Lookup(None, None, decider.threshold)
+            return Lookup(None, None, decider.similarity_threshold)
         verdict = decider.decide(prompt, [(entry.prompt, similarity) for entry, similarity in found])
         refused = tuple(
-            Refused(found[r.index][0].id, found[r.index][0].prompt, found[r.index][1], r.reason, r.score) for r in verdict.refusals
+            Refused(found[r.index][0].id, found[r.index][0].prompt, found[r.index][1], r.reason) for r in verdict.refusals
         )
         if verdict.chosen is None:
-            return Lookup(None, found[0][1], decider.threshold, refused)
+            return Lookup(None, found[0][1], decider.similarity_threshold, refused)
         entry, similarity = found[verdict.chosen]
         try:
             self._guarded(self._store.record_hit, namespace, entry, now)
         except StoreError:
             pass  # the hit is served; only its place in the eviction order was not updated (counted in store_errors)
-        score = verdict.score if decider.verifier is not None else None
-        hit = Hit(entry.response, entry.prompt, similarity, now - entry.created, entry.metadata, entry.id, score)
-        return Lookup(hit, found[0][1], decider.threshold, refused)
+        hit = Hit(entry.response, entry.prompt, similarity, now - entry.created, entry.metadata, entry.id)
+        return Lookup(hit, found[0][1], decider.similarity_threshold, refused)
 
     def store(
         self,
@@ -284,13 +280,8 @@ def _require_text(value: str, name: str) -> None:
 
 
 def make_decider(domain: DomainConfig) -> Decider:
-    """The domain's decision: the cosine against its threshold, or with `verify` its guards and verifier."""
-    verifier = None
-    if domain.verify is not None and domain.verify.verifier is not None:
-        from cachetune.verifier import load_verifier
-
-        verifier = load_verifier(domain.verify.verifier, encoder=domain.encoder)
-    return Decider(domain.similarity_threshold, domain.verify, verifier)
+    """The domain's decision: the cosine against its threshold, with `verify` over its top candidates' guards."""
+    return Decider(domain.similarity_threshold, domain.verify)
 
 
 def make_store(config: CacheConfig, dim: int, namespaces: dict[str, NamespaceSettings]) -> Store:

@@ -1,13 +1,13 @@
 """The HTTP service: `cachetune serve --config cache.yaml`.
 
     POST /v1/cache/check       {"prompt", "domain", "tenant"}  -> {"hit": true, "response", "prompt", "similarity", "age_seconds",
-                               "metadata", "id", "score", "threshold", "refused"} | {"hit": false, "similarity", "threshold", "refused"}
+                               "metadata", "id", "threshold", "refused"} | {"hit": false, "similarity", "threshold", "refused"}
     POST /v1/cache/store       {"prompt", "response", "domain", "tenant", "ttl", "metadata"} -> {"stored": true, "id"}
     POST /v1/cache/invalidate  {"domain", "tenant", and "ids": [...] | "prompt" (+ "min_similarity") | "all": true} -> {"deleted": n}
     GET  /healthz              -> {"status": "ok", "domains": [...]}
     GET  /metrics              -> Prometheus text: hits, misses, stores, invalidations, refusals by reason, errors, latency
-`refused` lists the candidates a domain's `verify` stage did not serve: {"id", "prompt", "similarity", "reason", "score"},
-the reason being `guard:NAME`, `verifier` (score: its probability), `threshold` or `outranked`.
+`refused` lists the candidates a domain's `verify` stage did not serve: {"id", "prompt", "similarity", "reason"},
+the reason being `guard:NAME`, `threshold` or `outranked`.
 With `semantic_cache.upstream`, the OpenAI-compatible gateway routes too (cachetune.cache.gateway).
 
 JSON bodies use the library's argument names. With `semantic_cache.auth`, every /v1 request carries
@@ -117,7 +117,7 @@ class Metrics:
 
     def count_refusals(self, domain: str, found: Lookup) -> None:
         for refusal in found.refused:
-            if refusal.reason != "outranked":  # a reason label: guard:NAME, verifier, threshold (a bounded set)
+            if refusal.reason != "outranked":  # a reason label: guard:NAME or threshold (a bounded set)
                 self.refusals.labels(domain, refusal.reason).inc()
 
 

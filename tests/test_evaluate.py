@@ -11,6 +11,7 @@ from sklearn.metrics import average_precision_score, precision_score, recall_sco
 from cachetune.errors import InputError
 from cachetune.evaluate.pairs import best_f05_threshold, target_precision_threshold
 from cachetune.evaluate.run import EvaluateSettings, evaluate
+from cachetune.evaluate.traps import TrapPair, trap_suite_metrics
 from cachetune.evaluate.triplets import triplet_metrics
 from cachetune.metrics import recall_at_precision
 from cachetune.models import ModelError, load_model
@@ -37,6 +38,7 @@ def report(adapter, conala_prepared, tmp_path_factory):
         output=output,
         bootstrap=200,
         speed=True,
+        guards=("numbers", "negation"),
     )
     return evaluate(settings), output
 
@@ -109,8 +111,36 @@ def test_report_has_intervals_verdicts_tables_and_plots(report):
         assert (output / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     assert json.loads((output / "report.json").read_text())["models"]["tuned"]["adapter_bytes"] < 1_000_000
     assert result["speed"]["tuned"]["latency_ms_p99"] >= result["speed"]["tuned"]["latency_ms_p50"] > 0
-    probes = result["probes"]["baseline"]
-    assert probes["probes"] == 30 and 0 <= probes["false_hits"] <= 30
+    assert "## Trap suite" in markdown and "| tuned, guards |" in markdown
+
+
+def test_the_trap_suite_counts_each_kind_at_the_threshold_and_guards_refuse_their_traps(report):
+    result, _ = report
+    hand = result["traps"]["sets"]["hand"]
+    assert hand["tuned"]["cosine"]["pairs"] == 54  # the programming pairs of traps.yaml: the test data's domain
+    rule = result["traps"]["sets"]["rule"]["tuned"]
+    threshold = rule["cosine"]["threshold"]
+    points = result["operating_thresholds"]["tuned"]
+    assert threshold == (points["target_precision"] if points["target_precision"] is not None else points["best_f05"])
+    cosine, guarded = rule["cosine"]["kinds"], rule["guards"]["kinds"]
+    assert cosine["rewording"]["pairs"] == result["pairs"][0]["positives"]
+    assert set(cosine) == {"rewording", "negation", "number", "entity", "scope"}
+    assert all(guarded[kind]["pairs"] == cosine[kind]["pairs"] and guarded[kind]["served"] <= cosine[kind]["served"] for kind in cosine)
+    # The hand-written number traps change a number both prompts state: the numbers guard refuses every one of them.
+    hand_cosine, hand_guarded = hand["tuned"]["cosine"]["kinds"], hand["tuned"]["guards"]["kinds"]
+    assert hand_cosine["number"]["served"] > 0 and hand_guarded["number"]["served"] == 0
+    replay, with_guards = result["pairs"][0]["tuned"]["replay"], result["pairs"][0]["tuned"]["replay_with_guards"]
+    assert with_guards["queries"] == replay["queries"] and with_guards["auc"] != replay["auc"]
+
+
+def test_served_at_most_wrong_is_recall_at_precision_with_refused_pairs_never_served():
+    texts = {"s": 1.0, "r1": 0.99, "r2": 0.95, "t1": 0.97, "t2": 0.90}  # similarity to "s" of each new prompt
+    vector_of = {text: np.array([np.cos(np.arccos(cos)), np.sin(np.arccos(cos))]) for text, cos in texts.items()}
+    pairs = [TrapPair("s", new, "rewording" if new[0] == "r" else "number", "x") for new in ("r1", "r2", "t1", "t2")]
+    result = trap_suite_metrics(pairs, vector_of, 0.93, None)
+    assert result["kinds"] == {"rewording": {"pairs": 2, "served": 2}, "number": {"pairs": 2, "served": 1}}
+    assert result["served_at_wrong"] == {"0.01": 0.5, "0.05": 0.5}  # only r1 is above every trap
+    assert [e["new"] for e in result["examples"]] == ["t1"]
 
 
 def unit(angle_degrees: float) -> np.ndarray:

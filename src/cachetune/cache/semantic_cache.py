@@ -155,9 +155,7 @@ class SemanticCache:
         if not found:
             return Lookup(None, None, decider.similarity_threshold)
         verdict = decider.decide(prompt, [(entry.prompt, similarity) for entry, similarity in found])
-        refused = tuple(
-            Refused(found[r.index][0].id, found[r.index][0].prompt, found[r.index][1], r.reason) for r in verdict.refusals
-        )
+        refused = tuple(Refused(found[r.index][0].id, found[r.index][0].prompt, found[r.index][1], r.reason) for r in verdict.refusals)
         if verdict.chosen is None:
             return Lookup(None, found[0][1], decider.similarity_threshold, refused)
         entry, similarity = found[verdict.chosen]

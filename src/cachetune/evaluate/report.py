@@ -48,7 +48,7 @@ def markdown(report: dict) -> str:
         lines += _pairs_markdown(section, report["target_precision"])
     for section in report["triplets"]:
         lines += _triplets_markdown(section)
-    lines += _probes_markdown(report["probes"])
+    lines += _traps_markdown(report["traps"])
     if "speed" in report:
         lines += _speed_markdown(report)
     return "\n".join(lines) + "\n"
@@ -83,6 +83,9 @@ def _pairs_markdown(section: dict, target: float) -> list[str]:
         f"| cache replay P-CHR AUC (oracle {_f(tuned['replay']['oracle_auc'])}) | {_f(base['replay']['auc'])} | {_f(tuned['replay']['auc'])} "
         f"| {tuned['replay']['auc'] - base['replay']['auc']:+.3f} | |"
     )
+    if "replay_with_guards" in tuned:
+        base_guarded, tuned_guarded = base["replay_with_guards"]["auc"], tuned["replay_with_guards"]["auc"]
+        lines.append(f"| &nbsp;&nbsp;with the guards | {_f(base_guarded)} | {_f(tuned_guarded)} | {tuned_guarded - base_guarded:+.3f} | |")
     for name_key, label in (("retrieval_recall_at_1", "retrieval recall@1 (second text -> its first)"),):
         if base[name_key] is not None:
             lines.append(f"| {label} | {_f(base[name_key])} | {_f(tuned[name_key])} | {tuned[name_key] - base[name_key]:+.3f} | |")
@@ -143,19 +146,30 @@ def _triplets_markdown(section: dict) -> list[str]:
     return lines
 
 
-def _probes_markdown(probes: dict) -> list[str]:
+def _traps_markdown(traps: dict) -> list[str]:
+    guards = ", ".join(traps["guards"]) or "none (pass --guards to evaluate them)"
     lines = [
         "",
-        "## Look-alike probes (different meaning, one word apart)",
+        "## Trap suite: look-alikes that must not be served, beside rewordings that should",
         "",
-        "| model | probes | false hits at its threshold | mean similarity |",
-        "|---|---:|---:|---:|",
+        "`hand`: the hand-written pairs of evaluate/traps.yaml; `rule`: rule-made traps of the test pairs' first texts.",
+        f"Each model at its operating threshold; guards: {guards}. A kind's cell: pairs served / pairs (rewordings: served",
+        "is right; every other kind: a false hit). Served at <= 1% / 5% wrong: the share of rewordings served at the best",
+        "threshold whose served pairs are at most that share wrong.",
     ]
-    for name in ("baseline", "tuned"):
-        p = probes[name]
-        lines.append(
-            f"| {name} | {p['probes']} | {p['false_hits'] if p['threshold'] is not None else 'n/a'} | {_f(p['mean_similarity'])} |"
-        )
+    for set_name, models in traps["sets"].items():
+        kinds = list(next(iter(next(iter(models.values())).values()))["kinds"])
+        lines += ["", f"| {set_name} | threshold | " + " | ".join(kinds) + " | served at <= 1% wrong | at <= 5% wrong |"]
+        lines.append("|---|---:|" + "---:|" * (len(kinds) + 2))
+        for name in ("baseline", "tuned"):
+            for decision, result in models[name].items():
+                cells = [f"{result['kinds'][kind]['served']}/{result['kinds'][kind]['pairs']}" for kind in kinds]
+                wrong = result["served_at_wrong"]
+                lines.append(
+                    f"| {name}, {decision} | {_f(result['threshold'])} | "
+                    + " | ".join(cells)
+                    + f" | {_f(wrong['0.01'])} | {_f(wrong['0.05'])} |"
+                )
     return lines
 
 

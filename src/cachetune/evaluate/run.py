@@ -9,12 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
+from cachetune.decision import Decider
 from cachetune.errors import InputError
 from cachetune.evaluate.pairs import OperatingPoints, at_threshold, bootstrap, threshold_free
-from cachetune.evaluate.probes import load_probes, probe_false_hits
 from cachetune.evaluate.report import write_report
 from cachetune.evaluate.settings import EvaluateSettings
 from cachetune.evaluate.speed import encode_speed
+from cachetune.evaluate.traps import TrapPair, hand_traps, rule_traps, trap_suite_metrics
 from cachetune.evaluate.triplets import triplet_metrics
 from cachetune.metrics import check_labels
 from cachetune.models import DEFAULT_BASE_MODEL, load_encoder, resolve_model
@@ -74,12 +75,13 @@ def evaluate(settings: EvaluateSettings) -> dict:
     names = {"tuned": settings.model, "baseline": settings.baseline or default_baseline(settings.model)}
     specs = {name: resolve_model(spec) for name, spec in names.items()}
     encoders = {name: load_encoder(spec) for name, spec in specs.items()}
-    probes = load_probes()
+    test_pairs = [pair for file in files if file.kind == "pairs" for pair in file.records]
+    traps = {"hand": hand_traps({pair.domain for pair in test_pairs}), "rule": rule_traps(test_pairs, settings.seed)}
     texts = list(
         dict.fromkeys(
             [text for file in files for record in file.records for text in _texts(record)]
             + [text for pair in val_pairs for text in (pair.query1, pair.query2)]
-            + [text for _, first, second in probes for text in (first, second)]
+            + [text for rows in traps.values() for pair in rows for text in (pair.stored, pair.new)]
         )
     )
     vector_of = {name: dict(zip(texts, _encode(encoder, texts))) for name, encoder in encoders.items()}
@@ -104,7 +106,7 @@ def evaluate(settings: EvaluateSettings) -> dict:
             for file in files
             if file.kind == "triplets"
         ],
-        "probes": {name: probe_false_hits(probes, vector_of[name], _threshold(operating, name)) for name in MODELS},
+        "traps": _traps_section(traps, vector_of, operating, settings),
     }
     if settings.speed:
         sample = texts[:200]
@@ -152,12 +154,31 @@ def _pairs_section(file: TestFile, vector_of: dict, operating: dict, settings: E
         }
         section[name] = result
         result["retrieval_recall_at_1"] = retrieval_recall_at_1(file.records, vector_of[name])
-        result["replay"] = replay_metrics(
-            ReplaySet.from_pairs(file.records, settings.seed), vector_of[name], {"operating": _threshold(operating, name)}
-        )
+        replay = ReplaySet.from_pairs(file.records, settings.seed)
+        result["replay"] = replay_metrics(replay, vector_of[name], {"operating": _threshold(operating, name)})
+        if settings.verify() is not None:
+            decider = Decider(_threshold(operating, name) or 0.0, settings.verify())
+            result["replay_with_guards"] = replay_metrics(replay, vector_of[name], {"operating": _threshold(operating, name)}, decider)
     section["scores"] = {name: scores[name].round(5).tolist() for name in MODELS}
     section["labels"] = labels.tolist()
     if settings.bootstrap:
         thresholds = {name: _threshold(operating, name) for name in MODELS}
         section["bootstrap"] = bootstrap(labels, scores, thresholds, settings.target_precision, settings.bootstrap, settings.seed)
+    return section
+
+
+def _traps_section(traps: dict[str, list[TrapPair]], vector_of: dict, operating: dict, settings: EvaluateSettings) -> dict:
+    """Per trap set and model: the cosine's decision and, with --guards, the guarded one, at the operating threshold."""
+    section = {"guards": list(settings.guards), "sets": {}}
+    for set_name, pairs in traps.items():
+        if not pairs:
+            continue
+        section["sets"][set_name] = {}
+        for name in MODELS:
+            threshold = _threshold(operating, name)
+            decisions = {"cosine": trap_suite_metrics(pairs, vector_of[name], threshold, None)}
+            if settings.verify() is not None:
+                decider = Decider(threshold or 0.0, settings.verify())
+                decisions["guards"] = trap_suite_metrics(pairs, vector_of[name], threshold, decider)
+            section["sets"][set_name][name] = decisions
     return section

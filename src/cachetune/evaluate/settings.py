@@ -5,6 +5,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from cachetune.decision import GuardName, VerifySettings
 from cachetune.settings import PathList, StageSettings
 
 
@@ -24,3 +25,12 @@ class EvaluateSettings(StageSettings):
     bootstrap: int = Field(1000, ge=0, description="Bootstrap resamples for 95% intervals (0: none).")
     seed: int = Field(42, description="Seed of the bootstrap and of the replay order.")
     speed: bool = Field(True, description="Measure encode latency and throughput.")
+    guards: tuple[GuardName, ...] = Field(
+        (), description="Also evaluate the decision with these verify guards: the replay and the trap suite with and without them."
+    )
+    top_k: int = VerifySettings.model_fields["top_k"]
+
+    def verify(self) -> VerifySettings | None:
+        """The cache's `verify` settings evaluated: every candidate of the top k looked at, so the swept threshold alone
+        decides what is served (as a cache whose candidate threshold is its similarity threshold does)."""
+        return VerifySettings(guards=self.guards, top_k=self.top_k, candidate_threshold=-1.0) if self.guards else None

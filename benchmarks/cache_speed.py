@@ -57,13 +57,17 @@ def real_texts(data: Path) -> list[str]:
 # --- http --------------------------------------------------------------------------------------------------------
 
 
-def http_benchmark(queries: list[str], encoder: str, max_batch: int, stored: int = 1_000, requests: int = 400) -> dict:
+def http_benchmark(
+    queries: list[str], encoder: str, max_batch: int, stored: int = 1_000, requests: int = 400, verify: dict | None = None
+) -> dict:
     import httpx
     from servers import free_port
 
     with tempfile.TemporaryDirectory() as folder:
         config = Path(folder) / "cache.yaml"
         domain = {"embedding_model_path": "programming", "similarity_threshold": 0.9, "encoder": encoder}
+        if verify is not None:
+            domain["verify"] = verify  # the decision's guards (benchmarks/decision.py)
         config.write_text(yaml.safe_dump({"semantic_cache": {"domains": {"coding": domain}, "batching": {"max_batch": max_batch}}}))
         port = free_port()
         server = subprocess.Popen(

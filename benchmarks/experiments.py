@@ -29,6 +29,7 @@ from measure import (
     llm_paraphrase_triplets,
     mean_interval,
     score_model,
+    trap_triplets,
 )
 
 from cachetune.models import load_encoder
@@ -41,7 +42,7 @@ WIDE_LORA = {"lora_rank": 16, "lora_alpha": 32, "target_modules": ["query", "key
 V1_SETTINGS = {"loss": ["online-contrastive"], **WIDE_LORA, "lr": 5e-4, "epochs": 4, "batch_size": 32}
 MNR_LORA_SETTINGS = {"loss": ["mnr"], **WIDE_LORA, "lr": 3e-4, "epochs": 3, "batch_size": 64}
 MNR_FULL_SETTINGS = {"loss": ["mnr"], "lora": False, "lr": 2e-5, "epochs": 3, "batch_size": 64}
-# name -> (what it is, the data it reads, settings). Data: "pairs" | "mined" | "labelled" | "llm" | "second-pairs" | "more-second-pairs"
+# name -> (what it is, the data it reads, settings). Data: "pairs" | "mined" | "labelled" | "traps" | "llm" | "second-pairs" | "more-second-pairs"
 # are training files; "preserve": STS-B train's texts held near the base model's vectors (preserve_data).
 RECIPES = {
     "oc-lora": ("v1 (shipped): OnlineContrastive on the labelled pairs, LoRA r16 on every linear layer, 4 epochs", ["pairs"], V1_SETTINGS),
@@ -97,6 +98,12 @@ RECIPES = {
         ["mined", "labelled"],
         MNR_LORA_SETTINGS,
     ),
+    "mnr-lora+labelled+traps": (
+        "mnr-lora+labelled's triplets plus one rule-made trap per kind of each training anchor as its hard negative "
+        "(`mine --negatives-from traps`: negation, number, entity, scope)",
+        ["mined", "labelled", "traps"],
+        MNR_LORA_SETTINGS,
+    ),
     "mnr-full+labelled": (
         "mnr-lora+labelled's triplets (base-mined and labelled look-alike negatives), every weight, 3 epochs",
         ["mined", "labelled"],
@@ -146,6 +153,7 @@ def run_recipe(domain: str, data: DomainData, name: str, seed: int) -> dict:
         "labelled": lambda: labelled_triplets(
             tuple(path for path in (data.train_pairs, data.second_pairs) if path), data.mined.with_name("labelled-triplets.jsonl")
         ),
+        "traps": lambda: trap_triplets(data.train_pairs, data.mined.with_name("trap-triplets.jsonl")),
         "second-pairs": lambda: data.second_pairs,
         "more-second-pairs": lambda: data.more_second_pairs,
     }

@@ -145,6 +145,13 @@ def labelled_triplets(pairs: tuple[Path, ...], output: Path) -> Path:
     return output
 
 
+def trap_triplets(pairs: Path, output: Path) -> Path:
+    """Triplets whose hard negative is a rule-made trap of the anchor (`mine` with negatives_from traps), written once."""
+    if not output.is_file():
+        mine(MineSettings(input=pairs, negatives_from="traps", output=output))
+    return output
+
+
 def generated(domain: str, queries: Path, output: Path, **options) -> dict:
     """Three paraphrases per query (and `negatives` look-alikes) into `output`, unless the report beside it says that
     was done; an interrupted run resumes. Returns the report."""

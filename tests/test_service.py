@@ -133,3 +133,24 @@ def test_a_guard_refuses_a_look_alike_says_why_and_serves_the_true_repeat_below_
     assert hit["hit"] is True and hit["id"] == five and hit["response"] == "head -5"
     assert [(r["id"], r["reason"]) for r in hit["refused"]] == [(ten, "guard:numbers")]
     assert 'cachetune_refusals_total{domain="guarded",reason="guard:numbers"} 2.0' in service.get("/metrics").text
+
+
+def test_feedback_counts_confirmed_hits_and_a_wrong_hit_is_never_served_again(service):
+    store(service, "How do I sort a list of tuples by the second item?", "sorted(xs, key=lambda t: t[1])", tenant="t5")
+    prompt = "How can I sort a list of tuples by their second element?"
+    hit = check(service, prompt, tenant="t5")
+    assert hit["hit"] is True
+
+    def feedback(correct: bool, tenant: str) -> dict:
+        response = service.post("/v1/cache/feedback", json={"domain": "coding", "id": hit["id"], "correct": correct, "tenant": tenant})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    assert feedback(True, "t5") == {"deleted": 0} and check(service, prompt, tenant="t5")["hit"] is True
+    assert feedback(False, "t6") == {"deleted": 0}  # another tenant cannot touch it
+    assert check(service, prompt, tenant="t5")["hit"] is True
+    assert feedback(False, "t5") == {"deleted": 1}
+    assert check(service, prompt, tenant="t5")["hit"] is False
+    text = service.get("/metrics").text
+    assert 'cachetune_feedback_total{domain="coding",verdict="correct"} 1.0' in text
+    assert 'cachetune_feedback_total{domain="coding",verdict="wrong"} 2.0' in text

@@ -256,6 +256,19 @@ class SemanticCache:
                 return 0
         return self._guarded(self._store.delete, settings.namespace, tenant, ids)
 
+    def feedback(self, domain: str, id: int, correct: bool, tenant: str | None = None) -> int:
+        """What the caller found of a served hit: `correct: False` deletes the entry `id` of `tenant`, so that answer is
+        never served again for any prompt (a later miss stores a fresh answer); `correct: True` changes nothing.
+
+        Returns:
+            How many entries were deleted (0 or 1; an id of another tenant, or already gone, is left alone).
+
+        Raises:
+            UnknownDomainError: `domain` is not configured.
+            StoreError: the store failed.
+        """
+        return 0 if correct else self.invalidate(domain, tenant, ids=[id])
+
     def entries(self, domain: str) -> int:
         """Entries stored for `domain` (every tenant's)."""
         return self._store.count(self._domain(domain).namespace, self._clock())

@@ -4,8 +4,9 @@
                                "metadata", "id", "threshold", "refused"} | {"hit": false, "similarity", "threshold", "refused"}
     POST /v1/cache/store       {"prompt", "response", "domain", "tenant", "ttl", "metadata"} -> {"stored": true, "id"}
     POST /v1/cache/invalidate  {"domain", "tenant", and "ids": [...] | "prompt" (+ "min_similarity") | "all": true} -> {"deleted": n}
+    POST /v1/cache/feedback    {"domain", "id", "correct", "tenant"} -> {"deleted": n}: a wrong hit's entry is deleted
     GET  /healthz              -> {"status": "ok", "domains": [...]}
-    GET  /metrics              -> Prometheus text: hits, misses, stores, invalidations, refusals by reason, errors, latency
+    GET  /metrics              -> Prometheus text: hits, misses, stores, invalidations, refusals by reason, feedback, errors, latency
 `refused` lists the candidates a domain's `verify` stage did not serve: {"id", "prompt", "similarity", "reason"},
 the reason being `guard:NAME`, `threshold` or `outranked`.
 With `semantic_cache.upstream`, the OpenAI-compatible gateway routes too (cachetune.cache.gateway).
@@ -74,6 +75,13 @@ class InvalidateBody(_Body):
         return self
 
 
+class FeedbackBody(_Body):
+    domain: str
+    id: int
+    correct: bool
+    tenant: str | None = None
+
+
 class BodyLimit:
     """ASGI middleware: a POST needs a Content-Length within the limit (411, 413), checked before it is read."""
 
@@ -103,6 +111,10 @@ class Metrics:
         self.invalidated = Counter("cachetune_invalidated", "Entries deleted by invalidation", ["domain"], registry=self.registry)
         self.refusals = Counter(
             "cachetune_refusals", "Candidates the verify stage refused, by reason", ["domain", "reason"], registry=self.registry
+        )
+        self.feedback = Counter(
+            "cachetune_feedback", "Served hits reported correct or wrong: their precision in production", ["domain", "verdict"],
+            registry=self.registry,
         )
         self.errors = Counter("cachetune_errors", "Requests refused or failed", ["domain", "kind"], registry=self.registry)
         self.latency = Histogram(
@@ -218,6 +230,14 @@ def create_app(cache: SemanticCache) -> FastAPI:
         if body.prompt is not None and len(body.prompt) > limits.max_prompt_chars:
             raise HttpError(422, f"prompt: over the limit of {limits.max_prompt_chars} characters", "too_long", body.domain)
         deleted = await run("invalidate", body.domain, cache.invalidate, body.domain, tenant, body.ids, body.prompt, body.min_similarity)
+        metrics.invalidated.labels(body.domain).inc(deleted)
+        return {"deleted": deleted}
+
+    @app.post("/v1/cache/feedback")
+    async def feedback(body: FeedbackBody, principal: Caller):
+        tenant = tenant_of(principal, body.domain, body.tenant)
+        deleted = await run("feedback", body.domain, cache.feedback, body.domain, body.id, body.correct, tenant)
+        metrics.feedback.labels(body.domain, "correct" if body.correct else "wrong").inc()
         metrics.invalidated.labels(body.domain).inc(deleted)
         return {"deleted": deleted}
 

@@ -139,3 +139,55 @@ def test_embeddings_serve_a_second_library_the_domain_model(gateway):
     assert np.dot(embedder.embed_query(texts[0]), vectors[0]) > 0.9999
     with pytest.raises(openai.NotFoundError, match="not a domain"):
         client_of(gateway).embeddings.create(model="legal", input="x")
+
+
+FLIXORA = [
+    {"role": "user", "content": "I have a Flixora subscription I barely use."},
+    {"role": "assistant", "content": "It renews on the 14th at £10.99 a month. Do you want to cancel it?"},
+    {"role": "user", "content": "Yes, cancel it."},
+]
+PULSEFIT = [
+    {"role": "user", "content": "My PulseFit gym membership costs too much."},
+    {"role": "assistant", "content": "It has a 30-day notice period. Do you want to cancel it?"},
+    {"role": "user", "content": "Yes, cancel it."},
+]
+SMALL_TALK = [{"role": "user", "content": "Hi there!"}, {"role": "assistant", "content": "Hello! How can I help you today?"}]
+
+
+def chat(client, messages):
+    raw = client.chat.completions.with_raw_response.create(model="qwen", messages=messages, temperature=0, max_tokens=48)
+    return raw.parse(), {k: v for k, v in raw.headers.items() if k.startswith("x-cachetune")}
+
+
+def test_a_follow_up_is_never_served_another_conversations_answer_by_default(gateway):
+    client = client_of(gateway)
+    first, headers = chat(client, FLIXORA)
+    assert headers["x-cachetune-cache"] == "miss"
+    _, headers = chat(client, PULSEFIT)  # the same last message after other turns: its own answer, from upstream
+    assert headers["x-cachetune-cache"] == "miss"
+    again, headers = chat(client, SMALL_TALK + FLIXORA)  # the same turns, small talk aside
+    assert headers["x-cachetune-cache"] == "hit" and again.choices[0].message.content == first.choices[0].message.content
+    standalone = "What does the Python keyword nonlocal do? Answer in one short sentence."
+    chat(client, [{"role": "user", "content": standalone}])
+    _, headers = chat(client, FLIXORA[:2] + [{"role": "user", "content": standalone}])  # it needs no context: served after any
+    assert headers["x-cachetune-cache"] == "hit"
+
+
+def test_with_context_facts_a_follow_up_is_served_after_turns_that_agree_and_refused_after_a_changed_fact(llama, tmp_path):
+    service = CacheService(gateway_config(tmp_path, llama.url, context="facts"))
+    try:
+        client = client_of(service)
+        _, headers = chat(client, FLIXORA)
+        assert headers["x-cachetune-cache"] == "miss"
+        reworded = [{"role": "user", "content": "I'm paying for Flixora but hardly ever watch it."}, FLIXORA[1], FLIXORA[2]]
+        _, headers = chat(client, reworded)
+        assert headers["x-cachetune-cache"] == "hit"
+        changed = [
+            FLIXORA[0],
+            {"role": "assistant", "content": "It renews on the 28th at £15.99 a month. Do you want to cancel it?"},
+            FLIXORA[2],
+        ]
+        _, headers = chat(client, changed)
+        assert headers["x-cachetune-cache"] == "miss" and ":context:numbers" in headers["x-cachetune-refused"]
+    finally:
+        service.stop()

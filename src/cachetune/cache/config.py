@@ -27,6 +27,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from cachetune.conversation import ContextMode
 from cachetune.decision import VerifySettings
 from cachetune.errors import InputError
 
@@ -114,7 +115,16 @@ class UpstreamConfig(_Strict):
     backoff_base_seconds: float = Field(0.5, gt=0)
     model_domains: dict[str, str] = {}  # model name -> domain, when the request names no x-cachetune-domain
     key: Literal["last_user_message", "user_messages", "all_messages"] = "last_user_message"  # the text that is embedded
-    max_messages: int = Field(4, ge=1)  # longer conversations bypass the cache
+    # What the earlier turns of a chat add to its last message (cachetune.conversation; benchmarks/results/
+    # conversations.md): exact (a follow-up is served only after the same turns, small talk aside), facts (after
+    # turns that agree on every fact: served more often, and measured to serve some wrong), none (earlier turns
+    # ignored: a follow-up such as "cancel it" is served whatever conversation it ends).
+    context: ContextMode = "exact"
+    max_messages: int | None = Field(None, ge=1)  # longer conversations bypass the cache; default 4 with context none, else 16
+
+    @property
+    def message_limit(self) -> int:
+        return self.max_messages or (4 if self.context == "none" else 16)
 
 
 class LimitsConfig(_Strict):

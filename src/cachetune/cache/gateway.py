@@ -7,10 +7,11 @@ client's `base_url` at it and changes nothing else.
   forwarded without the cache. Tenant: the API key's (with `auth`), else the `x-cachetune-tenant` header.
 - What is embedded (`upstream.key`): the last user message (default), every user message, or every message. What
   must match exactly (a partition of the store, never text in the embedding): the model, the system messages,
-  and every generation setting that changes the answer (temperature, top_p, response_format, max_tokens, seed,
-  stop, penalties, ...). The request's other fields are not part of it.
+  every generation setting that changes the answer (temperature, top_p, response_format, max_tokens, seed,
+  stop, penalties, ...), and, with the last user message embedded, the context key of the earlier turns
+  (`upstream.context`: exact, facts or none; `cachetune.conversation`). The request's other fields are not part of it.
 - Bypassed (forwarded, never looked up or stored): `tools`, `tool_choice`, `functions` or `function_call`;
-  `n` > 1; more than `max_messages` messages; message parts that are not text; `Cache-Control: no-cache`.
+  `n` > 1; more than `max_messages` messages (default 4 with `context: none`, else 16); message parts that are not text; `Cache-Control: no-cache`.
   `Cache-Control: no-store` looks up but never stores.
 - A miss is forwarded upstream (retries with backoff on connection errors, timeouts, 429 and 5xx); only a
   complete answer (HTTP 200, finish_reason "stop") is stored. `stream: true` is relayed chunk by chunk as it
@@ -40,6 +41,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from cachetune.cache.auth import Authenticator, HttpError
 from cachetune.cache.semantic_cache import Lookup, SemanticCache
+from cachetune.conversation import context_key
 from cachetune.errors import CachetuneError
 
 # Request fields that change the answer: part of the exact-match scope. Anything else (user, metadata, stream, ...)
@@ -98,6 +100,12 @@ def key_text(messages: list[dict], policy: str) -> str:
     else:
         chosen = [next((m for m in reversed(messages) if m.get("role") == "user"), {"content": ""})]
     return "\n".join(f"{m.get('role', 'user')}: {message_text(m)}" if policy == "all_messages" else message_text(m) for m in chosen)
+
+
+def earlier_turns(messages: list[dict]) -> list[tuple[str, str]]:
+    """The (role, text) turns before the last user message, system and developer messages left out."""
+    last = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=0)
+    return [(m.get("role", "user"), message_text(m) or "") for m in messages[:last] if m.get("role") not in ("system", "developer")]
 
 
 def scope_of(body: dict) -> str:
@@ -189,18 +197,21 @@ def add_gateway(app: FastAPI, cache: SemanticCache, authenticate: Authenticator,
             raise HttpError(400, "a chat completion needs a model (text) and messages (a non-empty list)", "malformed")
         domain = request.headers.get("x-cachetune-domain") or settings.model_domains.get(body["model"])
         headers = upstream.headers(request, principal is not None)
-        reason = "no domain" if domain is None else bypass_reason(body, request.headers, settings.max_messages)
+        reason = "no domain" if domain is None else bypass_reason(body, request.headers, settings.message_limit)
         if domain is not None and domain not in cache.config.domains:
             raise HttpError(404, f"unknown domain '{domain}'; configured: {', '.join(cache.config.domains)}", "unknown_domain")
         if reason is not None:
             metrics.requests.labels(domain or "none", "bypass").inc()
             return await forward(body, headers, {"x-cachetune-cache": "bypass", "x-cachetune-domain": domain or ""}, None)
         tenant = principal.tenant_for(domain, None) if principal else request.headers.get("x-cachetune-tenant", "")
-        scoped = f"{tenant}\x1f{scope_of(body)}"
         text = key_text(body["messages"], settings.key)
+        earlier = earlier_turns(body["messages"]) if settings.key == "last_user_message" else []
+        context = context_key(settings.context, earlier, text)
+        scoped = f"{tenant}\x1f{scope_of(body)}" + (f"\x1f{context}" if context else "")
+        compared = earlier if context == "follow-up" else None  # facts: the candidates' turns are compared too
         try:
             vector = await run_in_threadpool(cache.embed, text, domain)
-            found: Lookup | None = await run_in_threadpool(cache.lookup, text, domain, scoped, vector)
+            found: Lookup | None = await run_in_threadpool(cache.lookup, text, domain, scoped, vector, compared)
         except CachetuneError:  # an empty key text, a failing store (with on_store_error: error): forward, as on a miss
             found, vector = None, None
         threshold = found.threshold if found is not None else cache.config.domains[domain].similarity_threshold
@@ -228,7 +239,8 @@ def add_gateway(app: FastAPI, cache: SemanticCache, authenticate: Authenticator,
         if vector is not None and "no-store" not in request.headers.get("cache-control", "").lower():
 
             async def store(completion: dict) -> None:
-                await run_in_threadpool(cache.store, text, json.dumps(completion), domain, scoped, None, {"model": body["model"]}, vector)
+                metadata = {"model": body["model"], **({"context": compared} if compared is not None else {})}
+                await run_in_threadpool(cache.store, text, json.dumps(completion), domain, scoped, None, metadata, vector)
 
         return await forward(body, headers, {**info, "x-cachetune-cache": "miss"}, store)
 

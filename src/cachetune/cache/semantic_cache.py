@@ -24,11 +24,13 @@ import numpy as np
 from cachetune.cache.config import CacheConfig, DomainConfig, load_config
 from cachetune.cache.encoders import DomainEncoders
 from cachetune.cache.store import NamespaceSettings, Store
+from cachetune.conversation import Turns, context_refusal
 from cachetune.decision import Decider
 from cachetune.errors import CacheError, StoreError, UnknownDomainError
 
 DEFAULT_TENANT = ""
 INVALIDATE_LIMIT = 1_000  # entries one invalidation by prompt may remove
+CONTEXT_CANDIDATES = 5  # candidates a follow-up looks at: other conversations' same words may rank above its own
 log = logging.getLogger("cachetune.cache")
 
 
@@ -133,8 +135,14 @@ class SemanticCache:
         """
         return self.lookup(prompt, domain, tenant, vector).hit
 
-    def lookup(self, prompt: str, domain: str, tenant: str | None = None, vector: np.ndarray | None = None) -> Lookup:
+    def lookup(
+        self, prompt: str, domain: str, tenant: str | None = None, vector: np.ndarray | None = None, context: Turns | None = None
+    ) -> Lookup:
         """`check`, with the nearest entry's similarity and the threshold beside the hit: why a prompt hit or missed.
+
+        `context`: the earlier turns of a chat whose last message is `prompt` (the gateway's `context: facts`); an
+        entry stored with a `context` in its metadata that disagrees (`cachetune.conversation.context_refusal`) is
+        refused, and the next candidate looked at.
 
         Raises:
             UnknownDomainError, CacheError, StoreError: as `check`.
@@ -147,24 +155,32 @@ class SemanticCache:
         now = self._clock()
         namespace, tenant = settings.namespace, tenant or DEFAULT_TENANT
         try:
-            found = self._guarded(self._store.similar, namespace, tenant, vector, now, -1.0, decider.top_k)
+            top_k = decider.top_k if context is None else max(decider.top_k, CONTEXT_CANDIDATES)
+            found = self._guarded(self._store.similar, namespace, tenant, vector, now, -1.0, top_k)
         except StoreError:
             if self.config.on_store_error == "error":
                 raise
             return Lookup(None, None, decider.similarity_threshold)  # fail open: the caller asks the LLM, as on any miss
         if not found:
             return Lookup(None, None, decider.similarity_threshold)
+        nearest, refused = found[0][1], []
+        if context is not None:
+            reasons = [context_refusal([tuple(t) for t in (entry.metadata or {}).get("context", [])], context) for entry, _ in found]
+            refused = [Refused(e.id, e.prompt, similarity, reason) for (e, similarity), reason in zip(found, reasons) if reason]
+            found = [candidate for candidate, reason in zip(found, reasons) if reason is None]
         verdict = decider.decide(prompt, [(entry.prompt, similarity) for entry, similarity in found])
-        refused = tuple(Refused(found[r.index][0].id, found[r.index][0].prompt, found[r.index][1], r.reason) for r in verdict.refusals)
+        refused = tuple(
+            refused + [Refused(found[r.index][0].id, found[r.index][0].prompt, found[r.index][1], r.reason) for r in verdict.refusals]
+        )
         if verdict.chosen is None:
-            return Lookup(None, found[0][1], decider.similarity_threshold, refused)
+            return Lookup(None, nearest, decider.similarity_threshold, refused)
         entry, similarity = found[verdict.chosen]
         try:
             self._guarded(self._store.record_hit, namespace, entry, now)
         except StoreError:
             pass  # the hit is served; only its place in the eviction order was not updated (counted in store_errors)
         hit = Hit(entry.response, entry.prompt, similarity, now - entry.created, entry.metadata, entry.id)
-        return Lookup(hit, found[0][1], decider.similarity_threshold, refused)
+        return Lookup(hit, nearest, decider.similarity_threshold, refused)
 
     def store(
         self,

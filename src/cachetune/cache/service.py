@@ -113,7 +113,9 @@ class Metrics:
             "cachetune_refusals", "Candidates the verify stage refused, by reason", ["domain", "reason"], registry=self.registry
         )
         self.feedback = Counter(
-            "cachetune_feedback", "Served hits reported correct or wrong: their precision in production", ["domain", "verdict"],
+            "cachetune_feedback",
+            "Served hits reported correct or wrong: their precision in production",
+            ["domain", "verdict"],
             registry=self.registry,
         )
         self.errors = Counter("cachetune_errors", "Requests refused or failed", ["domain", "kind"], registry=self.registry)

@@ -3,7 +3,7 @@
 import pytest
 
 from cachetune.conversation import context_key, context_refusal, stands_alone
-from cachetune.evaluate.conversations import MUST_NOT_HIT, SHOULD_HIT, conversation_pairs, conversation_metrics
+from cachetune.evaluate.conversations import MUST_NOT_HIT, SHOULD_HIT, conversation_metrics, conversation_pairs
 
 KETTLE = [("user", "I ordered a blue kettle, order 48213, and it arrived broken."), ("assistant", "I can refund the £34.")]
 

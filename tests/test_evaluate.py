@@ -111,7 +111,10 @@ def test_report_has_intervals_verdicts_tables_and_plots(report):
         assert (output / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     assert json.loads((output / "report.json").read_text())["models"]["tuned"]["adapter_bytes"] < 1_000_000
     assert result["speed"]["tuned"]["latency_ms_p99"] >= result["speed"]["tuned"]["latency_ms_p50"] > 0
-    assert "## Trap suite" in markdown and "| tuned, guards |" in markdown
+    assert "## Trap suite" in markdown and "| tuned, guards |" in markdown and "| tuned, exact |" in markdown
+    chats = result["conversations"]["tuned"]
+    assert chats["pairs"] == 54 and set(chats["modes"]) == {"none", "exact", "facts"}  # the programming scenarios
+    assert chats["modes"]["none"]["kinds"]["context_swapped"]["served"] > chats["modes"]["exact"]["kinds"]["context_swapped"]["served"]
 
 
 def test_the_trap_suite_counts_each_kind_at_the_threshold_and_guards_refuse_their_traps(report):

@@ -49,6 +49,7 @@ def markdown(report: dict) -> str:
     for section in report["triplets"]:
         lines += _triplets_markdown(section)
     lines += _traps_markdown(report["traps"])
+    lines += _conversations_markdown(report["conversations"])
     if "speed" in report:
         lines += _speed_markdown(report)
     return "\n".join(lines) + "\n"
@@ -170,6 +171,31 @@ def _traps_markdown(traps: dict) -> list[str]:
                     + " | ".join(cells)
                     + f" | {_f(wrong['0.01'])} | {_f(wrong['0.05'])} |"
                 )
+    return lines
+
+
+def _conversations_markdown(conversations: dict) -> list[str]:
+    first = next(iter(conversations.values()))
+    kinds = list(next(iter(first["modes"].values()))["kinds"])
+    lines = [
+        "",
+        f"## Conversations: chat pairs decided as the gateway does ({first['pairs']} pairs of evaluate/conversations.yaml)",
+        "",
+        "Per `upstream.context` mode, at each model's operating threshold: pairs served / pairs. The first three kinds",
+        "should be served; the last three must not (a wrong answer from another conversation).",
+        "",
+        "| model, context | threshold | " + " | ".join(kinds) + " | should-hit served | wrong hits |",
+        "|---|---:|" + "---:|" * (len(kinds) + 2),
+    ]
+    for name in ("baseline", "tuned"):
+        result = conversations[name]
+        for mode, row in result["modes"].items():
+            cells = [f"{row['kinds'][k]['served']}/{row['kinds'][k]['pairs']}" for k in kinds]
+            lines.append(
+                f"| {name}, {mode} | {_f(result['threshold'])} | "
+                + " | ".join(cells)
+                + f" | {_f(row['should_hit_served'])} | {row['wrong_hits']} |"
+            )
     return lines
 
 

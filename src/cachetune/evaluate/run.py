@@ -11,6 +11,8 @@ import numpy as np
 
 from cachetune.decision import Decider
 from cachetune.errors import InputError
+from cachetune.evaluate.conversations import conversation_metrics, conversation_pairs
+from cachetune.evaluate.conversations import texts_of as chat_texts
 from cachetune.evaluate.pairs import OperatingPoints, at_threshold, bootstrap, threshold_free
 from cachetune.evaluate.report import write_report
 from cachetune.evaluate.settings import EvaluateSettings
@@ -23,6 +25,7 @@ from cachetune.records import Pair, read_pairs_or_triplets, read_records
 from cachetune.replay import ReplaySet, pair_scores, replay_metrics, retrieval_recall_at_1
 
 MODELS = ("tuned", "baseline")
+DEFAULT_CHAT_THRESHOLD = 0.9  # the cache's default similarity_threshold, without validation data
 
 
 @dataclass(frozen=True)
@@ -77,11 +80,13 @@ def evaluate(settings: EvaluateSettings) -> dict:
     encoders = {name: load_encoder(spec) for name, spec in specs.items()}
     test_pairs = [pair for file in files if file.kind == "pairs" for pair in file.records]
     traps = {"hand": hand_traps({pair.domain for pair in test_pairs}), "rule": rule_traps(test_pairs, settings.seed)}
+    chats = conversation_pairs({pair.domain for pair in test_pairs})
     texts = list(
         dict.fromkeys(
             [text for file in files for record in file.records for text in _texts(record)]
             + [text for pair in val_pairs for text in (pair.query1, pair.query2)]
             + [text for rows in traps.values() for pair in rows for text in (pair.stored, pair.new)]
+            + chat_texts(chats)
         )
     )
     vector_of = {name: dict(zip(texts, _encode(encoder, texts))) for name, encoder in encoders.items()}
@@ -107,6 +112,10 @@ def evaluate(settings: EvaluateSettings) -> dict:
             if file.kind == "triplets"
         ],
         "traps": _traps_section(traps, vector_of, operating, settings),
+        "conversations": {
+            name: conversation_metrics(chats, vector_of[name], _threshold(operating, name) or DEFAULT_CHAT_THRESHOLD, settings.guards)
+            for name in MODELS
+        },
     }
     if settings.speed:
         sample = texts[:200]

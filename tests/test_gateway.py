@@ -4,6 +4,7 @@ the packaged 0.5B GGUF on loopback (or a real HTTP server that fails, or nothing
 import json
 import time
 
+import httpx
 import numpy as np
 import openai
 import pytest
@@ -191,3 +192,28 @@ def test_with_context_facts_a_follow_up_is_served_after_turns_that_agree_and_ref
         assert headers["x-cachetune-cache"] == "miss" and ":context:numbers" in headers["x-cachetune-refused"]
     finally:
         service.stop()
+
+
+def test_a_wrong_hit_reported_by_its_id_is_never_served_again_in_that_context(gateway):
+    client = client_of(gateway)
+    turns = [{"role": "user", "content": "My Flixora plan renews on the 3rd."}, {"role": "assistant", "content": "Noted. Anything else?"}]
+    question = {"role": "user", "content": "What does the Python keyword assert do? Answer in one short sentence."}
+    _, headers = chat(client, [*turns, {"role": "user", "content": "Can I pause it instead?"}])
+    assert headers["x-cachetune-cache"] == "miss"
+    _, headers = chat(client, [*turns, {"role": "user", "content": "Can I pause it instead?"}])
+    assert headers["x-cachetune-cache"] == "hit" and headers["x-cachetune-tier"] == "exact"
+    token = headers["x-cachetune-id"]
+    chat(client, [question])
+    _, standalone = chat(client, [question])  # an entry of another partition: the feedback must leave it
+    assert standalone["x-cachetune-cache"] == "hit"
+
+    def feedback(id, tenant=""):
+        return httpx.post(gateway.url + "/v1/cache/feedback", json={"domain": "coding", "id": id, "correct": False, "tenant": tenant})
+
+    assert feedback(token, tenant="other").json() == {"deleted": 0}  # another tenant's partition of that scope holds nothing
+    assert feedback("7@not-a-scope").status_code == 422
+    assert feedback(token).json() == {"deleted": 1}
+    _, headers = chat(client, [*turns, {"role": "user", "content": "Can I pause it instead?"}])
+    assert headers["x-cachetune-cache"] == "miss"  # the wrong answer is gone; upstream answers and a fresh one is stored
+    _, headers = chat(client, [question])
+    assert headers["x-cachetune-cache"] == "hit"

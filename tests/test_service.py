@@ -1,5 +1,6 @@
 """The HTTP service, started with `cachetune serve` and talked to over loopback."""
 
+import json
 import subprocess
 import sys
 import time
@@ -8,6 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from typer.testing import CliRunner
+
+from cachetune.cli import app
 
 QUESTION = "How do I reverse a list in Python?"
 REWORDED = "How can I reverse a list in python?"
@@ -24,6 +28,7 @@ def service(adapter, tmp_path_factory, free_port):
                 "guarded": {"embedding_model_path": str(adapter), "similarity_threshold": 0.8, "verify": {"guards": ["numbers"]}},
             },
             "limits": {"max_body_bytes": 4096, "max_prompt_chars": 500},
+            "feedback_log": "feedback.jsonl",
         }
     }
     (folder / "cache.yaml").write_text(yaml.safe_dump(config))
@@ -35,6 +40,7 @@ def service(adapter, tmp_path_factory, free_port):
         stderr=subprocess.STDOUT,
     )
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    client.feedback_log = folder / "feedback.jsonl"
     deadline = time.time() + 120
     while True:
         try:
@@ -154,3 +160,36 @@ def test_feedback_counts_confirmed_hits_and_a_wrong_hit_is_never_served_again(se
     text = service.get("/metrics").text
     assert 'cachetune_feedback_total{domain="coding",verdict="correct"} 1.0' in text
     assert 'cachetune_feedback_total{domain="coding",verdict="wrong"} 2.0' in text
+    reports = [json.loads(line) for line in service.feedback_log.read_text().splitlines()]
+    assert [(r["correct"], r["tier"]) for r in reports] == [(True, "semantic"), (False, None), (False, "semantic")]
+    assert reports[0]["similarity"] == pytest.approx(hit["similarity"])  # t6 was never served it: no similarity
+
+
+def test_evaluate_feedback_recommends_the_threshold_above_the_wrong_hits(tmp_path):
+    # Reports as a cache writes them: wrong hits served at 0.86-0.88, right ones from 0.85 to 0.99.
+    log = tmp_path / "feedback.jsonl"
+    rows = [{"time": 0.0, "domain": "coding", "id": i, "correct": True, "similarity": 0.85 + i * 0.0025} for i in range(57)]
+    rows += [{"time": 0.0, "domain": "coding", "id": 100 + i, "correct": False, "similarity": s} for i, s in enumerate((0.86, 0.87, 0.88))]
+    rows += [{"time": 0.0, "domain": "medical", "id": 1, "correct": False, "similarity": None}]
+    log.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    result = CliRunner().invoke(app, ["evaluate-feedback", "--feedback-log", str(log), "--target-precision", "0.9"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(log.with_suffix(".report.json").read_text())
+    coding = report["domains"]["coding"]
+    assert (coding["reported"], coding["wrong"], coding["highest_wrong_similarity"]) == (60, 3, 0.88)
+    # From 0.8725 up: 48 right, 1 wrong (bound 0.907); from 0.87: 49 right, 2 wrong (bound 0.88 < 0.9).
+    assert coding["recommended_threshold"] == pytest.approx(0.8725) and coding["recommended_lower_bound"] >= 0.9
+    assert report["domains"]["medical"]["recommended_threshold"] is None
+    assert "raise the threshold" in log.with_suffix(".report.md").read_text()
+    log.write_text(log.read_text() + '{"domain": "coding"}\n')
+    result = CliRunner().invoke(app, ["evaluate-feedback", "--feedback-log", str(log)])
+    assert result.exit_code == 1 and f"{log}:62" in result.output
+
+
+def test_an_exact_repeat_is_the_exact_tier_and_a_rewording_the_semantic_one(service):
+    store(service, "How do I flatten a nested list in Python?", "itertools.chain.from_iterable", tenant="t7")
+    assert check(service, "How do I  flatten a nested list in Python?", tenant="t7")["tier"] == "exact"  # spacing aside
+    assert check(service, "How can I flatten a list of lists in Python?", tenant="t7")["tier"] == "semantic"
+    text = service.get("/metrics").text
+    assert 'cachetune_hits_by_tier_total{domain="coding",tier="exact"}' in text
+    assert 'cachetune_hits_by_tier_total{domain="coding",tier="semantic"}' in text

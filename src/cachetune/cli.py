@@ -20,7 +20,7 @@ from rich.table import Table
 
 from cachetune.data.settings import PrepareSettings
 from cachetune.errors import CachetuneError
-from cachetune.evaluate.settings import EvaluateSettings
+from cachetune.evaluate.settings import EvaluateSettings, FeedbackSettings
 from cachetune.export.settings import ExportSettings
 from cachetune.settings import build
 from cachetune.synth.settings import GenerateSettings, JudgeSettings, MineSettings
@@ -282,6 +282,29 @@ def evaluate(settings: EvaluateSettings) -> None:
     report = run_evaluate(settings)
     print_report(report)
     console.print(f"report: {Path(report['output']) / 'report.md'}")
+
+
+@stage_command(FeedbackSettings, "evaluate-feedback")
+def evaluate_feedback(settings: FeedbackSettings) -> None:
+    from cachetune.evaluate.feedback import advice
+    from cachetune.evaluate.feedback import evaluate_feedback as run_feedback
+
+    result = run_feedback(settings)
+    rows = [
+        [
+            domain,
+            s["reported"],
+            s["wrong"],
+            f"{s['precision']:.3f}",
+            f"{s['precision_lower_bound']:.3f}",
+            advice(s, settings.target_precision),
+        ]
+        for domain, s in result["domains"].items()
+    ]
+    print_table(
+        f"feedback in {settings.feedback_log}", ["domain", "reported", "wrong", "precision", "95% lower bound", "recommendation"], rows
+    )
+    console.print(f"report: {result['output']}")
 
 
 @app.command()

@@ -64,6 +64,18 @@ class Triplet(Record):
     source: Text
 
 
+class Feedback(Record):
+    """What a caller reported of one hit the cache served (the cache's `feedback_log`): the served entry's similarity
+    to the prompt (None when the hit was served before this process started) and whether its answer was right."""
+
+    time: float
+    domain: Text
+    id: int
+    correct: bool
+    similarity: float | None = None
+    tier: Literal["exact", "semantic"] | None = None
+
+
 R = TypeVar("R", bound=Record)
 
 

@@ -6,6 +6,7 @@ semantic_cache:
   on_store_error: miss            # miss: a failed lookup answers as a miss (fail open) | error: it fails
   base_model: sentence-transformers/all-MiniLM-L6-v2   # optional; the default packaged copy
   adapter_mode: merged            # merged: a copy per adapter domain | switched: one base, adapters switched per request
+  exact_tier_entries: 10000       # a prompt seen lately skips the encoder (its vector kept); 0: every prompt encoded
   domains:
     coding:
       namespace: coding
@@ -140,6 +141,7 @@ class CacheConfig(_Strict):
     adapter_mode: Literal["merged", "switched"] = "merged"
     onnx_cache: str = "~/.cache/cachetune/onnx"  # ONNX exports of the domains' models, keyed by their weights' sha256
     batching: BatchingConfig = BatchingConfig()
+    exact_tier_entries: int = Field(10_000, ge=0)  # vectors of recent prompts kept per process (encoders.py); 0: off
     domains: dict[str, DomainConfig]
     memory: MemoryStoreConfig = MemoryStoreConfig()
     milvus: MilvusStoreConfig = MilvusStoreConfig()
@@ -147,6 +149,9 @@ class CacheConfig(_Strict):
     limits: LimitsConfig = LimitsConfig()
     auth: AuthConfig | None = None  # absent: no authentication, and `cachetune serve` listens on loopback only
     upstream: UpstreamConfig | None = None  # present: the OpenAI-compatible gateway is served too
+    # JSONL of every feedback (records.Feedback: the served hit's similarity, right or wrong), appended as it comes:
+    # `cachetune evaluate-feedback` turns it into the served hits' measured precision and a threshold recommendation
+    feedback_log: str | None = None
 
     @model_validator(mode="after")
     def _keys_name_configured_domains(self) -> "CacheConfig":
@@ -204,8 +209,14 @@ def _resolve_paths(config: CacheConfig, folder: Path) -> CacheConfig:
     milvus = config.milvus
     if "://" not in milvus.uri and not Path(milvus.uri).is_absolute():
         milvus = milvus.model_copy(update={"uri": str(folder / milvus.uri)})
+    feedback_log = config.feedback_log
+    if feedback_log and not Path(feedback_log).is_absolute():
+        feedback_log = str(folder / feedback_log)
     auth = config.auth
     if auth and auth.keys_file and not Path(auth.keys_file).is_absolute():
         auth = auth.model_copy(update={"keys_file": str(folder / auth.keys_file)})
-    update = {"domains": domains, "memory": memory, "milvus": milvus, "auth": auth, "base_model": resolve(config.base_model)}
+    update = {
+        "domains": domains, "memory": memory, "milvus": milvus, "auth": auth, "base_model": resolve(config.base_model),
+        "feedback_log": feedback_log,
+    }  # fmt: skip
     return config.model_copy(update=update)

@@ -13,6 +13,10 @@ micro-batcher.
   single client pays nothing for batching); requests that arrive while it is busy wait for the current forward
   pass and are then encoded together, up to `max_batch` at a time, so throughput grows with concurrent clients.
   `max_wait_ms` > 0 also holds a batch open that long for more requests.
+- Exact tier: the vectors of the last `exact_tier_entries` texts (`cachetune.text.clean_text`: NFC, spacing
+  collapsed, case kept, so the vector is the one the model gives) are kept per domain, least recently used out:
+  a repeated prompt is answered from the store without a forward pass. It only skips the encoder; the store still
+  decides, so a TTL, an invalidation or a feedback deletion holds for it as for any lookup.
 """
 
 import hashlib
@@ -20,6 +24,7 @@ import queue
 import shutil
 import tempfile
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
@@ -30,6 +35,7 @@ from cachetune.cache.config import BatchingConfig, CacheConfig
 from cachetune.errors import ModelError
 from cachetune.models import ModelSpec, files_sha256, load_encoder, resolve_base_model, resolve_model
 from cachetune.onnx_encoder import ONNX_DIR, OnnxEncoder
+from cachetune.text import clean_text
 
 
 class MicroBatcher:
@@ -74,6 +80,31 @@ class MicroBatcher:
                 future.set_result(vector)
 
 
+class VectorMemo:
+    """The vectors of the most recently encoded texts, keyed by (domain, clean text), least recently used out."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str]) -> np.ndarray | None:
+        with self._lock:
+            vector = self._vectors.get(key)
+            if vector is not None:
+                self._vectors.move_to_end(key)
+            return vector
+
+    def put(self, key: tuple[str, str], vector: np.ndarray) -> None:
+        if self._capacity == 0:
+            return
+        with self._lock:
+            self._vectors[key] = vector
+            self._vectors.move_to_end(key)
+            while len(self._vectors) > self._capacity:
+                self._vectors.popitem(last=False)
+
+
 def _normalised(vectors) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
@@ -94,6 +125,7 @@ class DomainEncoders:
         self._lock = threading.Lock()
         self._batchers: dict[str, MicroBatcher] = {}
         self._base_batcher: MicroBatcher | None = None
+        self.memo = VectorMemo(config.exact_tier_entries)
         self._shared = shared = {}  # one encoder per distinct model, shared by the domains that use it
         specs = {domain: resolve_model(settings.embedding_model_path or self._base.name) for domain, settings in config.domains.items()}
         torch_adapters = [d for d, spec in specs.items() if spec.kind == "adapter" and config.domains[d].encoder == "torch"]
@@ -164,8 +196,13 @@ class DomainEncoders:
         return encode
 
     def encode(self, domain: str, text: str) -> np.ndarray:
-        """The L2-normalised embedding of `text` as `domain` sees it."""
-        return self._batchers[domain](text)
+        """The L2-normalised embedding of `text` as `domain` sees it: from the exact tier when it was encoded lately."""
+        key = (domain, clean_text(text))
+        vector = self.memo.get(key)
+        if vector is None:
+            vector = self._batchers[domain](text)
+            self.memo.put(key, np.array(vector))  # a copy: a row view would keep its whole batch alive
+        return vector
 
     def encode_base(self, text: str) -> np.ndarray:
         """The base model's embedding (no adapter): loaded on first use unless a domain already uses it."""

@@ -19,7 +19,8 @@ client's `base_url` at it and changes nothing else.
   events. An upstream error is passed through with its status and OpenAI error body; an unreachable or silent
   upstream gives 502 or 504 with an OpenAI error body, within `timeout_seconds` per attempt. Errors are never cached.
 - Response headers: `x-cachetune-cache: hit|miss|bypass`, `x-cachetune-similarity` (of the nearest entry, when
-  there is one), `x-cachetune-threshold`, `x-cachetune-domain`; on a hit `x-cachetune-id` (the entry served);
+  there is one), `x-cachetune-threshold`, `x-cachetune-domain`; on a hit `x-cachetune-id` (the entry served, as
+  `ID@SCOPE[/CONTEXT]`: the `id` that `POST /v1/cache/feedback` takes for it) and `x-cachetune-tier` (exact|semantic);
   `x-cachetune-refused` (`ID:REASON,...`) when the domain's
   `verify` stage refused candidates. Prometheus: requests by outcome, upstream latency and upstream errors.
 - `/v1/embeddings`: `model` names a domain (its adapter) or `base`; `input` a string or a list of strings.
@@ -29,6 +30,7 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 import time
 import uuid
 
@@ -52,6 +54,7 @@ SCOPE_FIELDS = (
 )  # fmt: skip
 BYPASS_FIELDS = ("tools", "tool_choice", "functions", "function_call")
 RETRY_STATUSES = {429, 500, 502, 503, 504}
+ENTRY_TOKEN = re.compile(r"(?P<id>\d+)@(?P<partition>[0-9a-f]{24}(?:/(?:exact:[0-9a-f]{24}|follow-up))?)")
 
 
 class GatewayMetrics:
@@ -113,6 +116,25 @@ def scope_of(body: dict) -> str:
     systems = [message_text(m) for m in body.get("messages", []) if m.get("role") in ("system", "developer")]
     scope = {field: body.get(field) for field in SCOPE_FIELDS if field in body}
     return hashlib.sha256(json.dumps({"scope": scope, "system": systems}, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def entry_token(id: int, scoped: str) -> str:
+    """The id a gateway hit is reported by: the entry and its partition below the tenant (scope, context)."""
+    return f"{id}@" + "/".join(scoped.split("\x1f")[1:])
+
+
+def partition_of(token: str, tenant: str) -> tuple[str, int]:
+    """(store partition, entry id) of an `entry_token` reported by `tenant`: never another tenant's partition.
+
+    Raises:
+        HttpError: 422 when `token` is not one.
+    """
+    match = ENTRY_TOKEN.fullmatch(token)
+    if match is None:
+        raise HttpError(
+            422, f"id: '{token[:80]}' is neither an entry id nor a gateway hit's x-cachetune-id (ID@SCOPE[/CONTEXT])", "malformed"
+        )
+    return "\x1f".join([tenant, *match["partition"].split("/")]), int(match["id"])
 
 
 def replay_chunks(completion: dict) -> list[str]:
@@ -223,8 +245,10 @@ def add_gateway(app: FastAPI, cache: SemanticCache, authenticate: Authenticator,
             if found.refused:
                 info["x-cachetune-refused"] = ",".join(f"{r.id}:{r.reason}" for r in found.refused)
         if found is not None and found.hit is not None:
-            info["x-cachetune-id"] = str(found.hit.id)
+            info["x-cachetune-id"] = entry_token(found.hit.id, scoped)
+            info["x-cachetune-tier"] = found.hit.tier
             metrics.requests.labels(domain, "hit").inc()
+            service_metrics.hits_by_tier.labels(domain, found.hit.tier).inc()
             completion = {
                 **json.loads(found.hit.response),
                 "id": f"chatcmpl-cachetune-{uuid.uuid4().hex[:24]}",

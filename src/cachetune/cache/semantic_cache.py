@@ -15,6 +15,7 @@ and `store` take an optional `vector=`: pass the one `embed` gave to encode a pr
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +28,13 @@ from cachetune.cache.store import NamespaceSettings, Store
 from cachetune.conversation import Turns, context_refusal
 from cachetune.decision import Decider
 from cachetune.errors import CacheError, StoreError, UnknownDomainError
+from cachetune.records import Feedback, to_json_line
+from cachetune.text import clean_text
 
 DEFAULT_TENANT = ""
 INVALIDATE_LIMIT = 1_000  # entries one invalidation by prompt may remove
 CONTEXT_CANDIDATES = 5  # candidates a follow-up looks at: other conversations' same words may rank above its own
+SERVED_REMEMBERED = 100_000  # served hits whose similarity a later feedback can still find
 log = logging.getLogger("cachetune.cache")
 
 
@@ -44,6 +48,7 @@ class Hit:
     age_seconds: float
     metadata: dict | None = None
     id: int | None = None
+    tier: str = "semantic"  # exact: the stored prompt is the same text (`clean_text`), semantic: a rewording
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,8 @@ class SemanticCache:
         self.store_errors = 0  # store calls that failed (a failed lookup is a miss with on_store_error: miss)
         self._failing = False  # in an outage: logged once when it starts, once when it ends
         self._health_lock = threading.Lock()
+        self._served: OrderedDict[tuple[str, str, int], tuple[float, str]] = OrderedDict()  # -> (similarity, tier)
+        self._feedback_lock = threading.Lock()
 
     @classmethod
     def from_config(cls, path: str | Path, clock: Callable[[], float] = time.time) -> "SemanticCache":
@@ -179,7 +186,13 @@ class SemanticCache:
             self._guarded(self._store.record_hit, namespace, entry, now)
         except StoreError:
             pass  # the hit is served; only its place in the eviction order was not updated (counted in store_errors)
-        hit = Hit(entry.response, entry.prompt, similarity, now - entry.created, entry.metadata, entry.id)
+        tier = "exact" if clean_text(entry.prompt) == clean_text(prompt) else "semantic"
+        hit = Hit(entry.response, entry.prompt, similarity, now - entry.created, entry.metadata, entry.id, tier)
+        with self._feedback_lock:
+            self._served[(domain, tenant, entry.id)] = (similarity, tier)
+            self._served.move_to_end((domain, tenant, entry.id))
+            if len(self._served) > SERVED_REMEMBERED:
+                self._served.popitem(last=False)
         return Lookup(hit, nearest, decider.similarity_threshold, refused)
 
     def store(
@@ -275,6 +288,7 @@ class SemanticCache:
     def feedback(self, domain: str, id: int, correct: bool, tenant: str | None = None) -> int:
         """What the caller found of a served hit: `correct: False` deletes the entry `id` of `tenant`, so that answer is
         never served again for any prompt (a later miss stores a fresh answer); `correct: True` changes nothing.
+        With `feedback_log`, the report is appended there with the similarity the hit was served at.
 
         Returns:
             How many entries were deleted (0 or 1; an id of another tenant, or already gone, is left alone).
@@ -282,8 +296,19 @@ class SemanticCache:
         Raises:
             UnknownDomainError: `domain` is not configured.
             StoreError: the store failed.
+            CacheError: the feedback log cannot be written.
         """
-        return 0 if correct else self.invalidate(domain, tenant, ids=[id])
+        deleted = 0 if correct else self.invalidate(domain, tenant, ids=[id])
+        if self.config.feedback_log:
+            with self._feedback_lock:
+                similarity, tier = self._served.get((domain, tenant or DEFAULT_TENANT, id), (None, None))
+                report = Feedback(time=self._clock(), domain=domain, id=id, correct=correct, similarity=similarity, tier=tier)
+                try:
+                    with open(self.config.feedback_log, "a", encoding="utf-8") as log_file:
+                        log_file.write(to_json_line(report))
+                except OSError as error:
+                    raise CacheError(f"feedback_log {self.config.feedback_log}: {error.strerror}") from None
+        return deleted
 
     def entries(self, domain: str) -> int:
         """Entries stored for `domain` (every tenant's)."""

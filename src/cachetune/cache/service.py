@@ -4,7 +4,8 @@
                                "metadata", "id", "threshold", "refused"} | {"hit": false, "similarity", "threshold", "refused"}
     POST /v1/cache/store       {"prompt", "response", "domain", "tenant", "ttl", "metadata"} -> {"stored": true, "id"}
     POST /v1/cache/invalidate  {"domain", "tenant", and "ids": [...] | "prompt" (+ "min_similarity") | "all": true} -> {"deleted": n}
-    POST /v1/cache/feedback    {"domain", "id", "correct", "tenant"} -> {"deleted": n}: a wrong hit's entry is deleted
+    POST /v1/cache/feedback    {"domain", "id", "correct", "tenant"} -> {"deleted": n}: a wrong hit's entry is deleted;
+                               `id` is a check's id or a gateway hit's x-cachetune-id
     GET  /healthz              -> {"status": "ok", "domains": [...]}
     GET  /metrics              -> Prometheus text: hits, misses, stores, invalidations, refusals by reason, feedback, errors, latency
 `refused` lists the candidates a domain's `verify` stage did not serve: {"id", "prompt", "similarity", "reason"},
@@ -33,8 +34,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cachetune.cache.auth import Authenticator, HttpError, Principal
-from cachetune.cache.gateway import add_gateway
-from cachetune.cache.semantic_cache import Lookup, SemanticCache
+from cachetune.cache.gateway import add_gateway, partition_of
+from cachetune.cache.semantic_cache import DEFAULT_TENANT, Lookup, SemanticCache
 from cachetune.errors import CacheError, StoreError, UnknownDomainError
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -77,7 +78,7 @@ class InvalidateBody(_Body):
 
 class FeedbackBody(_Body):
     domain: str
-    id: int
+    id: int | str  # a check's entry id, or a gateway hit's x-cachetune-id (gateway.entry_token)
     correct: bool
     tenant: str | None = None
 
@@ -106,6 +107,12 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.hits = Counter("cachetune_hits", "Cache hits", ["domain"], registry=self.registry)
+        self.hits_by_tier = Counter(
+            "cachetune_hits_by_tier",
+            "Hits served (check and gateway): exact repeats and rewordings",
+            ["domain", "tier"],
+            registry=self.registry,
+        )
         self.misses = Counter("cachetune_misses", "Cache misses", ["domain"], registry=self.registry)
         self.stores = Counter("cachetune_stores", "Entries stored", ["domain"], registry=self.registry)
         self.invalidated = Counter("cachetune_invalidated", "Entries deleted by invalidation", ["domain"], registry=self.registry)
@@ -216,6 +223,7 @@ def create_app(cache: SemanticCache) -> FastAPI:
             metrics.misses.labels(body.domain).inc()
             return {"hit": False, "similarity": found.similarity, "threshold": found.threshold, "refused": refused}
         metrics.hits.labels(body.domain).inc()
+        metrics.hits_by_tier.labels(body.domain, found.hit.tier).inc()
         return {"hit": True, **asdict(found.hit), "threshold": found.threshold, "refused": refused}
 
     @app.post("/v1/cache/store")
@@ -237,8 +245,12 @@ def create_app(cache: SemanticCache) -> FastAPI:
 
     @app.post("/v1/cache/feedback")
     async def feedback(body: FeedbackBody, principal: Caller):
-        tenant = tenant_of(principal, body.domain, body.tenant)
-        deleted = await run("feedback", body.domain, cache.feedback, body.domain, body.id, body.correct, tenant)
+        tenant, id = tenant_of(principal, body.domain, body.tenant), body.id
+        if isinstance(id, str) and id.isdigit():
+            id = int(id)
+        elif isinstance(id, str):  # a gateway hit: its entry lives in a partition of the tenant (scope, context)
+            tenant, id = partition_of(id, tenant or DEFAULT_TENANT)
+        deleted = await run("feedback", body.domain, cache.feedback, body.domain, id, body.correct, tenant)
         metrics.feedback.labels(body.domain, "correct" if body.correct else "wrong").inc()
         metrics.invalidated.labels(body.domain).inc(deleted)
         return {"deleted": deleted}

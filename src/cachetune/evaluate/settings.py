@@ -34,3 +34,12 @@ class EvaluateSettings(StageSettings):
         """The cache's `verify` settings evaluated: every candidate of the top k looked at, so the swept threshold alone
         decides what is served (as a cache whose candidate threshold is its similarity threshold does)."""
         return VerifySettings(guards=self.guards, top_k=self.top_k, candidate_threshold=-1.0) if self.guards else None
+
+
+class FeedbackSettings(StageSettings):
+    """What production says of the served hits: a cache's feedback_log read back, per domain, as the served hits'
+    measured precision and the lowest threshold whose precision reaches the target with 95% confidence."""
+
+    feedback_log: Path = Field(description="The cache's feedback_log (JSONL of records.Feedback, one report a line).")
+    target_precision: float = EvaluateSettings.model_fields["target_precision"]
+    output: Path | None = Field(None, description="Report file (JSON; a .md beside it); default FEEDBACK_LOG.report.json.")

@@ -7,7 +7,7 @@ import cachetune
 
 PACKAGE = Path(cachetune.__file__).parent
 # Order of the stages; a module may import its own layer and the layers before it.
-LAYERS = ["core", "data", "synth", "train", "export", "evaluate", "cache", "pipeline", "cli"]
+LAYERS = ["core", "data", "synth", "train", "export", "evaluate", "cache", "integrations", "pipeline", "cli"]
 CORE = {"errors", "records", "settings", "text", "metrics", "replay", "models", "onnx_encoder", "facts", "decision", "conversation"}
 FACADES = {"__init__", "__main__"}  # the public API and `python -m cachetune` may name anything
 

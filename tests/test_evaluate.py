@@ -97,6 +97,15 @@ def test_operating_threshold_is_chosen_on_validation_not_test(report, adapter, c
     assert point["threshold"] == pytest.approx(points["best_f05"], abs=1e-4)
 
 
+def test_integrations_serve_at_the_report_s_operating_threshold(report):
+    from cachetune.integrations.embedder import threshold_of
+
+    result, output = report
+    points = result["operating_thresholds"]["tuned"]
+    chosen = points["target_precision"] if points["target_precision"] is not None else points["best_f05"]
+    assert threshold_of(output / "report.json", "any") == chosen
+
+
 def test_report_has_intervals_verdicts_tables_and_plots(report):
     result, output = report
     section = result["pairs"][0]

@@ -22,6 +22,7 @@ from cachetune.data.settings import PrepareSettings
 from cachetune.errors import CachetuneError
 from cachetune.evaluate.settings import EvaluateSettings, FeedbackSettings
 from cachetune.export.settings import ExportSettings
+from cachetune.integrations.settings import LitellmConfigSettings
 from cachetune.settings import build
 from cachetune.synth.settings import GenerateSettings, JudgeSettings, MineSettings
 from cachetune.train.settings import TrainSettings
@@ -305,6 +306,16 @@ def evaluate_feedback(settings: FeedbackSettings) -> None:
         f"feedback in {settings.feedback_log}", ["domain", "reported", "wrong", "precision", "95% lower bound", "recommendation"], rows
     )
     console.print(f"report: {result['output']}")
+
+
+@stage_command(LitellmConfigSettings, "litellm-config")
+def litellm_config(settings: LitellmConfigSettings) -> None:
+    from cachetune.integrations.litellm import write_proxy_config
+
+    path = write_proxy_config(settings)
+    console.print(
+        f"LiteLLM proxy config: {path} (run: litellm --config {path}; `cachetune serve --config {settings.cache_config}` beside it)"
+    )
 
 
 @app.command()

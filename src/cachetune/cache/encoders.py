@@ -50,9 +50,14 @@ class MicroBatcher:
         self._worker.start()
 
     def __call__(self, text: str) -> np.ndarray:
-        future: Future = Future()
-        self._queue.put((text, future))
-        return future.result()
+        return self.many([text])[0]
+
+    def many(self, texts: list[str]) -> list[np.ndarray]:
+        """Every text queued at once, so they share forward passes (up to `max_batch` each)."""
+        futures = [Future() for _ in texts]
+        for text, future in zip(texts, futures):
+            self._queue.put((text, future))
+        return [future.result() for future in futures]
 
     def close(self) -> None:
         self._queue.put(None)
@@ -203,6 +208,16 @@ class DomainEncoders:
             vector = self._batchers[domain](text)
             self.memo.put(key, np.array(vector))  # a copy: a row view would keep its whole batch alive
         return vector
+
+    def encode_many(self, domain: str, texts: list[str]) -> list[np.ndarray]:
+        """`encode` of each text; those not in the exact tier are encoded together."""
+        keys = [(domain, clean_text(text)) for text in texts]
+        vectors = [self.memo.get(key) for key in keys]
+        missing = [i for i, vector in enumerate(vectors) if vector is None]
+        for i, vector in zip(missing, self._batchers[domain].many([texts[i] for i in missing])):
+            vectors[i] = vector
+            self.memo.put(keys[i], np.array(vector))
+        return vectors
 
     def encode_base(self, text: str) -> np.ndarray:
         """The base model's embedding (no adapter): loaded on first use unless a domain already uses it."""

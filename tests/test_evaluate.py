@@ -9,7 +9,7 @@ from scipy.stats import beta
 from sklearn.metrics import average_precision_score, precision_score, recall_score, roc_auc_score
 
 from cachetune.errors import InputError
-from cachetune.evaluate.pairs import best_f05_threshold, target_precision_threshold
+from cachetune.evaluate.pairs import OperatingPoints, best_f05_threshold, target_precision_threshold
 from cachetune.evaluate.run import EvaluateSettings, evaluate
 from cachetune.evaluate.traps import TrapPair, trap_suite_metrics
 from cachetune.evaluate.triplets import triplet_metrics
@@ -39,6 +39,7 @@ def report(adapter, conala_prepared, tmp_path_factory):
         bootstrap=200,
         speed=True,
         guards=("numbers", "negation"),
+        write_cache_config=output / "cache.yaml",
     )
     return evaluate(settings), output
 
@@ -97,13 +98,36 @@ def test_operating_threshold_is_chosen_on_validation_not_test(report, adapter, c
     assert point["threshold"] == pytest.approx(points["best_f05"], abs=1e-4)
 
 
-def test_integrations_serve_at_the_report_s_operating_threshold(report):
+def test_without_enough_validation_pairs_the_best_f05_threshold_is_the_fallback_and_says_why():
+    rng = np.random.default_rng(1)
+    labels = np.r_[np.ones(20, dtype=int), np.zeros(20, dtype=int)]
+    scores = np.r_[rng.normal(0.85, 0.05, 20), rng.normal(0.70, 0.08, 20)]
+    few = OperatingPoints.choose(labels, scores, 0.95)
+    assert few.target_precision is None and few.fallback and few.threshold == few.best_f05
+    assert few.highest_lower_bound < 0.95 and few.val_pairs == 40
+    assert few.best_f05_precision == pytest.approx(labels[scores >= few.best_f05].mean())
+    words = few.explained(0.95)
+    assert "best-F0.5" in words and "40 validation pairs" in words and f"{few.highest_lower_bound:.3f}" in words
+    labels, scores = np.r_[labels, np.ones(400, dtype=int)], np.r_[scores, np.full(400, 0.99)]
+    many = OperatingPoints.choose(labels, scores, 0.95)
+    assert not many.fallback and many.threshold == many.target_precision
+
+
+def test_the_cache_config_written_serves_the_tuned_model_at_its_operating_threshold(report, adapter):
+    from cachetune.cache.config import load_config
     from cachetune.integrations.embedder import threshold_of
 
     result, output = report
     points = result["operating_thresholds"]["tuned"]
-    chosen = points["target_precision"] if points["target_precision"] is not None else points["best_f05"]
-    assert threshold_of(output / "report.json", "any") == chosen
+    config = load_config(output / "cache.yaml")
+    assert list(config.domains) == ["programming"] and result["cache_config"] == str(output / "cache.yaml")
+    domain = config.domains["programming"]
+    assert domain.embedding_model_path == str(adapter.resolve())
+    assert domain.similarity_threshold == pytest.approx(points["threshold"], abs=1e-6)
+    assert threshold_of(output / "report.json", "programming") == points["threshold"]
+    assert "cache config serving the tuned model" in (output / "report.md").read_text()
+    with pytest.raises(ValueError, match="write_cache_config needs val_data"):
+        EvaluateSettings(model=str(adapter), test_data=(output / "x.jsonl",), write_cache_config=output / "c.yaml")
 
 
 def test_report_has_intervals_verdicts_tables_and_plots(report):

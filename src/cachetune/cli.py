@@ -4,6 +4,7 @@ Stage modules are imported inside each command, so `cachetune --help` does not l
 """
 
 import inspect
+import os
 import sys
 import time
 import types
@@ -43,6 +44,9 @@ LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 def run() -> None:
     """The console entry point."""
+    if not sys.stderr.isatty():  # a log, not a terminal: no progress-bar repaints (Hugging Face's bars, tqdm's)
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TQDM_DISABLE", "1")
     app(args=expand_list_options(sys.argv[1:]), prog_name="cachetune")
 
 
@@ -138,25 +142,31 @@ def print_table(title: str, header: list[str], rows: list[list]) -> None:
 
 
 def print_report(report: dict) -> None:
-    """The side-by-side table of an evaluation report, one per test file of pairs."""
+    """The side-by-side table of an evaluation report, one per test file of pairs, and the operating thresholds in words."""
+    from cachetune.evaluate.pairs import OperatingPoints
+
+    operating = {name: OperatingPoints(**points) for name, points in report["operating_thresholds"].items()}
     for section in report["pairs"]:
         rows = []
         for name in ("baseline", "tuned"):
-            result = section[name]
-            point = (result.get("at_operating_thresholds") or {}).get("target_precision")
-            rows.append(
-                [name, f"{result['ap']:.3f}", f"{result['recall_at_p95']:.3f}"]
-                + (
-                    [f"{point['threshold']:.3f}", f"{point['precision']:.3f}", f"{point['recall']:.3f}", f"{point['false_hit_rate']:.3f}"]
-                    if point
-                    else ["-"] * 4
-                )
-            )
+            result, points = section[name], operating.get(name)
+            row = [name, f"{result['ap']:.3f}", f"{result['recall_at_p95']:.3f}"]
+            if points is None:
+                row += ["no --val-data", "", "", ""]
+            else:
+                at = result["at_operating_thresholds"]["best_f05" if points.fallback else "target_precision"]
+                row += [f"{points.threshold:.3f}" + (" (best F0.5)" if points.fallback else "")]
+                row += [f"{at['precision']:.3f}", f"{at['recall']:.3f}", f"{at['false_hit_rate']:.3f}"]
+            rows.append(row)
         header = ["model", "AP", "recall@P0.95", "threshold (val)", "precision", "recall", "false-hit rate"]
         print_table(section["file"], header, rows)
         for metric, result in section.get("bootstrap", {}).get("difference", {}).items():
             interval = result["interval"]
             console.print(f"  {metric}: {result['verdict']} ({result['difference']:+.3f}, 95% CI [{interval[0]:+.3f}, {interval[1]:+.3f}])")
+    for name, points in operating.items():
+        console.print(f"{name} operating threshold: {points.explained(report['target_precision'])}", soft_wrap=True)
+    if report.get("cache_config"):
+        console.print(f"cache config (the tuned model at its operating threshold): {report['cache_config']}", soft_wrap=True)
 
 
 @app.callback()

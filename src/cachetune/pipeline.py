@@ -4,7 +4,7 @@
     RUN/generate/       LLM triplets, or pairs with negatives: 0 (optional)
     RUN/mine-NAME/      mined triplets, one folder per mine step (optional)
     RUN/train/model/    the adapter
-    RUN/evaluate/       report.json, report.md, plots
+    RUN/evaluate/       report.json, report.md, plots, cache.yaml (the tuned model at its operating threshold)
 
 A step in the YAML holds its stage's settings under the same names and defaults as the command's options
 (`cachetune train --help`), minus those the pipeline fills itself (output folders, resume, the run's
@@ -112,7 +112,13 @@ class Run:
             )
         model = self.folder / "train" / "model"
         yield "train", self._settings(TrainSettings, config.train, "train", output=model, resume=False, base_model=config.base_model)
-        yield "evaluate", self._settings(EvaluateSettings, config.evaluate, "evaluate", output=self.folder / "evaluate", model=str(model))
+        evaluate = self.folder / "evaluate"
+        fills = {
+            "output": evaluate,
+            "model": str(model),
+            "write_cache_config": evaluate / "cache.yaml" if config.evaluate.get("val_data") else None,
+        }
+        yield "evaluate", self._settings(EvaluateSettings, config.evaluate, "evaluate", **fills)
 
     def _check_references(self) -> None:
         """Every run-folder reference names a file an earlier stage writes, and every absolute path a file that is

@@ -50,18 +50,28 @@ def precision_lower_bound(correct: np.ndarray, served: np.ndarray, confidence: f
     return np.where(correct > 0, bound, 0.0)
 
 
-def target_precision_threshold(labels: np.ndarray, scores: np.ndarray, target: float) -> tuple[float | None, float | None]:
-    """The lowest threshold whose precision's 95% lower bound reaches `target`, and that bound; (None, None) if none."""
+def _precision_bounds(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each threshold a cache can serve at (a validation score, highest first) and its precision's 95% lower bound."""
     order = np.argsort(-scores, kind="stable")
     sorted_scores, sorted_labels = scores[order], labels[order]
     correct, served = np.cumsum(sorted_labels), np.arange(1, len(labels) + 1)
     last_of_tie = np.r_[sorted_scores[1:] != sorted_scores[:-1], True]  # a threshold serves every pair at its score
-    bounds = precision_lower_bound(correct, served)
-    meets = np.flatnonzero(last_of_tie & (bounds >= target))
+    return sorted_scores[last_of_tie], precision_lower_bound(correct, served)[last_of_tie]
+
+
+def target_precision_threshold(labels: np.ndarray, scores: np.ndarray, target: float) -> tuple[float | None, float | None]:
+    """The lowest threshold whose precision's 95% lower bound reaches `target`, and that bound; (None, None) if none."""
+    thresholds, bounds = _precision_bounds(labels, scores)
+    meets = np.flatnonzero(bounds >= target)
     if not len(meets):
         return None, None
     best = int(meets[-1])
-    return float(sorted_scores[best]), float(bounds[best])
+    return float(thresholds[best]), float(bounds[best])
+
+
+def highest_precision_bound(labels: np.ndarray, scores: np.ndarray) -> float:
+    """The highest 95% lower bound of precision that any threshold reaches: how near a missed target came."""
+    return float(_precision_bounds(labels, scores)[1].max())
 
 
 def threshold_free(labels: np.ndarray, scores: np.ndarray) -> dict:
@@ -74,15 +84,42 @@ def threshold_free(labels: np.ndarray, scores: np.ndarray) -> dict:
 
 @dataclass(frozen=True)
 class OperatingPoints:
-    """Thresholds chosen on validation pairs, per model."""
+    """Thresholds chosen on validation pairs, per model, and the one to operate at: the target-precision threshold,
+    else (no threshold reaches the target with 95% confidence) the best-F0.5 one, marked as a fallback."""
 
     best_f05: float
+    best_f05_precision: float  # precision on validation at best_f05
     target_precision: float | None
     target_precision_lower_bound: float | None  # the 95% lower bound of precision on validation at that threshold
+    highest_lower_bound: float  # the highest such bound any threshold reaches (below the target when it is None)
+    val_pairs: int
+    threshold: float  # the operating threshold
+    fallback: bool  # True: `threshold` is best_f05, because no threshold met the target
 
     @classmethod
     def choose(cls, labels: np.ndarray, scores: np.ndarray, target: float) -> "OperatingPoints":
-        return cls(best_f05_threshold(labels, scores), *target_precision_threshold(labels, scores, target))
+        best_f05 = best_f05_threshold(labels, scores)
+        target_threshold, bound = target_precision_threshold(labels, scores, target)
+        return cls(
+            best_f05=best_f05,
+            best_f05_precision=at_threshold(labels, scores, best_f05)["precision"],
+            target_precision=target_threshold,
+            target_precision_lower_bound=bound,
+            highest_lower_bound=highest_precision_bound(labels, scores),
+            val_pairs=len(labels),
+            threshold=best_f05 if target_threshold is None else target_threshold,
+            fallback=target_threshold is None,
+        )
+
+    def explained(self, target: float) -> str:
+        """The operating threshold in words, saying why when it is the fallback."""
+        if not self.fallback:
+            return f"{self.threshold:.3f} (precision >= {target} with 95% confidence on {self.val_pairs} validation pairs)"
+        return (
+            f"{self.threshold:.3f}, the best-F0.5 threshold (validation precision {self.best_f05_precision:.3f}): no threshold "
+            f"reached precision {target} with 95% confidence on {self.val_pairs} validation pairs (the highest lower bound "
+            f"reached was {self.highest_lower_bound:.3f}); more validation pairs, or a lower --target-precision, would set one"
+        )
 
 
 def bootstrap(

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cachetune.evaluate.pairs import OperatingPoints
 from cachetune.records import write_json
 
 
@@ -34,14 +35,10 @@ def markdown(report: dict) -> str:
     thresholds = report["operating_thresholds"]
     if thresholds:
         val = report["val_data"]
-        lines.append(
-            f"- operating thresholds chosen on `{val['file']}` ({val['pairs']} pairs), never on test data: "
-            + "; ".join(
-                f"{name} {_f(points['target_precision'])} (precision >= {report['target_precision']} with 95% confidence: lower bound "
-                f"{_f(points['target_precision_lower_bound'])}), {_f(points['best_f05'])} (best F0.5)"
-                for name, points in thresholds.items()
-            )
-        )
+        lines.append(f"- operating thresholds chosen on `{val['file']}` ({val['pairs']} pairs), never on test data:")
+        lines += [f"  - {name}: {OperatingPoints(**points).explained(report['target_precision'])}" for name, points in thresholds.items()]
+        if report.get("cache_config"):
+            lines.append(f"- cache config serving the tuned model at its operating threshold: `{report['cache_config']}`")
     else:
         lines.append("- no --val-data: no operating threshold chosen; fixed thresholds and threshold-free metrics only")
     for section in report["pairs"]:
@@ -250,9 +247,10 @@ def plots(report: dict, output: Path) -> list[Path]:
             scores = np.array(section["scores"][name])
             axis.hist(scores[labels == 1], bins=bins, alpha=0.6, label="same intent")
             axis.hist(scores[labels == 0], bins=bins, alpha=0.6, label="different intent")
-            threshold = report["operating_thresholds"].get(name, {}).get("target_precision")
-            if threshold is not None:
-                axis.axvline(threshold, color="black", linestyle="--", linewidth=1, label=f"threshold {threshold:.2f}")
+            points = report["operating_thresholds"].get(name)
+            if points:
+                label = f"threshold {points['threshold']:.2f}" + (" (best F0.5)" if points["fallback"] else "")
+                axis.axvline(points["threshold"], color="black", linestyle="--", linewidth=1, label=label)
             axis.set(title=name, xlabel="cosine similarity")
             axis.legend(loc="upper left")
         axes[0].set_ylabel("pairs")

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from cachetune.decision import Decider
 from cachetune.errors import InputError
@@ -117,11 +118,33 @@ def evaluate(settings: EvaluateSettings) -> dict:
             for name in MODELS
         },
     }
+    if settings.write_cache_config is not None:
+        domains = sorted({pair.domain for pair in test_pairs if pair.domain})
+        report["cache_config"] = str(write_cache_config(settings.write_cache_config, settings.model, domains, operating["tuned"]))
     if settings.speed:
         sample = texts[:200]
         report["speed"] = {name: encode_speed(encoder, sample) for name, encoder in encoders.items()}
     write_report(report, output)
     return report
+
+
+def write_cache_config(path: Path, model: str, domains: list[str], points: OperatingPoints) -> Path:
+    """A cache config (`cachetune serve --config PATH`) with the tuned model as one domain at its operating threshold.
+
+    The domain is named after the test pairs' domain (one of them: "default"); a local model path is written absolute,
+    so the file can be moved.
+    """
+    domain = domains[0] if len(domains) == 1 else "default"
+    location = str(Path(model).resolve()) if Path(model).exists() else model
+    how = "the best-F0.5 threshold (no threshold met the target precision)" if points.fallback else "its target-precision threshold"
+    config = {
+        "semantic_cache": {"domains": {domain: {"embedding_model_path": location, "similarity_threshold": round(points.threshold, 6)}}}
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = f"# Written by `cachetune evaluate`: the tuned model at {how}, chosen on {points.val_pairs} validation pairs.\n"
+    path.write_text(header + "# Serve it: cachetune serve --config " + path.name + "\n" + yaml.safe_dump(config, sort_keys=False))
+    return path
 
 
 def _texts(record) -> tuple[str, ...]:
@@ -134,10 +157,7 @@ def _encode(encoder, texts: list[str]) -> np.ndarray:
 
 def _threshold(operating: dict, name: str) -> float | None:
     """The operating threshold: the lowest meeting the target precision on validation, else the best F0.5."""
-    if name not in operating:
-        return None
-    points = operating[name]
-    return points.target_precision if points.target_precision is not None else points.best_f05
+    return operating[name].threshold if name in operating else None
 
 
 def _pairs_section(file: TestFile, vector_of: dict, operating: dict, settings: EvaluateSettings) -> dict:

@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from cachetune.decision import GuardName, VerifySettings
 from cachetune.settings import PathList, StageSettings
@@ -12,7 +12,7 @@ from cachetune.settings import PathList, StageSettings
 class EvaluateSettings(StageSettings):
     """A tuned model and its baseline side by side on held-out labelled data."""
 
-    PIPELINE_FILLS: ClassVar[frozenset[str]] = frozenset({"model", "output"})
+    PIPELINE_FILLS: ClassVar[frozenset[str]] = frozenset({"model", "output", "write_cache_config"})
     RUN_INPUTS: ClassVar[frozenset[str]] = frozenset({"test_data", "val_data"})
 
     model: str = Field(description="Adapter folder or shipped adapter name, merged model, ONNX export, or base model id/path.")
@@ -29,6 +29,15 @@ class EvaluateSettings(StageSettings):
         (), description="Also evaluate the decision with these verify guards: the replay and the trap suite with and without them."
     )
     top_k: int = VerifySettings.model_fields["top_k"]
+    write_cache_config: Path | None = Field(
+        None, description="Write a cache config (YAML) here: the tuned model as a domain at its operating threshold (needs --val-data)."
+    )
+
+    @model_validator(mode="after")
+    def _cache_config_needs_a_threshold(self) -> "EvaluateSettings":
+        if self.write_cache_config is not None and self.val_data is None:
+            raise ValueError("write_cache_config needs val_data: the cache's threshold is chosen on validation pairs")
+        return self
 
     def verify(self) -> VerifySettings | None:
         """The cache's `verify` settings evaluated: every candidate of the top k looked at, so the swept threshold alone

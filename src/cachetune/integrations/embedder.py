@@ -47,7 +47,7 @@ def threshold_of(path: str | Path, domain: str) -> float:
     points = (report.get("operating_thresholds") or {}).get("tuned") if isinstance(report, dict) else None
     if not points:
         raise InputError(f"{path}: operating_thresholds.tuned: none chosen (evaluate was run without --val-data)")
-    return points["target_precision"] if points.get("target_precision") is not None else points["best_f05"]
+    return points["threshold"]
 
 
 class DomainEmbedder:

@@ -53,13 +53,16 @@ def write_config(folder, shared_data, **train_overrides) -> str:
 
 def test_pipeline_runs_skips_and_reruns_what_changed(shared_data, tmp_path):
     config = write_config(tmp_path, shared_data)
-    run, report = run_pipeline(config)
+    told = []
+    run, report = run_pipeline(config, on_stage=lambda name, what: told.append((name, what)))
     assert [outcome for _, outcome in run.log] == ["ran"] * 5
+    assert [what for _, what in told[::2]] == ["started"] * 5 and all(what.startswith("ran (") for _, what in told[1::2])
     assert run.folder == (tmp_path / "run").resolve()
     assert (run.folder / "train" / "model" / "adapter_model.safetensors").is_file()
     assert report["pairs"][0]["tuned"]["ap"] > 0.5 and (run.folder / "evaluate" / "report.md").is_file()
     info = json.loads((run.folder / "train" / "model" / "training_info.json").read_text())
     assert info["command"] == ["cachetune", "pipeline", "--config", str(config)]
+    assert report["cache_config"] == str(run.folder / "evaluate" / "cache.yaml") and (run.folder / "evaluate" / "cache.yaml").is_file()
 
     again, _ = run_pipeline(config)
     assert [outcome for _, outcome in again.log] == ["up to date, skipped"] * 5

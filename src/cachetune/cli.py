@@ -375,11 +375,11 @@ def pipeline(
     if unknown:
         fail(f"--stage {', '.join(unknown)}: not a stage; choose from {', '.join(STAGES)}")
     try:
-        run, report = run_pipeline(config, run_dir, stages=tuple(stage or STAGES))
+        run, report = run_pipeline(
+            config, run_dir, stages=tuple(stage or STAGES), on_stage=lambda name, what: console.print(f"  {name:<24} {what}")
+        )
     except CachetuneError as error:
         fail(str(error))
-    for name, outcome in run.log:
-        console.print(f"  {name:<24} {outcome}")
     if report is not None:
         print_report(report)
         console.print(f"report: {run.folder / 'evaluate' / 'report.md'}")

@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
@@ -243,13 +244,16 @@ def _fingerprint(settings: dict, inputs: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def run_pipeline(config_path: Path, run_dir: Path | None = None, stages: Collection[str] = STAGES) -> tuple[Run, dict | None]:
+def run_pipeline(
+    config_path: Path, run_dir: Path | None = None, stages: Collection[str] = STAGES, on_stage: Callable[[str, str], None] | None = None
+) -> tuple[Run, dict | None]:
     """Run (or finish) the stages of a pipeline config.
 
     Args:
         config_path: the pipeline's YAML.
         run_dir: the run folder; default: the config's `run_dir`, else runs/NAME.
         stages: which kinds of stage to run, in pipeline order (e.g. `("prepare",)` for the data evaluation reads).
+        on_stage: called with (stage, "started") before each stage and (stage, its outcome and seconds) after it.
 
     Returns:
         The run (folder, stage log) and the evaluation report (None when evaluate was not run).
@@ -263,7 +267,12 @@ def run_pipeline(config_path: Path, run_dir: Path | None = None, stages: Collect
     command = ["cachetune", "pipeline", "--config", str(config_path)]
     for name, settings in run.stages:
         if name.split("-", 1)[0] in stages:
+            started = time.time()
+            if on_stage:
+                on_stage(name, "started")
             run.stage(name, settings, _action(settings, command))
+            if on_stage:
+                on_stage(name, f"{run.log[-1][1]} ({time.time() - started:.0f} s)")
     report = run.folder / "evaluate" / "report.json"
     return run, json.loads(report.read_text()) if "evaluate" in stages else None
 

@@ -202,12 +202,7 @@ class DomainEncoders:
 
     def encode(self, domain: str, text: str) -> np.ndarray:
         """The L2-normalised embedding of `text` as `domain` sees it: from the exact tier when it was encoded lately."""
-        key = (domain, clean_text(text))
-        vector = self.memo.get(key)
-        if vector is None:
-            vector = self._batchers[domain](text)
-            self.memo.put(key, np.array(vector))  # a copy: a row view would keep its whole batch alive
-        return vector
+        return self.encode_many(domain, [text])[0]
 
     def encode_many(self, domain: str, texts: list[str]) -> list[np.ndarray]:
         """`encode` of each text; those not in the exact tier are encoded together."""
@@ -216,7 +211,7 @@ class DomainEncoders:
         missing = [i for i, vector in enumerate(vectors) if vector is None]
         for i, vector in zip(missing, self._batchers[domain].many([texts[i] for i in missing])):
             vectors[i] = vector
-            self.memo.put(keys[i], np.array(vector))
+            self.memo.put(keys[i], np.array(vector))  # a copy: a row view would keep its whole batch alive
         return vectors
 
     def encode_base(self, text: str) -> np.ndarray:

@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lock extras
+.PHONY: install demo test test-fast lock extras
 
 install: $(VENV)/.installed
 
@@ -15,9 +15,13 @@ demo: install
 	$(BIN)/cachetune pipeline --config configs/demo.yaml
 
 test: install
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks experiments support
+	$(BIN)/ruff format --check src tests benchmarks experiments support
 	$(BIN)/python -m pytest
+
+# The part of the suite that starts no server, trains nothing and runs no LLM: feedback in a few minutes.
+test-fast: install
+	$(BIN)/python -m pytest -m "not servers and not training and not llm"
 
 # Re-solve pyproject.toml's ranges into requirements.lock, on purpose; commit the result.
 lock:

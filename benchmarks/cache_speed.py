@@ -21,108 +21,21 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import yaml
-from common import RESULTS, machine, save
+from common import REPO, RESULTS, machine, percentiles, save
+from measure import real_texts
+from traffic import http_benchmark
 
-from cachetune.cache.config import HnswConfig
+from cachetune.cache_config import HnswConfig
 
 DIM = 384
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))  # tests/servers.py: a real Redis for the stores section
-
-
-def percentiles(milliseconds: list[float]) -> dict:
-    return {"p50_ms": round(float(np.percentile(milliseconds, 50)), 3), "p99_ms": round(float(np.percentile(milliseconds, 99)), 3)}
-
-
-def real_texts(data: Path) -> list[str]:
-    """Distinct real questions from ../shared/data: titles, web queries, consumer and NIH health questions."""
-    texts = [json.loads(line)["question"] for line in (data / "medical" / "medquad-questions.jsonl").open()]
-    texts += [json.loads(line)["title"] for line in (data / "programming" / "staqc-sql-titles.jsonl").open()]
-    texts += [json.loads(line)["query"] for line in (data / "programming" / "cosqa-queries.jsonl").open()]
-    for line in (data / "medical" / "rqe-train.jsonl").open():
-        row = json.loads(line)
-        texts += [row["chq"], row["faq"]]
-    texts += [row["intent"] for row in json.loads((data / "programming" / "conala-train.json").read_text())]
-    return list(dict.fromkeys(text.strip() for text in texts if text and 10 <= len(text.strip()) <= 300))
 
 
 # --- http --------------------------------------------------------------------------------------------------------
-
-
-def http_benchmark(
-    queries: list[str], encoder: str, max_batch: int, stored: int = 1_000, requests: int = 400, verify: dict | None = None
-) -> dict:
-    import httpx
-    from servers import free_port
-
-    with tempfile.TemporaryDirectory() as folder:
-        config = Path(folder) / "cache.yaml"
-        domain = {"embedding_model_path": "programming", "similarity_threshold": 0.9, "encoder": encoder}
-        if verify is not None:
-            domain["verify"] = verify  # the decision's guards (benchmarks/decision.py)
-        config.write_text(yaml.safe_dump({"semantic_cache": {"domains": {"coding": domain}, "batching": {"max_batch": max_batch}}}))
-        port = free_port()
-        server = subprocess.Popen(
-            [str(Path(sys.executable).with_name("cachetune")), "serve", "--config", str(config), "--port", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            with httpx.Client(base_url=url, timeout=120) as client:
-                deadline = time.time() + 600
-                while time.time() < deadline:
-                    try:
-                        client.get("/healthz")
-                        break
-                    except httpx.TransportError:
-                        time.sleep(0.3)
-                for prompt in queries[:stored]:
-                    client.post("/v1/cache/store", json={"prompt": prompt, "response": "answer", "domain": "coding"}).raise_for_status()
-                mix = [queries[i % (2 * stored)] for i in range(requests)]  # half stored prompts (hits), half new (misses)
-                for prompt in mix[:20]:  # warm-up
-                    client.post("/v1/cache/check", json={"prompt": prompt, "domain": "coding"})
-                single = []
-                for prompt in mix:
-                    start = time.perf_counter()
-                    client.post("/v1/cache/check", json={"prompt": prompt, "domain": "coding"}).raise_for_status()
-                    single.append((time.perf_counter() - start) * 1000)
-            concurrent = []
-
-            def worker(prompts: list[str]) -> None:
-                with httpx.Client(base_url=url, timeout=120) as own:
-                    for prompt in prompts:
-                        start = time.perf_counter()
-                        own.post("/v1/cache/check", json={"prompt": prompt, "domain": "coding"}).raise_for_status()
-                        concurrent.append((time.perf_counter() - start) * 1000)
-
-            clients = 16
-            many = mix * 5  # 2,000 checks: a p99 of 20 slow ones, not of 8
-            threads = [threading.Thread(target=worker, args=(many[i::clients],)) for i in range(clients)]
-            start = time.perf_counter()
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            seconds = time.perf_counter() - start
-        finally:
-            server.terminate()
-            server.wait()
-    return {
-        "encoder": encoder,
-        "max_batch": max_batch,
-        "stored_entries": stored,
-        "one_client": percentiles(single),
-        "sixteen_clients": {**percentiles(concurrent), "checks_per_second": round(len(many) / seconds, 1)},
-    }
 
 
 # --- stores ------------------------------------------------------------------------------------------------------
@@ -142,11 +55,11 @@ def memory_kib(field: str = "VmRSS") -> int:
 
 
 def store_benchmark(kind: str, size: int, folder: Path, redis_url: str | None, probes: int = 300) -> dict:
-    from cachetune.cache.config import MemoryStoreConfig, MilvusStoreConfig, RedisStoreConfig
     from cachetune.cache.memory import MemoryStore
     from cachetune.cache.milvus import NEVER, MilvusStore
     from cachetune.cache.redis import RedisStore
     from cachetune.cache.store import NamespaceSettings
+    from cachetune.cache_config import MemoryStoreConfig, MilvusStoreConfig, RedisStoreConfig
 
     namespaces = {"bench": NamespaceSettings(size + 1, "lru")}
     vectors = unit_vectors(size, 0)
@@ -300,8 +213,8 @@ def encoder_memory(mode: str, domains: int, encoder: str) -> dict:
     import peft  # noqa: F401  (libraries loaded first: only the models count below)
     import sentence_transformers  # noqa: F401
 
-    from cachetune.cache.config import CacheConfig
     from cachetune.cache.encoders import DomainEncoders
+    from cachetune.cache_config import CacheConfig
 
     before = memory_kib()
     config = {f"domain{i}": {"embedding_model_path": "programming", "encoder": encoder} for i in range(domains)}
@@ -328,8 +241,8 @@ def parity_benchmark() -> list[dict]:
     """Pair AP of each shipped adapter on its held-out test pairs, per encoder, and the fp32 graph's cosine to torch."""
     from measure import domain_data
 
-    from cachetune.cache.config import CacheConfig
     from cachetune.cache.encoders import DomainEncoders
+    from cachetune.cache_config import CacheConfig
     from cachetune.metrics import average_precision
     from cachetune.records import Pair, read_records
 

@@ -10,7 +10,6 @@ Results: results/gateway_speed.{json,md}.
 """
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,8 +18,7 @@ import httpx
 import numpy as np
 import yaml
 from common import machine, save
-
-REPO = Path(__file__).resolve().parents[1]
+from servers import CacheService, LlamaServer
 
 
 def timed_post(http: httpx.Client, url: str, body: dict) -> tuple[float, httpx.Response]:
@@ -36,9 +34,6 @@ def summary(timings: list[float]) -> dict:
 
 
 def main() -> None:
-    sys.path.insert(0, str(REPO / "tests"))
-    from servers import CacheService, LlamaServer
-
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=40)
     args = parser.parse_args()

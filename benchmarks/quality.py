@@ -4,8 +4,8 @@
 
 For each shipped adapter (src/cachetune/adapters/NAME, trained by configs/NAME.yaml): the populated-cache replay
 P-CHR AUC, pair AP, recall at precision 0.95 and retrieval recall@1 on its domain's test files, STS-B and MRPC test
-outside its domain, and encode latency, beside the base model and all-mpnet-base-v2 (benchmarks/measure.py). The
-spread over seeds of the recipe that trained it comes from benchmarks/results/experiments_NAME.json (three seeds,
+outside its domain, and encode latency, beside the base model and all-mpnet-base-v2 (support/measure.py). The
+spread over seeds of the recipe that trained it comes from experiments/results/experiments_NAME.json (three seeds,
 95% t intervals); the issue's targets are checked per test file. Results: results/quality.{json,md}.
 """
 
@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from common import RESULTS, machine, mpnet_model, save
+from common import REPO, RESULTS, machine, mpnet_model, save
 from measure import EXPERIMENTS, domain_data, mean_interval, score_model
 
 from cachetune.evaluate.speed import encode_speed
@@ -38,7 +38,7 @@ def recipe_of(training_info: Path) -> dict:
 def seed_spread(name: str) -> dict:
     """Per test metric: the 95% interval over seeds of the recipe the shipped adapter was trained with, when the
     experiments' chosen recipe is the one it was trained with (empty otherwise)."""
-    path = RESULTS / f"experiments_{name}.json"
+    path = REPO / "experiments" / "results" / f"experiments_{name}.json"
     if not path.is_file():
         return {}
     results = json.loads(path.read_text())

@@ -12,90 +12,17 @@ Results: results/soak.{json,md}.
 """
 
 import argparse
-import random
-import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
-import httpx
-import numpy as np
 import yaml
 from common import machine, save
-
-REPO = Path(__file__).resolve().parents[1]
-VERBS = ("sort", "reverse", "copy", "parse", "print", "hash", "filter", "merge", "split", "flatten")
-THINGS = ("list", "dict", "set", "string", "date", "tuple", "array", "file", "json object", "dataframe")
-
-
-def prompts() -> list[tuple[str, str]]:
-    """(stored form, a rewording) of each question in the pool."""
-    return [(f"How do I {verb} a {thing} in Python?", f"How can I {verb} a {thing} in python?") for verb in VERBS for thing in THINGS]
-
-
-def soak(url: str, seconds: float, clients: int, domains: list[str], tenants: int, window: float = 30.0) -> dict:
-    """Drive the service at `url`; return the counts and the latency per window (see the module's docstring)."""
-    pool = prompts()
-    lock = threading.Lock()
-    counts = {"requests": 0, "server_errors": 0, "transport_errors": 0, "hits": 0, "cross_tenant_hits": 0, "wrong_answers": 0, "stores": 0}
-    timings: list[tuple[float, float]] = []
-    started = time.time()
-
-    def client(number: int) -> None:
-        rng = random.Random(number)
-        tenant = f"tenant-{number % tenants}"
-        with httpx.Client(base_url=url, timeout=30) as http:
-            while time.time() - started < seconds:
-                domain = rng.choice(domains)
-                stored, reworded = rng.choice(pool)
-                storing = rng.random() < 0.3
-                body = {"prompt": stored if storing or rng.random() < 0.5 else reworded, "domain": domain, "tenant": tenant}
-                if storing:
-                    body["response"] = f"{tenant}|{domain}|{stored}"
-                began = time.perf_counter()
-                try:
-                    response = http.post("/v1/cache/store" if storing else "/v1/cache/check", json=body)
-                except httpx.TransportError:
-                    with lock:
-                        counts["transport_errors"] += 1
-                    continue
-                elapsed = (time.perf_counter() - began) * 1000
-                with lock:
-                    counts["requests"] += 1
-                    timings.append((time.time() - started, elapsed))
-                    counts["server_errors"] += response.status_code >= 500
-                    if response.status_code != 200:
-                        continue
-                    result = response.json()
-                    counts["stores"] += storing
-                    if not storing and result["hit"]:
-                        counts["hits"] += 1
-                        owner, owner_domain, owner_prompt = result["response"].split("|", 2)
-                        counts["cross_tenant_hits"] += owner != tenant or owner_domain != domain
-                        counts["wrong_answers"] += owner_prompt != result["prompt"]
-
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    windows = []
-    for start in np.arange(0, seconds, window):
-        inside = [ms for at, ms in timings if start <= at < start + window]
-        if inside:
-            p50, p99 = np.percentile(inside, [50, 99])
-            windows.append(
-                {"from_s": float(start), "requests": len(inside), "p50_ms": round(float(p50), 2), "p99_ms": round(float(p99), 2)}
-            )
-    return {**counts, "seconds": seconds, "clients": clients, "tenants": tenants, "windows": windows}
+from servers import CacheService
+from traffic import soak
 
 
 def main() -> None:
     import psutil
-
-    sys.path.insert(0, str(REPO / "tests"))
-    from servers import CacheService
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=300)

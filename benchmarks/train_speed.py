@@ -39,9 +39,9 @@ def one_run(triplets: Path, batch_size: int, lora: bool, steps: int) -> dict:
     return {
         "batch_size": batch_size,
         "method": "lora" if lora else "full",
-        "trainable_parameters": info["trainable_parameters"],
-        "steps": info["steps"],
-        "triplets_per_second": info["train_rows_per_second"],
+        "trainable_parameters": info.trainable_parameters,
+        "steps": info.steps,
+        "triplets_per_second": info.train_rows_per_second,
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
 

@@ -100,3 +100,134 @@ def general_pairs(shared_data, tmp_path_factory) -> tuple[Path, Path]:
         prepare(settings)
         files.append(folder / source / "pairs.test.jsonl")
     return tuple(files)
+
+
+HUB_COMMIT = "c9745ed1d9f207416be6d2e6f8de32d1f16199bf"  # a commit id as the Hub names snapshots (any 40 hex digits do)
+
+
+@pytest.fixture(scope="session")
+def hub_cache_folder(tmp_path_factory) -> Path:
+    """A Hugging Face cache as sentence-transformers leaves it on a user's machine: the packaged all-MiniLM-L6-v2 laid
+    out as the Hub's snapshot of sentence-transformers/all-MiniLM-L6-v2 (blobs by sha256, snapshot files linking to
+    them, refs/main naming the commit)."""
+    import hashlib
+
+    from cachetune.packaged import minilm
+
+    home = tmp_path_factory.mktemp("hf-home")
+    repo = home / "hub" / "models--sentence-transformers--all-MiniLM-L6-v2"
+    snapshot = repo / "snapshots" / HUB_COMMIT
+    for file in sorted(p for p in minilm().rglob("*") if p.is_file()):
+        blob = repo / "blobs" / hashlib.sha256(file.read_bytes()).hexdigest()
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        blob.write_bytes(file.read_bytes())
+        link = snapshot / file.relative_to(minilm())
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(blob, link.parent))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(HUB_COMMIT)
+    return home
+
+
+@pytest.fixture(params=["offline", "no-network"])
+def warm_hub_cache(request, hub_cache_folder, monkeypatch, free_port) -> Path:
+    """This process with `hub_cache_folder` as its Hugging Face cache, either offline (HF_HUB_OFFLINE=1) or online
+    with a Hub that cannot be reached (nothing listens on its address). Returns the model's snapshot folder."""
+    import huggingface_hub.constants
+    import huggingface_hub.hf_api
+
+    hub = hub_cache_folder / "hub"
+    monkeypatch.setenv("HF_HOME", str(hub_cache_folder))
+    monkeypatch.setenv("HF_HUB_CACHE", str(hub))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hub))
+    if request.param == "no-network":
+        endpoint = f"http://127.0.0.1:{free_port()}"
+        monkeypatch.delenv("HF_HUB_OFFLINE")
+        monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", endpoint)
+        monkeypatch.setattr(huggingface_hub.hf_api.api, "endpoint", endpoint)
+    return hub / "models--sentence-transformers--all-MiniLM-L6-v2" / "snapshots" / HUB_COMMIT
+
+
+class Clock:
+    """A clock the test moves: `clock.now += 61` is a minute later for the cache."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture(scope="session")
+def onnx_folder(tmp_path_factory) -> Path:
+    """The ONNX export cache of every cache the session builds: in the run's temp folder, never the user's ~/.cache."""
+    return tmp_path_factory.mktemp("onnx-cache")
+
+
+@pytest.fixture(scope="session")
+def encoder_pool():
+    """Models loaded once for the session and shared by every cache `make_cache` builds."""
+    from cachetune.cache.encoders import EncoderPool
+
+    return EncoderPool()
+
+
+@pytest.fixture
+def make_cache(encoder_pool, onnx_folder, clock):
+    """A factory of caches from parts: `make_cache({"coding": {...}}, backend_type="redis", redis={...})` gives a
+    `SemanticCache` on encoders from the session's pool (no model loaded twice), closed after the test."""
+    from cachetune.cache.encoders import DomainEncoders
+    from cachetune.cache.semantic_cache import SemanticCache
+    from cachetune.cache_config import CacheConfig
+
+    made = []
+
+    def make(domains: dict, **settings):
+        config = CacheConfig.model_validate({"domains": domains, "onnx_cache": str(onnx_folder), **settings})
+        encoders = DomainEncoders(config, pool=encoder_pool)
+        made.append(encoders)
+        cache = SemanticCache(config, encoders=encoders, clock=clock)
+        made.append(cache)
+        return cache
+
+    yield make
+    for part in reversed(made):
+        part.close()
+
+
+@pytest.fixture(scope="session")
+def serve_app(encoder_pool):
+    """`serve_app(config, clock=..., upstream_transport=...)`: a context manager giving an httpx client (FastAPI's
+    TestClient) on `create_app` of a cache built from parts in this process; the app's lifespan runs."""
+    import time
+    from contextlib import contextmanager
+
+    from fastapi.testclient import TestClient
+
+    from cachetune.cache.encoders import DomainEncoders
+    from cachetune.cache.semantic_cache import SemanticCache
+    from cachetune.cache.service import create_app
+
+    @contextmanager
+    def serve(config, clock=time.time, upstream_transport=None):
+        with DomainEncoders(config, pool=encoder_pool) as encoders, SemanticCache(config, encoders=encoders, clock=clock) as cache:
+            with TestClient(create_app(cache, upstream_transport=upstream_transport)) as client:
+                yield client
+
+    return serve
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory):
+    """One llama.cpp OpenAI-compatible server (the packaged 0.5B GGUF, model alias `qwen`) for the session."""
+    from servers import LlamaServer
+
+    server = LlamaServer(tmp_path_factory.mktemp("llama"))
+    yield server
+    server.stop()

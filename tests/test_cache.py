@@ -7,25 +7,17 @@ import numpy as np
 import pytest
 import yaml
 
-from cachetune.cache.config import CacheConfig, HnswConfig, load_config
 from cachetune.cache.encoders import DomainEncoders
 from cachetune.cache.eviction import EvictionOrder
 from cachetune.cache.index import AnnIndex, ExactIndex
 from cachetune.cache.semantic_cache import SemanticCache
+from cachetune.cache_config import CacheConfig, HnswConfig, load_config
 from cachetune.errors import CacheError, InputError, ModelError, UnknownDomainError
 from cachetune.models import load_model
 
 QUESTION = "How do I reverse a list in Python?"
 REWORDED = "How can I reverse a list in python?"
 UNRELATED = "What are the symptoms of type 2 diabetes?"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def write_config(folder, domains: dict, **cache) -> str:
@@ -35,17 +27,12 @@ def write_config(folder, domains: dict, **cache) -> str:
 
 
 @pytest.fixture
-def clock():
-    return Clock()
-
-
-@pytest.fixture
-def cache(tmp_path, clock):
+def cache(make_cache):
     domains = {
         "coding": {"similarity_threshold": 0.85, "ttl_seconds": 60, "max_entries": 3, "eviction": "lru"},
         "support": {"namespace": "help", "similarity_threshold": 0.85},
     }
-    return SemanticCache.from_config(write_config(tmp_path, domains), clock=clock)
+    return make_cache(domains)
 
 
 def test_paraphrase_hits_unrelated_misses(cache, clock):
@@ -87,16 +74,35 @@ def test_least_recently_used_goes_when_full(cache):
     assert cache.check(prompts[0], "coding") is not None and cache.check(prompts[2], "coding") is not None
 
 
-def test_a_vector_passed_to_check_and_store_is_not_computed_again(cache, monkeypatch):
-    calls = []
-    encode = cache._encoders.encode
-    monkeypatch.setattr(cache._encoders, "encode", lambda domain, text: calls.append(text) or encode(domain, text))
+def test_a_vector_passed_to_check_and_store_is_not_computed_again(encoder_pool, onnx_folder, monkeypatch):
+    config = CacheConfig(domains={"coding": {"similarity_threshold": 0.85}}, onnx_cache=str(onnx_folder))
+    encoders, calls = DomainEncoders(config, pool=encoder_pool), []
+    encode = encoders.encode
+    monkeypatch.setattr(encoders, "encode", lambda domain, text: calls.append(text) or encode(domain, text))
+    cache = SemanticCache(config, encoders=encoders)
     vector = cache.embed(QUESTION, "coding")
     assert cache.check(QUESTION, "coding", vector=vector) is None
     cache.store(QUESTION, "answer", "coding", vector=vector)
     assert calls == [QUESTION]
     assert cache.check(REWORDED, "coding").prompt == QUESTION  # without a vector: embedded here
     assert calls == [QUESTION, REWORDED]
+    cache.close()
+    encoders.close()
+
+
+def test_a_cache_closes_what_it_built_and_leaves_what_it_was_given(encoder_pool, onnx_folder):
+    from cachetune.cache.memory import MemoryStore
+    from cachetune.cache.store import NamespaceSettings
+
+    config = CacheConfig(domains={"coding": {"similarity_threshold": 0.85}}, onnx_cache=str(onnx_folder))
+    encoders = DomainEncoders(config, pool=encoder_pool)
+    store = MemoryStore(encoders.dim, {"coding": NamespaceSettings(10, "lru")}, config.memory)
+    with SemanticCache(config, encoders=encoders, store=store) as cache:
+        cache.store(QUESTION, "answer", "coding")
+    assert store.count("coding", 2e9) == 1 and encoders.encode("coding", UNRELATED).shape == (encoders.dim,)  # both still open
+    with pytest.raises(ModelError, match="no encoder for domain support"):
+        SemanticCache(config.model_copy(update={"domains": {**config.domains, "support": config.domains["coding"]}}), encoders=encoders)
+    encoders.close()
 
 
 def test_bad_requests_and_configs_say_what_is_wrong(cache, tmp_path):
@@ -161,10 +167,10 @@ def test_hnsw_conversion_leaves_every_entry_reachable():
     assert [key for key, _ in index.search(vectors[123], 1)] == [123]
 
 
-def test_store_persists_and_switches_to_hnsw(tmp_path, clock):
+def test_store_persists_and_switches_to_hnsw(make_cache, tmp_path):
     domains = {"coding": {"similarity_threshold": 0.85}}
-    config = write_config(tmp_path, domains, memory={"index": "auto", "ann_above": 3, "persist_path": "cache.npz"})
-    cache = SemanticCache.from_config(config, clock=clock)
+    memory = {"index": "auto", "ann_above": 3, "persist_path": str(tmp_path / "cache.npz")}
+    cache = make_cache(domains, memory=memory)
     prompts = [
         "How do I reverse a list in Python?",
         "How to read a CSV file with pandas?",
@@ -175,7 +181,7 @@ def test_store_persists_and_switches_to_hnsw(tmp_path, clock):
         cache.store(prompt, f"answer to {prompt}", "coding")
     assert type(cache._store._namespaces["coding"].partitions[""]).__name__ == "AnnIndex"
     cache.close()
-    reopened = SemanticCache.from_config(config, clock=clock)
+    reopened = make_cache(domains, memory=memory)
     assert reopened.entries("coding") == 4
     assert reopened.check(REWORDED, "coding").response == f"answer to {QUESTION}"
 
@@ -243,8 +249,8 @@ def test_an_onnx_graph_that_disagrees_with_its_model_is_refused_at_load(adapter,
 def test_concurrent_requests_are_batched_and_each_gets_its_own_vector(tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
-    from cachetune.cache.config import BatchingConfig
     from cachetune.cache.encoders import MicroBatcher
+    from cachetune.cache_config import BatchingConfig
 
     model = load_model(None)
     sizes = []
@@ -269,9 +275,9 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_vector(tmp_path):
     batcher.close()
 
 
-def test_milvus_store_keeps_the_same_promises(tmp_path, clock):
+def test_milvus_store_keeps_the_same_promises(make_cache, tmp_path, clock):
     domains = {"coding": {"similarity_threshold": 0.85, "ttl_seconds": 60, "max_entries": 2, "eviction": "fifo"}}
-    cache = SemanticCache.from_config(write_config(tmp_path, domains, backend_type="milvus", milvus={"uri": "milvus.db"}), clock=clock)
+    cache = make_cache(domains, backend_type="milvus", milvus={"uri": str(tmp_path / "milvus.db")})
     cache.store(QUESTION, "answer", "coding", tenant='acme" or tenant != "x')
     assert cache.check(REWORDED, "coding", tenant='acme" or tenant != "x').response == "answer"
     assert cache.check(REWORDED, "coding", tenant="other") is None
@@ -282,7 +288,6 @@ def test_milvus_store_keeps_the_same_promises(tmp_path, clock):
     assert cache.check(REWORDED, "coding", tenant='acme" or tenant != "x') is None
     clock.now += 61
     assert cache.check("How do I merge two dicts?", "coding") is None
-    cache.close()
 
 
 def unit_vectors(count: int, dim: int, seed: int) -> np.ndarray:
@@ -293,9 +298,9 @@ def unit_vectors(count: int, dim: int, seed: int) -> np.ndarray:
 def test_milvus_sees_every_row_past_the_query_window_after_a_restart(tmp_path):
     """More rows than one Milvus query returns (16,384): a restart must not reuse an id, and eviction must still
     find the oldest entry when it sits past the first 16,384 rows."""
-    from cachetune.cache.config import MilvusStoreConfig
-    from cachetune.cache.milvus import NEVER, MilvusStore
-    from cachetune.cache.store import NamespaceSettings
+    from cachetune.cache.milvus import MilvusStore
+    from cachetune.cache.store import NEVER, NamespaceSettings, NewEntry
+    from cachetune.cache_config import MilvusStoreConfig
 
     size = 17_000
     config = MilvusStoreConfig(uri=str(tmp_path / "milvus.db"))
@@ -312,7 +317,7 @@ def test_milvus_sees_every_row_past_the_query_window_after_a_restart(tmp_path):
         store._client.insert("cachetune_coding", rows[start : start + 4_000])
     store.close()
     reopened = MilvusStore(config, 8, namespaces)
-    new_id = reopened.add("coding", "", vectors[-1], "the newest prompt", "the newest answer", float(size + 1), None, None)
+    new_id = reopened.add("coding", NewEntry("", vectors[-1], "the newest prompt", "the newest answer", float(size + 1)))
     assert not 1 <= new_id <= size
     assert reopened.count("coding", float(size + 1)) == size  # full: one went
     left = reopened._client.query("cachetune_coding", filter=f"id == {size}", output_fields=["id"])
@@ -326,9 +331,9 @@ def test_milvus_ids_stay_unique_under_concurrent_stores(tmp_path):
     import sys
     from concurrent.futures import ThreadPoolExecutor
 
-    from cachetune.cache.config import MilvusStoreConfig
     from cachetune.cache.milvus import MilvusStore
-    from cachetune.cache.store import NamespaceSettings
+    from cachetune.cache.store import NamespaceSettings, NewEntry
+    from cachetune.cache_config import MilvusStoreConfig
 
     store = MilvusStore(MilvusStoreConfig(uri=str(tmp_path / "milvus.db")), 8, {"coding": NamespaceSettings(10_000, "lru")})
     vectors = unit_vectors(800, 8, 1)
@@ -336,7 +341,7 @@ def test_milvus_ids_stay_unique_under_concurrent_stores(tmp_path):
     sys.setswitchinterval(1e-6)  # switch threads as often as possible: a shared counter would race
     try:
         with ThreadPoolExecutor(8) as pool:
-            ids = list(pool.map(lambda n: store.add("coding", "", vectors[n], f"p{n}", f"a{n}", 1.0, None, None), range(800)))
+            ids = list(pool.map(lambda n: store.add("coding", NewEntry("", vectors[n], f"p{n}", f"a{n}", 1.0)), range(800)))
     finally:
         sys.setswitchinterval(interval)
     assert len(set(ids)) == 800 and store.count("coding", 1.0) == 800

@@ -10,6 +10,7 @@ from sklearn.metrics import average_precision_score, precision_score, recall_sco
 
 from cachetune.errors import InputError
 from cachetune.evaluate.pairs import OperatingPoints, best_f05_threshold, target_precision_threshold
+from cachetune.evaluate.result import EvaluationReport
 from cachetune.evaluate.run import EvaluateSettings, evaluate
 from cachetune.evaluate.traps import TrapPair, trap_suite_metrics
 from cachetune.evaluate.triplets import triplet_metrics
@@ -41,7 +42,9 @@ def report(adapter, conala_prepared, tmp_path_factory):
         guards=("numbers", "negation"),
         write_cache_config=output / "cache.yaml",
     )
-    return evaluate(settings), output
+    report = evaluate(settings)
+    assert EvaluationReport.read(output / "report.json") == report  # what was returned is what was written
+    return report.model_dump(mode="json", exclude_unset=True), output
 
 
 def test_pair_metrics_agree_with_scikit_learn_on_the_same_scores(report, adapter, conala_prepared):
@@ -114,7 +117,7 @@ def test_without_enough_validation_pairs_the_best_f05_threshold_is_the_fallback_
 
 
 def test_the_cache_config_written_serves_the_tuned_model_at_its_operating_threshold(report, adapter):
-    from cachetune.cache.config import load_config
+    from cachetune.cache_config import load_config
     from cachetune.integrations.embedder import threshold_of
 
     result, output = report

@@ -59,9 +59,9 @@ def test_evaluate_accepts_an_onnx_export(adapter, onnx_export, conala_prepared, 
     test = conala_prepared / "pairs.test.jsonl"
     common = {"test_data": (test,), "baseline": str(adapter), "bootstrap": 0, "speed": False}
     report = evaluate(EvaluateSettings(model=str(folder), output=tmp_path / "report", **common))
-    section = report["pairs"][0]
-    assert section["tuned"]["ap"] == pytest.approx(section["baseline"]["ap"], abs=1e-3)
-    assert report["models"]["tuned"]["model_bytes"] == (folder / "onnx" / "model.onnx").stat().st_size
+    section = report.pairs[0]
+    assert section.tuned.ap == pytest.approx(section.baseline.ap, abs=1e-3)
+    assert report.models["tuned"].model_bytes == (folder / "onnx" / "model.onnx").stat().st_size
 
 
 def test_onnx_alone_needs_no_torch_weights(onnx_export):

@@ -1,7 +1,8 @@
-"""The OpenAI-compatible gateway, driven by the real `openai` client; the upstream is llama-cpp-python's server with
-the packaged 0.5B GGUF on loopback (or a real HTTP server that fails, or nothing at all)."""
+"""The OpenAI-compatible gateway, driven by the real `openai` client. The gateway runs in process (`create_app` behind
+FastAPI's TestClient, given to the client as its httpx client); its upstream is the session's llama.cpp server with
+the packaged 0.5B GGUF on loopback, a transport that fails, or an address where nothing listens. One test runs
+`cachetune serve` as a process end to end."""
 
-import json
 import time
 
 import httpx
@@ -9,41 +10,35 @@ import numpy as np
 import openai
 import pytest
 import yaml
-from servers import CacheService, LlamaServer, ScriptedServer, free_port
+from servers import CacheService, free_port
+
+from cachetune.cache_config import CacheConfig
+
+pytestmark = [pytest.mark.servers, pytest.mark.llm]  # the session's llama.cpp server as the upstream
 
 QUESTION = "What does the Python keyword yield do? Answer in one short sentence."
 REWORDED = "What does the python keyword yield do? Answer in one short sentence"
 OTHER = "What does the Python keyword lambda do? Answer in one short sentence."
 
 
-def gateway_config(folder, base_url: str, **upstream) -> str:
-    config = {
-        "semantic_cache": {
-            "domains": {"coding": {"similarity_threshold": 0.9}},
-            "upstream": {"base_url": base_url, "model_domains": {"qwen": "coding"}, "timeout_seconds": 60, "retries": 1, **upstream},
-        }
-    }
-    path = folder / "gateway.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+def gateway_config(base_url: str, onnx_folder, **upstream) -> CacheConfig:
+    upstream = {"base_url": base_url, "model_domains": {"qwen": "coding"}, "timeout_seconds": 60, "retries": 1, **upstream}
+    return CacheConfig.model_validate(
+        {"domains": {"coding": {"similarity_threshold": 0.9}}, "upstream": upstream, "onnx_cache": str(onnx_folder)}
+    )
 
 
 @pytest.fixture(scope="module")
-def llama(tmp_path_factory):
-    server = LlamaServer(tmp_path_factory.mktemp("llama"))
-    yield server
-    server.stop()
+def gateway(llama_server, serve_app, onnx_folder):
+    with serve_app(gateway_config(llama_server.url, onnx_folder)) as client:
+        yield client
 
 
-@pytest.fixture(scope="module")
-def gateway(llama, tmp_path_factory):
-    service = CacheService(gateway_config(tmp_path_factory.mktemp("gateway"), llama.url))
-    yield service
-    service.stop()
-
-
-def client_of(service, **options) -> openai.OpenAI:
-    return openai.OpenAI(base_url=service.url + "/v1", api_key="unused", max_retries=0, **options)
+def client_of(app_client, **options) -> openai.OpenAI:
+    """The openai client talking to an in-process app (its httpx client), or to a URL."""
+    if isinstance(app_client, str):
+        return openai.OpenAI(base_url=app_client + "/v1", api_key="unused", max_retries=0, **options)
+    return openai.OpenAI(base_url="http://testserver/v1", api_key="unused", max_retries=0, http_client=app_client, **options)
 
 
 def ask(client, content: str, **options):
@@ -52,6 +47,20 @@ def ask(client, content: str, **options):
         model="qwen", messages=[{"role": "user", "content": content}], temperature=0, max_tokens=48, **options
     )
     return raw.parse(), {k: v for k, v in raw.headers.items() if k.startswith("x-cachetune")}
+
+
+def test_the_gateway_process_answers_a_miss_upstream_and_a_rewording_from_the_cache(llama_server, tmp_path):
+    config = {"semantic_cache": gateway_config(llama_server.url, tmp_path / "onnx").model_dump(mode="json", exclude_none=True)}
+    (tmp_path / "gateway.yaml").write_text(yaml.safe_dump(config))
+    service = CacheService(tmp_path / "gateway.yaml")
+    try:
+        client = client_of(service.url)
+        first, headers = ask(client, "What does the Python keyword del do? Answer in one short sentence.")
+        assert headers["x-cachetune-cache"] == "miss" and first.choices[0].message.content
+        again, headers = ask(client, "What does the python keyword del do? Answer in one short sentence")
+        assert headers["x-cachetune-cache"] == "hit" and again.choices[0].message.content == first.choices[0].message.content
+    finally:
+        service.stop()
 
 
 def test_a_miss_is_answered_upstream_and_a_rewording_hits(gateway):
@@ -75,7 +84,6 @@ def test_streaming_is_relayed_then_replayed_from_the_cache(gateway):
         chunks = list(response.parse())
     relayed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert len(chunks) > 3 and relayed  # token by token, as the upstream sent them
-    time.sleep(0.5)  # stored after the final event
     with client.chat.completions.with_streaming_response.create(
         model="qwen", messages=[{"role": "user", "content": OTHER.rstrip(".")}], temperature=0, max_tokens=48, stream=True
     ) as response:
@@ -101,30 +109,32 @@ def test_tool_requests_bypass_and_no_store_skips_the_store(gateway):
     assert headers["x-cachetune-cache"] == "miss"  # nothing was stored for it
 
 
-def test_upstream_errors_pass_through_and_are_never_cached(tmp_path):
+def test_upstream_errors_pass_through_and_are_never_cached(serve_app, onnx_folder):
     error = {"error": {"message": "model crashed", "type": "server_error", "param": None, "code": None}}
-    upstream = ScriptedServer(lambda number: (500, json.dumps(error).encode()))
-    service = CacheService(gateway_config(tmp_path, upstream.url, retries=1, backoff_base_seconds=0.05))
-    client = client_of(service)
-    for _ in range(2):
-        with pytest.raises(openai.InternalServerError, match="model crashed"):
-            ask(client, QUESTION)
-    assert upstream.requests == 4  # each request tried twice (one retry), the second request not answered from a cache
-    upstream.shutdown()
-    service.stop()
+    requests = []
+
+    def crashed(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return httpx.Response(500, json=error)
+
+    config = gateway_config("http://upstream.invalid/v1", onnx_folder, retries=1, backoff_base_seconds=0.05)
+    with serve_app(config, upstream_transport=httpx.MockTransport(crashed)) as app_client:
+        client = client_of(app_client)
+        for _ in range(2):
+            with pytest.raises(openai.InternalServerError, match="model crashed"):
+                ask(client, QUESTION)
+    assert len(requests) == 4  # each request tried twice (one retry), the second request not answered from a cache
+    assert all(r.url == "http://upstream.invalid/v1/chat/completions" for r in requests)
 
 
-def test_a_dead_upstream_fails_within_the_timeout(tmp_path):
-    service = CacheService(
-        gateway_config(tmp_path, f"http://127.0.0.1:{free_port()}/v1", timeout_seconds=2, retries=1, backoff_base_seconds=0.1)
-    )
-    client = client_of(service)
-    started = time.time()
-    with pytest.raises(openai.APIStatusError) as failure:
-        ask(client, QUESTION)
+def test_a_dead_upstream_fails_within_the_timeout(serve_app, onnx_folder):
+    config = gateway_config(f"http://127.0.0.1:{free_port()}/v1", onnx_folder, timeout_seconds=2, retries=1, backoff_base_seconds=0.1)
+    with serve_app(config) as app_client:
+        started = time.time()
+        with pytest.raises(openai.APIStatusError) as failure:
+            ask(client_of(app_client), QUESTION)
     assert failure.value.status_code == 502 and "cannot be reached" in str(failure.value)
     assert time.time() - started < 5
-    service.stop()
 
 
 def test_embeddings_serve_a_second_library_the_domain_model(gateway):
@@ -132,7 +142,9 @@ def test_embeddings_serve_a_second_library_the_domain_model(gateway):
 
     from cachetune.models import load_model
 
-    embedder = OpenAIEmbeddings(model="coding", base_url=gateway.url + "/v1", api_key="unused", check_embedding_ctx_length=False)
+    embedder = OpenAIEmbeddings(
+        model="coding", base_url="http://testserver/v1", api_key="unused", check_embedding_ctx_length=False, http_client=gateway
+    )
     texts = ["How do I reverse a list in Python?", "reverse a python list"]
     vectors = np.array(embedder.embed_documents(texts))
     expected = load_model(None).encode(texts, normalize_embeddings=True)  # the coding domain has no adapter here: the base
@@ -174,10 +186,11 @@ def test_a_follow_up_is_never_served_another_conversations_answer_by_default(gat
     assert headers["x-cachetune-cache"] == "hit"
 
 
-def test_with_context_facts_a_follow_up_is_served_after_turns_that_agree_and_refused_after_a_changed_fact(llama, tmp_path):
-    service = CacheService(gateway_config(tmp_path, llama.url, context="facts"))
-    try:
-        client = client_of(service)
+def test_with_context_facts_a_follow_up_is_served_after_turns_that_agree_and_refused_after_a_changed_fact(
+    llama_server, serve_app, onnx_folder
+):
+    with serve_app(gateway_config(llama_server.url, onnx_folder, context="facts")) as app_client:
+        client = client_of(app_client)
         _, headers = chat(client, FLIXORA)
         assert headers["x-cachetune-cache"] == "miss"
         reworded = [{"role": "user", "content": "I'm paying for Flixora but hardly ever watch it."}, FLIXORA[1], FLIXORA[2]]
@@ -190,8 +203,6 @@ def test_with_context_facts_a_follow_up_is_served_after_turns_that_agree_and_ref
         ]
         _, headers = chat(client, changed)
         assert headers["x-cachetune-cache"] == "miss" and ":context:numbers" in headers["x-cachetune-refused"]
-    finally:
-        service.stop()
 
 
 def test_a_wrong_hit_reported_by_its_id_is_never_served_again_in_that_context(gateway):
@@ -208,7 +219,7 @@ def test_a_wrong_hit_reported_by_its_id_is_never_served_again_in_that_context(ga
     assert standalone["x-cachetune-cache"] == "hit"
 
     def feedback(id, tenant=""):
-        return httpx.post(gateway.url + "/v1/cache/feedback", json={"domain": "coding", "id": id, "correct": False, "tenant": tenant})
+        return gateway.post("/v1/cache/feedback", json={"domain": "coding", "id": id, "correct": False, "tenant": tenant})
 
     assert feedback(token, tenant="other").json() == {"deleted": 0}  # another tenant's partition of that scope holds nothing
     assert feedback("7@not-a-scope").status_code == 422

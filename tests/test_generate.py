@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,11 +17,12 @@ from cachetune.records import Pair, Query, Triplet, read_records, write_jsonl
 from cachetune.synth.backends.base import Request
 from cachetune.synth.backends.openai import OpenAIBackend
 from cachetune.synth.generate import generate
-from cachetune.synth.gguf import resolve_gguf
 from cachetune.synth.journal import progress_path
 from cachetune.synth.prompts import load_prompt, output_schema
 from cachetune.synth.settings import GenerateSettings
 from cachetune.text import seeded_order
+
+pytestmark = pytest.mark.llm  # the packaged 0.5B GGUF generates
 
 
 @pytest.fixture(scope="module")
@@ -94,46 +94,23 @@ def test_killed_run_resumes_with_every_query_exactly_once(queries, tmp_path):
     assert report["queries_done"] == 9 and report["queries"] == 9
 
 
-def test_openai_backend_against_a_real_llama_cpp_server(queries, tmp_path, free_port):
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(resolve_gguf(None)),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--n_ctx",
-            "2048",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        base_url = f"http://127.0.0.1:{port}/v1"
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.5)
-        output = tmp_path / "triplets.jsonl"
-        report = generate(
-            GenerateSettings(
-                input=queries, output=output, backend="openai", base_url=base_url, model="qwen", max_queries=2, batch_size=2, concurrency=2
-            )
+def test_openai_backend_against_a_real_llama_cpp_server(queries, tmp_path, llama_server):
+    output = tmp_path / "triplets.jsonl"
+    report = generate(
+        GenerateSettings(
+            input=queries,
+            output=output,
+            backend="openai",
+            base_url=llama_server.url,
+            model="qwen",
+            max_queries=2,
+            batch_size=2,
+            concurrency=2,
         )
-        triplets = check_output(output, queries, 2)
-        assert triplets and {t.source for t in triplets} == {"openai:qwen:programming-v2"}
-        assert report["prompt_tokens"] > 0
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+    )
+    triplets = check_output(output, queries, 2)
+    assert triplets and {t.source for t in triplets} == {"openai:qwen:programming-v2"}
+    assert report["prompt_tokens"] > 0
 
 
 class FailingServer(ScriptedServer):

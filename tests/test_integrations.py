@@ -18,12 +18,15 @@ import numpy as np
 import openai
 import pytest
 import yaml
-from servers import CacheService, LlamaServer, free_port, wait_for_port
+from servers import CacheService, free_port, wait_for_port
 
 from cachetune.cache.semantic_cache import SemanticCache
 from cachetune.errors import InputError
+from cachetune.evaluate.result import EvaluationReport
 from cachetune.evaluate.traps import hand_traps
 from cachetune.integrations.embedder import DomainEmbedder, threshold_of
+
+pytestmark = [pytest.mark.servers, pytest.mark.llm]  # Redis, `cachetune serve`, LiteLLM's proxy, llama.cpp
 
 THRESHOLD = 0.8  # the base model's cosine: between the hand rewordings and most of their look-alikes
 DOMAIN = "coding"
@@ -80,6 +83,10 @@ def test_the_threshold_comes_from_a_cache_config_or_a_clear_error(cache_config, 
         threshold_of(cache_config, "legal")
     report = tmp_path / "report.json"
     report.write_text(json.dumps({"operating_thresholds": {}}))
+    with pytest.raises(InputError, match=r"report.json: not an evaluation report: output: Field required"):
+        threshold_of(report, DOMAIN)
+    without_val_data = {"models": {}, "test_data": [], "val_data": None, "pairs": [], "triplets": [], "traps": {}, "conversations": {}}
+    EvaluationReport(output="r", target_precision=0.95, operating_thresholds={}, **without_val_data).write_json(report)
     with pytest.raises(InputError, match=r"report.json: operating_thresholds.tuned: none chosen"):
         threshold_of(report, DOMAIN)
 
@@ -130,11 +137,10 @@ def test_gptcache_decides_as_cachetune(tmp_path, embedder, prompts, expected):
 
 
 @pytest.fixture(scope="module")
-def litellm_proxy(tmp_path_factory, redis_server, cache_config):
+def litellm_proxy(tmp_path_factory, redis_server, cache_config, llama_server):
     """llama.cpp's server, `cachetune serve` (the domain of cache_config, as the LLM's gateway and embedding model),
     and LiteLLM's proxy run from the config `cachetune litellm-config` writes; yields (openai client, config)."""
-    folder = tmp_path_factory.mktemp("litellm")
-    llama = LlamaServer(folder / "llama")
+    folder, llama = tmp_path_factory.mktemp("litellm"), llama_server
     service_config = folder / "service.yaml"
     document = yaml.safe_load(cache_config.read_text())
     document["semantic_cache"]["upstream"] = {"base_url": llama.url}
@@ -157,7 +163,6 @@ def litellm_proxy(tmp_path_factory, redis_server, cache_config):
     proxy.terminate()
     proxy.wait(timeout=30)
     service.stop()
-    llama.stop()
 
 
 def test_litellm_config_carries_the_domain_and_its_threshold(litellm_proxy):

@@ -12,6 +12,8 @@ from cachetune.synth.judge import judge as run_judge
 from cachetune.synth.judge import load_judge_prompt, parse_verdict
 from cachetune.synth.settings import JudgeSettings
 
+pytestmark = pytest.mark.llm  # the packaged 0.5B GGUF judges
+
 SAME = ("How do I reverse a list in Python?", "python reverse order of a list")
 DIFFERENT = ("How do I sort a dict by value in Python?", "How do I sort a list of dicts by a key in Python?")
 

@@ -16,6 +16,8 @@ from cachetune.synth.backends.llama_cpp import LlamaCppBackend
 from cachetune.synth.gguf import resolve_gguf
 from cachetune.synth.prompts import output_schema
 
+pytestmark = pytest.mark.llm  # the llama.cpp build runs the GGUF
+
 REWRITE = "Rewrite this question in other words, one line: How do I reverse a list in Python?"
 
 

@@ -9,11 +9,11 @@ from cachetune.models import (
     DEFAULT_BASE_MODEL,
     SHIPPED_ADAPTERS,
     load_model,
-    packaged_minilm,
     resolve_base_model,
     resolve_model,
     shipped_adapters,
 )
+from cachetune.packaged import minilm as packaged_minilm
 
 
 def test_default_is_the_packaged_minilm():

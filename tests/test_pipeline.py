@@ -1,6 +1,7 @@
 """`cachetune pipeline`: all stages in one run folder; unchanged stages skipped, interrupted ones resumed."""
 
 import json
+import shutil
 
 import pytest
 import yaml
@@ -9,6 +10,8 @@ from cachetune.errors import InputError
 from cachetune.pipeline import Run, run_pipeline
 from cachetune.records import Triplet, read_records
 from cachetune.synth.journal import progress_path
+
+pytestmark = [pytest.mark.training, pytest.mark.llm]  # every stage, generation and training included
 
 
 def write_config(folder, shared_data, **train_overrides) -> str:
@@ -51,18 +54,32 @@ def write_config(folder, shared_data, **train_overrides) -> str:
     return path
 
 
-def test_pipeline_runs_skips_and_reruns_what_changed(shared_data, tmp_path):
-    config = write_config(tmp_path, shared_data)
+@pytest.fixture(scope="module")
+def tiny_run(shared_data, tmp_path_factory):
+    """The tiny pipeline run once for the module: its folder (the config and `run/`), and what it told and returned."""
+    folder = tmp_path_factory.mktemp("tiny")
     told = []
-    run, report = run_pipeline(config, on_stage=lambda name, what: told.append((name, what)))
+    run, report = run_pipeline(write_config(folder, shared_data), on_stage=lambda name, what: told.append((name, what)))
+    return folder, run, report, told
+
+
+def copy_of(tiny_run, tmp_path):
+    """A copy of the tiny run's folder to change: its config, whose run folder is `run/` beside it."""
+    shutil.copytree(tiny_run[0], tmp_path, dirs_exist_ok=True)
+    return tmp_path / "tiny.yaml"
+
+
+def test_pipeline_runs_skips_and_reruns_what_changed(tiny_run, shared_data, tmp_path):
+    _, run, report, told = tiny_run
+    config = copy_of(tiny_run, tmp_path)
     assert [outcome for _, outcome in run.log] == ["ran"] * 5
     assert [what for _, what in told[::2]] == ["started"] * 5 and all(what.startswith("ran (") for _, what in told[1::2])
-    assert run.folder == (tmp_path / "run").resolve()
+    assert run.folder == (tiny_run[0] / "run").resolve()
     assert (run.folder / "train" / "model" / "adapter_model.safetensors").is_file()
-    assert report["pairs"][0]["tuned"]["ap"] > 0.5 and (run.folder / "evaluate" / "report.md").is_file()
+    assert report.pairs[0].tuned.ap > 0.5 and (run.folder / "evaluate" / "report.md").is_file()
     info = json.loads((run.folder / "train" / "model" / "training_info.json").read_text())
-    assert info["command"] == ["cachetune", "pipeline", "--config", str(config)]
-    assert report["cache_config"] == str(run.folder / "evaluate" / "cache.yaml") and (run.folder / "evaluate" / "cache.yaml").is_file()
+    assert info["command"] == ["cachetune", "pipeline", "--config", str(tiny_run[0] / "tiny.yaml")]
+    assert report.cache_config == str(run.folder / "evaluate" / "cache.yaml") and (run.folder / "evaluate" / "cache.yaml").is_file()
 
     again, _ = run_pipeline(config)
     assert [outcome for _, outcome in again.log] == ["up to date, skipped"] * 5
@@ -77,11 +94,10 @@ def test_pipeline_runs_skips_and_reruns_what_changed(shared_data, tmp_path):
     }
 
 
-def test_interrupted_generation_resumes_without_duplicates(shared_data, tmp_path):
-    config = write_config(tmp_path, shared_data)
+def test_interrupted_generation_resumes_without_duplicates(tiny_run, tmp_path):
+    config = copy_of(tiny_run, tmp_path)
     stages = ("prepare", "generate")  # the later stages only read what generate wrote
-    run, _ = run_pipeline(config, stages=stages)
-    folder = run.folder / "generate"
+    folder = tmp_path / "run" / "generate"
     output = folder / "triplets.jsonl"
     # What a kill during the last query leaves: its commit missing, the stage not marked done.
     stage = json.loads((folder / "stage.json").read_text())

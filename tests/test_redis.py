@@ -11,6 +11,8 @@ from servers import RedisServer
 from cachetune.cache.semantic_cache import SemanticCache
 from cachetune.errors import StoreError
 
+pytestmark = pytest.mark.servers  # a real Redis 8 with RediSearch
+
 
 def redis_cache(tmp_path, url: str, on_store_error: str = "miss") -> SemanticCache:
     config = {

@@ -1,16 +1,13 @@
-"""The HTTP service, started with `cachetune serve` and talked to over loopback."""
+"""The HTTP service in process (`create_app` through FastAPI's TestClient, an httpx client on the ASGI app): the cache
+API's routes, statuses, metrics and feedback. `cachetune serve` as a process is tested in test_trust.py."""
 
 import json
-import subprocess
-import sys
-import time
-from pathlib import Path
 
-import httpx
 import pytest
-import yaml
+from conftest import Clock
 from typer.testing import CliRunner
 
+from cachetune.cache_config import CacheConfig
 from cachetune.cli import app
 
 QUESTION = "How do I reverse a list in Python?"
@@ -18,42 +15,24 @@ REWORDED = "How can I reverse a list in python?"
 
 
 @pytest.fixture(scope="module")
-def service(adapter, tmp_path_factory, free_port):
+def service(adapter, tmp_path_factory, serve_app, onnx_folder):
     folder = tmp_path_factory.mktemp("service")
-    config = {
-        "semantic_cache": {
+    config = CacheConfig.model_validate(
+        {
             "domains": {
                 "coding": {"embedding_model_path": str(adapter), "similarity_threshold": 0.85, "ttl_seconds": 3600},
                 "small": {"similarity_threshold": 0.85, "max_entries": 2, "eviction": "fifo"},
                 "guarded": {"embedding_model_path": str(adapter), "similarity_threshold": 0.8, "verify": {"guards": ["numbers"]}},
             },
             "limits": {"max_body_bytes": 4096, "max_prompt_chars": 500},
-            "feedback_log": "feedback.jsonl",
+            "feedback_log": str(folder / "feedback.jsonl"),
+            "onnx_cache": str(onnx_folder),
         }
-    }
-    (folder / "cache.yaml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    cachetune = Path(sys.executable).with_name("cachetune")
-    process = subprocess.Popen(
-        [str(cachetune), "serve", "--config", str(folder / "cache.yaml"), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
     )
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-    client.feedback_log = folder / "feedback.jsonl"
-    deadline = time.time() + 120
-    while True:
-        try:
-            if client.get("/healthz").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert time.time() < deadline and process.poll() is None, process.stdout.read().decode()
-        time.sleep(0.3)
-    yield client
-    client.close()
-    process.terminate()
-    process.wait(timeout=30)
+    clock = Clock()
+    with serve_app(config, clock=clock) as client:
+        client.feedback_log, client.clock = folder / "feedback.jsonl", clock
+        yield client
 
 
 def check(client, prompt, domain="coding", tenant=None):
@@ -90,7 +69,7 @@ def test_unrelated_prompt_and_other_tenant_miss(service):
 def test_expired_entry_misses(service):
     store(service, "How do I sort a dict by value?", "sorted(d.items(), key=...)", tenant="t4", ttl=1)
     assert check(service, "How do I sort a dict by value?", tenant="t4")["hit"] is True
-    time.sleep(1.2)
+    service.clock.now += 1.2
     assert check(service, "How do I sort a dict by value?", tenant="t4")["hit"] is False
 
 
@@ -104,7 +83,7 @@ def test_eviction_at_max_entries(service):
 
 def test_bad_requests_get_a_clear_4xx(service):
     unknown = service.post("/v1/cache/check", json={"prompt": QUESTION, "domain": "legal"})
-    assert unknown.status_code == 404 and unknown.json()["detail"] == "unknown domain 'legal'; configured: coding, guarded, small"
+    assert unknown.status_code == 404 and unknown.json()["detail"] == "unknown domain 'legal'; configured: coding, small, guarded"  # the config's order
     malformed = service.post("/v1/cache/store", json={"prompt": QUESTION, "domain": "coding"})
     assert malformed.status_code == 422 and malformed.json()["detail"] == "response: Field required"
     not_json = service.post("/v1/cache/check", content=b"{nope", headers={"content-type": "application/json"})

@@ -1,105 +1,98 @@
 """One contract, every store: the embedded store, Milvus (Lite, in process) and a real Redis 8 with vector search
-keep the same promises through `SemanticCache`: hits, misses, tenants, TTL, eviction, concurrency, persistence."""
+keep the same promises, checked on fixed vectors (no encoder): the nearest entries, partitions, TTL, eviction,
+concurrency, persistence and deletion. What the cache adds on top (prompts, rewordings, invalidation by prompt)
+is tested through `SemanticCache` in test_cache.py."""
 
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
-import yaml
 
-from cachetune.cache.semantic_cache import SemanticCache
+from cachetune.cache.store import NamespaceSettings, NewEntry
+from cachetune.cache_config import MemoryStoreConfig, MilvusStoreConfig, RedisStoreConfig
 
-QUESTION = "How do I reverse a list in Python?"
-REWORDED = "How can I reverse a list in python?"
-UNRELATED = "What are the symptoms of type 2 diabetes?"
-PROMPTS = [
-    "How do I reverse a list in Python?",
-    "How to read a CSV file with pandas?",
-    "How do I merge two dicts?",
-    "How do I start a Docker container?",
-]
-BACKENDS = ["memory", "milvus", "redis"]
+DIM = 16
+BACKENDS = ["memory", "milvus", pytest.param("redis", marks=pytest.mark.servers)]
+NOW = 1_000.0
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
+def unit(*seeds_and_weights: tuple[int, float]) -> np.ndarray:
+    """A unit vector: the normalised sum of seeded random directions, weighted."""
+    total = sum(weight * np.random.default_rng(seed).normal(size=DIM) for seed, weight in seeds_and_weights)
+    return (total / np.linalg.norm(total)).astype(np.float32)
 
 
-@pytest.fixture
-def clock():
-    return Clock()
+QUESTION = unit((0, 1.0))
+REWORDED = unit((0, 1.0), (1, 0.15))  # cosine to QUESTION about 0.99
+UNRELATED = unit((2, 1.0))
+OTHERS = [unit((seed, 1.0)) for seed in (10, 11, 12, 13)]
+
+
+def entry(vector, prompt: str, partition: str = "", created: float = NOW, ttl: float | None = None, metadata=None) -> NewEntry:
+    return NewEntry(partition, vector, prompt, f"answer to {prompt}", created, ttl, metadata)
 
 
 @pytest.fixture(params=BACKENDS)
-def make_cache(request, tmp_path, clock):
-    """A factory of caches on the parametrised store; a second call with the same folder reopens the same data."""
+def open_store(request, tmp_path):
+    """A factory of stores of the parametrised kind; a second call reopens the same data."""
     backend = request.param
-    store = {
-        "memory": {"memory": {"persist_path": str(tmp_path / "cache.npz")}},
-        "milvus": {"milvus": {"uri": str(tmp_path / "milvus.db")}},
-        "redis": {
-            "redis": {
-                "url": request.getfixturevalue("redis_server").url if backend == "redis" else "",
-                "key_prefix": f"t{uuid.uuid4().hex[:8]}:",
-            }
-        },
-    }[backend]
+    prefix = f"t{uuid.uuid4().hex[:8]}:"
     opened = []
 
-    def make(**domain) -> SemanticCache:
-        settings = {"similarity_threshold": 0.85, "ttl_seconds": 60, "max_entries": 100, "eviction": "lru", **domain}
-        config = {"semantic_cache": {"backend_type": backend, "domains": {"coding": settings}, **store}}
-        path = tmp_path / "cache.yaml"
-        path.write_text(yaml.safe_dump(config))
-        cache = SemanticCache.from_config(path, clock=clock)
-        opened.append(cache)
-        return cache
+    def open_(max_entries: int = 100, eviction: str = "lru"):
+        namespaces = {"coding": NamespaceSettings(max_entries, eviction)}
+        if backend == "memory":
+            from cachetune.cache.memory import MemoryStore
 
-    make.backend = backend
-    yield make
-    for cache in opened:
-        cache.close()
+            store = MemoryStore(DIM, namespaces, MemoryStoreConfig(persist_path=str(tmp_path / "cache.npz")))
+        elif backend == "milvus":
+            from cachetune.cache.milvus import MilvusStore
 
+            store = MilvusStore(MilvusStoreConfig(uri=str(tmp_path / "milvus.db")), DIM, namespaces)
+        else:
+            from cachetune.cache.redis import RedisStore
 
-def test_a_rewording_hits_and_an_unrelated_prompt_misses(make_cache, clock):
-    cache = make_cache()
-    assert cache.check(QUESTION, "coding") is None
-    entry_id = cache.store(QUESTION, "use reversed() or list[::-1]", "coding", metadata={"model": "gpt"})
-    clock.now += 5
-    hit = cache.check(REWORDED, "coding")
-    assert hit.response == "use reversed() or list[::-1]" and hit.prompt == QUESTION and hit.id == entry_id
-    assert 0.85 <= hit.similarity < 1.0 and hit.age_seconds == pytest.approx(5) and hit.metadata == {"model": "gpt"}
-    assert cache.check(UNRELATED, "coding") is None
+            store = RedisStore(RedisStoreConfig(url=request.getfixturevalue("redis_server").url, key_prefix=prefix), DIM, namespaces)
+        opened.append(store)
+        return store
+
+    yield open_
+    for store in opened:
+        store.close()
 
 
-def test_tenants_never_see_each_other_whatever_their_names(make_cache):
-    cache = make_cache()
+def test_the_nearest_entry_is_found_with_its_similarity(open_store):
+    store = open_store()
+    assert store.similar("coding", "", QUESTION, NOW, -1.0, 1) == []
+    key = store.add("coding", entry(QUESTION, "q", metadata={"model": "gpt"}))
+    store.add("coding", entry(UNRELATED, "u"))
+    [(found, similarity)] = store.similar("coding", "", REWORDED, NOW + 5, -1.0, 1)
+    assert found.id == key and found.prompt == "q" and found.response == "answer to q" and found.metadata == {"model": "gpt"}
+    assert found.created == pytest.approx(NOW) and similarity == pytest.approx(float(QUESTION @ REWORDED), abs=1e-4)
+    assert [e.prompt for e, _ in store.similar("coding", "", REWORDED, NOW, -1.0, 5)] == ["q", "u"]  # most similar first
+    assert [e.prompt for e, _ in store.similar("coding", "", REWORDED, NOW, 0.9, 5)] == ["q"]  # at least min_similarity
+
+
+def test_partitions_never_see_each_other_whatever_their_names(open_store):
+    store = open_store()
     tricky = "a}|(@tenant:{b"  # would end a Redis TAG and widen the filter if spliced in raw
-    cache.store(QUESTION, "b's answer", "coding", tenant="b")
-    cache.store(QUESTION, "a,b's answer", "coding", tenant="a,b")  # a TAG separator inside a name
-    assert cache.check(REWORDED, "coding", tenant=tricky) is None
-    assert cache.check(REWORDED, "coding", tenant="a") is None
-    assert cache.check(REWORDED, "coding", tenant="B") is None  # tenants are case sensitive
-    assert cache.check(REWORDED, "coding") is None  # the default tenant is a tenant too
-    cache.store(QUESTION, "tricky's answer", "coding", tenant=tricky)
-    assert cache.check(REWORDED, "coding", tenant=tricky).response == "tricky's answer"
-    assert cache.check(REWORDED, "coding", tenant="b").response == "b's answer"
-    assert cache.check(REWORDED, "coding", tenant="a,b").response == "a,b's answer"
+    for partition in ("b", "a,b", 'acme" or tenant != "x', "x\x1fscope\x1fexact:0"):
+        store.add("coding", entry(QUESTION, f"{partition}'s", partition))
+    for other in (tricky, "a", "B", "", "x", "x\x1fscope"):  # a TAG separator, case, the default partition, a prefix
+        assert store.similar("coding", other, QUESTION, NOW, -1.0, 5) == [], other
+    store.add("coding", entry(QUESTION, f"{tricky}'s", tricky))
+    for partition in (tricky, "b", "a,b", 'acme" or tenant != "x', "x\x1fscope\x1fexact:0"):
+        assert [e.prompt for e, _ in store.similar("coding", partition, QUESTION, NOW, -1.0, 5)] == [f"{partition}'s"]
 
 
-def test_entries_expire_after_their_ttl(make_cache, clock):
-    cache = make_cache()
-    cache.store(QUESTION, "answer", "coding")
-    cache.store(UNRELATED, "answer 2", "coding", ttl=600)
-    clock.now += 59
-    assert cache.check(REWORDED, "coding") is not None and cache.entries("coding") == 2
-    clock.now += 2
-    assert cache.check(REWORDED, "coding") is None
-    assert cache.check(UNRELATED, "coding") is not None and cache.entries("coding") == 1
+def test_entries_expire_after_their_ttl(open_store):
+    store = open_store()
+    store.add("coding", entry(QUESTION, "q", ttl=60))
+    store.add("coding", entry(UNRELATED, "u", ttl=600))
+    assert len(store.similar("coding", "", QUESTION, NOW + 59, -1.0, 5)) == 2 and store.count("coding", NOW + 59) == 2
+    assert [e.prompt for e, _ in store.similar("coding", "", QUESTION, NOW + 61, -1.0, 5)] == ["u"]
+    assert store.count("coding", NOW + 61) == 1
 
 
 @pytest.mark.parametrize(
@@ -110,59 +103,54 @@ def test_entries_expire_after_their_ttl(make_cache, clock):
         ("lfu", [0, 0, 2, 0, 1], 2),  # 1 and 2 were used least (once each), 2 longer ago
     ],
 )
-def test_a_full_namespace_evicts_in_its_own_order(make_cache, clock, eviction, used, gone):
-    cache = make_cache(max_entries=3, eviction=eviction)
-    for number, prompt in enumerate(PROMPTS[:3]):
-        cache.store(prompt, f"answer {number}", "coding")
-        clock.now += 1
+def test_a_full_namespace_evicts_in_its_own_order(open_store, eviction, used, gone):
+    store, now = open_store(max_entries=3, eviction=eviction), NOW
+    for number in range(3):
+        store.add("coding", entry(OTHERS[number], f"p{number}", created=now))
+        now += 1
     for number in used:
-        assert cache.check(PROMPTS[number], "coding").response == f"answer {number}"
-        clock.now += 1
-    cache.store(PROMPTS[3], "answer 3", "coding")
-    assert cache.entries("coding") == 3
-    assert cache.check(PROMPTS[gone], "coding") is None
+        [(found, _)] = store.similar("coding", "", OTHERS[number], now, 0.99, 1)
+        store.record_hit("coding", found, now)
+        now += 1
+    store.add("coding", entry(OTHERS[3], "p3", created=now))
+    assert store.count("coding", now) == 3
+    assert store.similar("coding", "", OTHERS[gone], now, 0.99, 1) == []
     kept = [n for n in range(4) if n != gone]
-    assert all(cache.check(PROMPTS[n], "coding").response == f"answer {n}" for n in kept)
+    assert all(store.similar("coding", "", OTHERS[n], now, 0.99, 1)[0][0].prompt == f"p{n}" for n in kept)
 
 
-def test_concurrent_stores_and_checks_lose_nothing_and_mix_nothing(make_cache):
-    cache = make_cache(max_entries=1_000)
-    prompts = [f"How do I {verb} a {thing} in Python?" for verb in ("sort", "copy", "parse", "print") for thing in ("list", "dict", "date")]
-    vectors = {prompt: cache.embed(prompt, "coding") for prompt in prompts}
+def test_concurrent_adds_and_lookups_lose_nothing_and_mix_nothing(open_store):
+    store = open_store(max_entries=1_000)
+    vectors = [unit((100 + n, 1.0)) for n in range(12)]
 
-    def work(tenant: int) -> list[int]:
-        ids = [cache.store(p, f"{tenant}:{p}", "coding", tenant=str(tenant), vector=vectors[p]) for p in prompts]
-        hits = [cache.check(p, "coding", tenant=str(tenant), vector=vectors[p]) for p in prompts]
-        assert all(hit is not None and hit.response == f"{tenant}:{p}" for hit, p in zip(hits, prompts))
+    def work(partition: int) -> list[int]:
+        ids = [store.add("coding", entry(v, f"{partition}:{n}", str(partition))) for n, v in enumerate(vectors)]
+        found = [store.similar("coding", str(partition), v, NOW, 0.99, 1) for v in vectors]
+        assert [hits[0][0].prompt for hits in found] == [f"{partition}:{n}" for n in range(len(vectors))]
         return ids
 
     with ThreadPoolExecutor(8) as pool:
         ids = [key for keys in pool.map(work, range(8)) for key in keys]
-    assert len(set(ids)) == len(ids) == 8 * len(prompts)
-    assert cache.entries("coding") == 8 * len(prompts)
+    assert len(set(ids)) == len(ids) == 8 * len(vectors)
+    assert store.count("coding", NOW) == 8 * len(vectors)
 
 
-def test_entries_survive_closing_and_reopening(make_cache, clock):
-    cache = make_cache()
-    for number, prompt in enumerate(PROMPTS):
-        cache.store(prompt, f"answer {number}", "coding")
-    cache.close()
-    reopened = make_cache()
-    assert reopened.entries("coding") == 4
-    assert reopened.check(REWORDED, "coding").response == "answer 0"
-    assert reopened.store(UNRELATED, "new", "coding") not in {reopened.check(p, "coding").id for p in PROMPTS}
+def test_entries_survive_closing_and_reopening(open_store):
+    store = open_store()
+    ids = [store.add("coding", entry(vector, f"p{n}")) for n, vector in enumerate(OTHERS)]
+    store.close()
+    reopened = open_store()
+    assert reopened.count("coding", NOW) == 4
+    assert reopened.similar("coding", "", OTHERS[2], NOW, 0.99, 1)[0][0].id == ids[2]
+    assert reopened.add("coding", entry(UNRELATED, "new")) not in ids  # ids never repeat
 
 
-def test_invalidation_by_id_by_prompt_and_by_tenant_touches_only_the_callers_entries(make_cache):
-    cache = make_cache()
-    mine = {prompt: cache.store(prompt, f"answer {n}", "coding", tenant="a") for n, prompt in enumerate(PROMPTS)}
-    theirs = cache.store(QUESTION, "b's answer", "coding", tenant="b")
-    assert cache.invalidate("coding", tenant="a", ids=[theirs]) == 0  # another tenant's id: left alone
-    assert cache.check(REWORDED, "coding", tenant="b").response == "b's answer"
-    assert cache.invalidate("coding", tenant="a", ids=[mine[PROMPTS[1]]]) == 1
-    assert cache.check(PROMPTS[1], "coding", tenant="a") is None
-    assert cache.invalidate("coding", tenant="a", prompt=REWORDED) == 1  # the stored prompt it rewords
-    assert cache.check(QUESTION, "coding", tenant="a") is None
-    assert cache.check(PROMPTS[2], "coding", tenant="a").response == "answer 2"
-    assert cache.invalidate("coding", tenant="a") == 2  # everything left of tenant a
-    assert cache.entries("coding") == 1 and cache.check(REWORDED, "coding", tenant="b").response == "b's answer"
+def test_deletion_by_id_and_by_partition_touches_only_that_partitions_entries(open_store):
+    store = open_store()
+    mine = [store.add("coding", entry(vector, f"p{n}", "a")) for n, vector in enumerate(OTHERS)]
+    theirs = store.add("coding", entry(QUESTION, "b's", "b"))
+    assert store.delete("coding", "a", [theirs]) == 0  # another partition's id: left alone
+    assert store.delete("coding", "a", [mine[1], 999_999]) == 1  # an id that never was: not counted
+    assert store.similar("coding", "a", OTHERS[1], NOW, 0.99, 1) == []
+    assert store.delete("coding", "a") == 3  # everything left of partition a
+    assert store.count("coding", NOW) == 1 and store.similar("coding", "b", QUESTION, NOW, 0.99, 1)[0][0].prompt == "b's"

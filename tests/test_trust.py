@@ -1,10 +1,14 @@
 """Trust: tenants bound to API keys, invalidation over HTTP, an embedded store that survives kill -9, junk bodies,
-and a short soak of concurrent clients (benchmarks/soak.py runs the long one)."""
+and a short soak of concurrent clients (benchmarks/soak.py runs the long one). Auth and junk run in process; the
+process itself (`cachetune serve`: loopback, kill -9, the soak) runs as one."""
 
+import io
 import json
+import logging
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -13,6 +17,7 @@ import yaml
 from servers import CacheService
 
 from cachetune.cache.auth import key_digest
+from cachetune.cache_config import load_config
 
 ACME, BETA = "acme-secret-key-0123456789", "beta-secret-key-9876543210"
 QUESTION = "How do I reverse a list in Python?"
@@ -27,16 +32,29 @@ def write_config(folder: Path, **cache) -> Path:
 
 
 @pytest.fixture(scope="module")
-def secured(tmp_path_factory):
+def secured(tmp_path_factory, serve_app, onnx_folder):
     folder = tmp_path_factory.mktemp("secured")
     keys = [
         {"sha256": key_digest(ACME), "tenant": "acme", "domains": ["coding"]},
         {"sha256": key_digest(BETA), "tenant": "beta", "domains": ["*"]},
     ]
     (folder / "keys.yaml").write_text(yaml.safe_dump(keys[1:]))  # one key in the config, one in a separate file
-    service = CacheService(write_config(folder, auth={"keys": keys[:1], "keys_file": "keys.yaml"}))
-    yield service
-    service.stop()
+    config = load_config(write_config(folder, auth={"keys": keys[:1], "keys_file": "keys.yaml"}, onnx_cache=str(onnx_folder)))
+    with caplog_of("cachetune") as log, serve_app(config) as client:
+        client.client, client.log = client, log
+        yield client
+
+
+@contextmanager
+def caplog_of(name: str):
+    """Everything the `name` logger (and the root) writes while the block runs, as text."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logging.getLogger().addHandler(handler)
+    try:
+        yield stream
+    finally:
+        logging.getLogger().removeHandler(handler)
 
 
 def post(service, path: str, body: dict, key: str | None = None) -> httpx.Response:
@@ -55,7 +73,7 @@ def test_the_tenant_comes_from_the_key_and_keys_are_checked(secured):
     assert post(secured, "/v1/cache/check", {"prompt": REWORDED, "domain": "coding"}, key=ACME).json()["response"] == "acme's answer"
     assert post(secured, "/v1/cache/check", {"prompt": REWORDED, "domain": "coding"}, key=BETA).json()["hit"] is False
     assert post(secured, "/v1/cache/check", {"prompt": REWORDED, "domain": "coding", "tenant": "acme"}, key=BETA).status_code == 403
-    log = secured.log.read_text()
+    log = secured.log.getvalue()
     assert ACME not in log and BETA not in log and "not-a-key" not in log
 
 
@@ -76,6 +94,7 @@ def test_invalidation_over_http_is_authenticated_and_scoped_to_the_key(secured):
     assert post(secured, "/v1/cache/invalidate", {"domain": "coding", "all": True}, key=BETA).json()["deleted"] >= 1
 
 
+@pytest.mark.servers  # `cachetune serve` as a process
 def test_without_auth_the_service_stays_on_loopback(tmp_path):
     config = write_config(tmp_path)
     cachetune = Path(sys.executable).with_name("cachetune")
@@ -101,6 +120,7 @@ def acknowledged_stream(service: CacheService, seconds: float) -> list[tuple[flo
     return acknowledged
 
 
+@pytest.mark.servers  # `cachetune serve` as a process
 @pytest.mark.parametrize("fsync, lost_seconds", [("always", 0.0), ("everysec", 1.0)])
 def test_the_embedded_store_keeps_acknowledged_stores_through_kill_9(tmp_path, fsync, lost_seconds):
     config = write_config(tmp_path, memory={"persist_path": "cache.npz", "fsync": fsync})
@@ -118,6 +138,7 @@ def test_the_embedded_store_keeps_acknowledged_stores_through_kill_9(tmp_path, f
     service.stop()
 
 
+@pytest.mark.servers  # `cachetune serve` as a process
 def test_a_torn_last_log_line_is_dropped_with_a_warning(tmp_path):
     config = write_config(tmp_path, memory={"persist_path": "cache.npz", "fsync": "always"})
     service = CacheService(config)
@@ -131,9 +152,9 @@ def test_a_torn_last_log_line_is_dropped_with_a_warning(tmp_path):
     service.stop()
 
 
+@pytest.mark.servers  # `cachetune serve` as a process
 def test_a_short_soak_has_no_server_error_and_no_cross_tenant_hit(tmp_path):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from soak import soak
+    from traffic import soak
 
     service = CacheService(write_config(tmp_path))
     result = soak(service.url, seconds=12, clients=16, domains=["coding", "support"], tenants=4)
@@ -142,16 +163,14 @@ def test_a_short_soak_has_no_server_error_and_no_cross_tenant_hit(tmp_path):
     assert result["hits"] > 0 and result["wrong_answers"] == 0
 
 
-def test_junk_bodies_headers_and_unicode_never_get_a_server_error():
+def test_junk_bodies_headers_and_unicode_never_get_a_server_error(make_cache):
     from fastapi.testclient import TestClient
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    from cachetune.cache.config import CacheConfig
-    from cachetune.cache.semantic_cache import SemanticCache
     from cachetune.cache.service import create_app
 
-    cache = SemanticCache(CacheConfig(domains={"coding": {"similarity_threshold": 0.85}}, limits={"max_body_bytes": 20_000}))
+    cache = make_cache({"coding": {"similarity_threshold": 0.85}}, limits={"max_body_bytes": 20_000})
     client = TestClient(create_app(cache), raise_server_exceptions=False)
     scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=60)
     values = st.recursive(
@@ -183,4 +202,3 @@ def test_junk_bodies_headers_and_unicode_never_get_a_server_error():
             assert response.json()["detail"]  # every refusal says why
 
     never_a_server_error()
-    cache.close()

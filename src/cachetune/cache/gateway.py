@@ -30,19 +30,22 @@ import asyncio
 import hashlib
 import json
 import os
-import re
 import time
 import uuid
+from dataclasses import dataclass
 
 import httpx
 import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
-from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from cachetune.cache.auth import Authenticator, HttpError
+from cachetune.cache.auth import Caller, Principal
+from cachetune.cache.http import HttpError
+from cachetune.cache.metrics import Metrics
 from cachetune.cache.semantic_cache import Lookup, SemanticCache
+from cachetune.cache.store import Partition
+from cachetune.cache_config import UpstreamConfig
 from cachetune.conversation import context_key
 from cachetune.errors import CachetuneError
 
@@ -54,19 +57,6 @@ SCOPE_FIELDS = (
 )  # fmt: skip
 BYPASS_FIELDS = ("tools", "tool_choice", "functions", "function_call")
 RETRY_STATUSES = {429, 500, 502, 503, 504}
-ENTRY_TOKEN = re.compile(r"(?P<id>\d+)@(?P<partition>[0-9a-f]{24}(?:/(?:exact:[0-9a-f]{24}|follow-up))?)")
-
-
-class GatewayMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.requests = Counter("cachetune_gateway_requests", "Chat completions by cache outcome", ["domain", "outcome"], registry=registry)
-        self.upstream_seconds = Histogram(
-            "cachetune_upstream_seconds",
-            "Upstream time to the end of an answer",
-            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
-            registry=registry,
-        )
-        self.upstream_errors = Counter("cachetune_upstream_errors", "Upstream failures by kind", ["kind"], registry=registry)
 
 
 def message_text(message: dict) -> str | None:
@@ -118,25 +108,6 @@ def scope_of(body: dict) -> str:
     return hashlib.sha256(json.dumps({"scope": scope, "system": systems}, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
-def entry_token(id: int, scoped: str) -> str:
-    """The id a gateway hit is reported by: the entry and its partition below the tenant (scope, context)."""
-    return f"{id}@" + "/".join(scoped.split("\x1f")[1:])
-
-
-def partition_of(token: str, tenant: str) -> tuple[str, int]:
-    """(store partition, entry id) of an `entry_token` reported by `tenant`: never another tenant's partition.
-
-    Raises:
-        HttpError: 422 when `token` is not one.
-    """
-    match = ENTRY_TOKEN.fullmatch(token)
-    if match is None:
-        raise HttpError(
-            422, f"id: '{token[:80]}' is neither an entry id nor a gateway hit's x-cachetune-id (ID@SCOPE[/CONTEXT])", "malformed"
-        )
-    return "\x1f".join([tenant, *match["partition"].split("/")]), int(match["id"])
-
-
 def replay_chunks(completion: dict) -> list[str]:
     """A stored completion as the server-sent events of a streamed one."""
     base = {"id": completion["id"], "object": "chat.completion.chunk", "created": completion["created"], "model": completion["model"]}
@@ -155,15 +126,14 @@ def _pieces(text: str, size: int = 64) -> list[str]:
 
 
 class Upstream:
-    """The LLM behind the gateway, called with retries and exponential backoff."""
+    """The LLM behind the gateway, called with retries and exponential backoff through an httpx transport."""
 
-    def __init__(self, cache: SemanticCache, metrics: GatewayMetrics) -> None:
-        settings = cache.config.upstream
+    def __init__(self, settings: UpstreamConfig, metrics: Metrics, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings
         self.metrics = metrics
         self.url = settings.base_url.rstrip("/") + "/chat/completions"
         self.key = os.environ.get(settings.api_key_env) if settings.api_key_env else None
-        self.client = httpx.AsyncClient(timeout=httpx.Timeout(settings.timeout_seconds))
+        self.client = httpx.AsyncClient(timeout=httpx.Timeout(settings.timeout_seconds), transport=transport)
 
     def headers(self, request: Request, authenticated: bool) -> dict:
         headers = {"content-type": "application/json"}
@@ -196,129 +166,174 @@ class Upstream:
             await asyncio.sleep(self.settings.backoff_base_seconds * 2 ** (attempt - 1))
 
 
-def add_gateway(app: FastAPI, cache: SemanticCache, authenticate: Authenticator, service_metrics) -> None:
-    """Add /v1/chat/completions and /v1/embeddings to the service's app (its metrics: `service.Metrics`)."""
-    settings = cache.config.upstream
-    metrics = GatewayMetrics(service_metrics.registry)
-    upstream = Upstream(cache, metrics)
+@dataclass(frozen=True)
+class ChatKey:
+    """What a chat completion is looked up and stored by: the embedded text, the partition it must match exactly, and
+    with `context: facts` the earlier turns the candidates' own must agree with."""
 
-    async def json_body(request: Request) -> dict:
-        try:
-            body = json.loads(await request.body())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise HttpError(400, "the body is not JSON", "malformed") from None
-        if not isinstance(body, dict):
-            raise HttpError(400, "the body is not a JSON object", "malformed")
-        return body
+    text: str
+    partition: Partition
+    compared: list[tuple[str, str]] | None
 
-    @app.post("/v1/chat/completions")
-    async def chat_completions(request: Request):
-        principal = authenticate(request)
+
+async def json_body(request: Request) -> dict:
+    try:
+        body = json.loads(await request.body())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise HttpError(400, "the body is not JSON", "malformed") from None
+    if not isinstance(body, dict):
+        raise HttpError(400, "the body is not a JSON object", "malformed")
+    return body
+
+
+class Gateway:
+    """`POST /v1/chat/completions` with the cache in front, and `POST /v1/embeddings` (see the module's docstring).
+
+    Args:
+        cache: the cache; its config's `upstream` block says where the LLM is and how chats are keyed.
+        metrics: the service's metrics.
+        transport: how the upstream is reached (default: httpx's network transport).
+    """
+
+    def __init__(self, cache: SemanticCache, metrics: Metrics, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.cache, self.metrics, self.settings = cache, metrics, cache.config.upstream
+        self.upstream = Upstream(self.settings, metrics, transport)
+
+    def router(self) -> APIRouter:
+        router = APIRouter()
+        router.add_api_route("/v1/chat/completions", self.chat_completions, methods=["POST"])
+        router.add_api_route("/v1/embeddings", self.embeddings, methods=["POST"])
+        return router
+
+    async def aclose(self) -> None:
+        await self.upstream.client.aclose()
+
+    async def chat_completions(self, request: Request, principal: Caller):
         body = await json_body(request)
         if not isinstance(body.get("model"), str) or not isinstance(body.get("messages"), list) or not body["messages"]:
             raise HttpError(400, "a chat completion needs a model (text) and messages (a non-empty list)", "malformed")
-        domain = request.headers.get("x-cachetune-domain") or settings.model_domains.get(body["model"])
-        headers = upstream.headers(request, principal is not None)
-        reason = "no domain" if domain is None else bypass_reason(body, request.headers, settings.message_limit)
-        if domain is not None and domain not in cache.config.domains:
-            raise HttpError(404, f"unknown domain '{domain}'; configured: {', '.join(cache.config.domains)}", "unknown_domain")
+        domain = request.headers.get("x-cachetune-domain") or self.settings.model_domains.get(body["model"])
+        headers = self.upstream.headers(request, principal is not None)
+        reason = "no domain" if domain is None else bypass_reason(body, request.headers, self.settings.message_limit)
+        if domain is not None:
+            self.cache.domain(domain)  # an unknown domain is a 404, bypassed or not
         if reason is not None:
-            metrics.requests.labels(domain or "none", "bypass").inc()
-            return await forward(body, headers, {"x-cachetune-cache": "bypass", "x-cachetune-domain": domain or ""}, None)
-        tenant = principal.tenant_for(domain, None) if principal else request.headers.get("x-cachetune-tenant", "")
-        text = key_text(body["messages"], settings.key)
-        earlier = earlier_turns(body["messages"]) if settings.key == "last_user_message" else []
-        context = context_key(settings.context, earlier, text)
-        scoped = f"{tenant}\x1f{scope_of(body)}" + (f"\x1f{context}" if context else "")
-        compared = earlier if context == "follow-up" else None  # facts: the candidates' turns are compared too
-        try:
-            vector = await run_in_threadpool(cache.embed, text, domain)
-            found: Lookup | None = await run_in_threadpool(cache.lookup, text, domain, scoped, vector, compared)
-        except CachetuneError:  # an empty key text, a failing store (with on_store_error: error): forward, as on a miss
-            found, vector = None, None
-        threshold = found.threshold if found is not None else cache.config.domains[domain].similarity_threshold
-        info = {"x-cachetune-domain": domain, "x-cachetune-threshold": f"{threshold:.4f}"}
-        if found is not None and found.similarity is not None:
-            info["x-cachetune-similarity"] = f"{found.similarity:.4f}"
-        if found is not None:
-            service_metrics.count_refusals(domain, found)
-            if found.refused:
-                info["x-cachetune-refused"] = ",".join(f"{r.id}:{r.reason}" for r in found.refused)
+            self.metrics.requests.labels(domain or "none", "bypass").inc()
+            return await self._forward(body, headers, {"x-cachetune-cache": "bypass", "x-cachetune-domain": domain or ""}, None)
+        key = self._chat_key(body, request, principal, domain)
+        found, vector = await self._lookup(key, domain)
+        info = self._info(domain, found)
         if found is not None and found.hit is not None:
-            info["x-cachetune-id"] = entry_token(found.hit.id, scoped)
-            info["x-cachetune-tier"] = found.hit.tier
-            metrics.requests.labels(domain, "hit").inc()
-            service_metrics.hits_by_tier.labels(domain, found.hit.tier).inc()
-            completion = {
-                **json.loads(found.hit.response),
-                "id": f"chatcmpl-cachetune-{uuid.uuid4().hex[:24]}",
-                "created": int(time.time()),
-            }
-            headers = {**info, "x-cachetune-cache": "hit"}
-            if body.get("stream"):
-                return StreamingResponse(iter(replay_chunks(completion)), media_type="text/event-stream", headers=headers)
-            return JSONResponse(completion, headers=headers)
-        metrics.requests.labels(domain, "miss").inc()
+            return self._hit(body, domain, key, found, info)
+        self.metrics.requests.labels(domain, "miss").inc()
         store = None
         if vector is not None and "no-store" not in request.headers.get("cache-control", "").lower():
 
             async def store(completion: dict) -> None:
-                metadata = {"model": body["model"], **({"context": compared} if compared is not None else {})}
-                await run_in_threadpool(cache.store, text, json.dumps(completion), domain, scoped, None, metadata, vector)
+                metadata = {"model": body["model"], **({"context": key.compared} if key.compared is not None else {})}
+                await run_in_threadpool(self.cache.store, key.text, json.dumps(completion), domain, key.partition, None, metadata, vector)
 
-        return await forward(body, headers, {**info, "x-cachetune-cache": "miss"}, store)
+        return await self._forward(body, headers, {**info, "x-cachetune-cache": "miss"}, store)
 
-    async def forward(body: dict, headers: dict, info: dict, store):
+    def _chat_key(self, body: dict, request: Request, principal: Principal | None, domain: str) -> ChatKey:
+        tenant = principal.tenant_for(domain, None) if principal else request.headers.get("x-cachetune-tenant", "")
+        text = key_text(body["messages"], self.settings.key)
+        earlier = earlier_turns(body["messages"]) if self.settings.key == "last_user_message" else []
+        context = context_key(self.settings.context, earlier, text)
+        compared = earlier if context == "follow-up" else None  # facts: the candidates' turns are compared too
+        return ChatKey(text, Partition(tenant, scope_of(body), context or None), compared)
+
+    async def _lookup(self, key: ChatKey, domain: str) -> tuple[Lookup | None, np.ndarray | None]:
+        """The lookup and the vector it used; (None, None) when the cache cannot answer (forwarded, as a miss)."""
+
+        def lookup() -> tuple[Lookup, np.ndarray]:
+            vector = self.cache.embed(key.text, domain)
+            return self.cache.lookup(key.text, domain, key.partition, vector, key.compared), vector
+
+        try:
+            return await run_in_threadpool(lookup)
+        except CachetuneError:  # an empty key text, a failing store (with on_store_error: error)
+            return None, None
+
+    def _info(self, domain: str, found: Lookup | None) -> dict:
+        """The x-cachetune-* headers every answer of a looked-up request carries."""
+        threshold = found.threshold if found is not None else self.cache.config.domains[domain].similarity_threshold
+        info = {"x-cachetune-domain": domain, "x-cachetune-threshold": f"{threshold:.4f}"}
+        if found is not None and found.similarity is not None:
+            info["x-cachetune-similarity"] = f"{found.similarity:.4f}"
+        if found is not None:
+            self.metrics.count_refusals(domain, found.refused)
+            if found.refused:
+                info["x-cachetune-refused"] = ",".join(f"{r.id}:{r.reason}" for r in found.refused)
+        return info
+
+    def _hit(self, body: dict, domain: str, key: ChatKey, found: Lookup, info: dict):
+        """The stored completion, as JSON or replayed as a stream, with a fresh id and time."""
+        self.metrics.requests.labels(domain, "hit").inc()
+        self.metrics.hits_by_tier.labels(domain, found.hit.tier).inc()
+        headers = {
+            **info,
+            "x-cachetune-id": key.partition.token(found.hit.id),
+            "x-cachetune-tier": found.hit.tier,
+            "x-cachetune-cache": "hit",
+        }
+        completion = {**json.loads(found.hit.response), "id": f"chatcmpl-cachetune-{uuid.uuid4().hex[:24]}", "created": int(time.time())}
+        if body.get("stream"):
+            return StreamingResponse(iter(replay_chunks(completion)), media_type="text/event-stream", headers=headers)
+        return JSONResponse(completion, headers=headers)
+
+    async def _forward(self, body: dict, headers: dict, info: dict, store):
         """Send the request upstream and relay its answer; `store(completion)` keeps a complete one."""
         started = time.perf_counter()
-        response = await upstream.send(body, headers, stream=bool(body.get("stream")))
+        response = await self.upstream.send(body, headers, stream=bool(body.get("stream")))
         if response.status_code != 200:
-            metrics.upstream_errors.labels(f"http_{response.status_code}").inc()
+            self.metrics.upstream_errors.labels(f"http_{response.status_code}").inc()
             content = await response.aread()
             await response.aclose()
             kind = response.headers.get("content-type", "application/json")
             return StreamingResponse(iter([content]), status_code=response.status_code, media_type=kind, headers=info)
-        if not body.get("stream"):
-            try:
-                completion = response.json()
-            except ValueError:
-                metrics.upstream_errors.labels("not_json").inc()
-                raise HttpError(502, "the upstream answered 200 with a body that is not JSON", "upstream_malformed") from None
-            metrics.upstream_seconds.observe(time.perf_counter() - started)
-            choices = completion.get("choices") or []
-            if store and choices and all(choice.get("finish_reason") == "stop" for choice in choices):
-                await store(completion)
-            return JSONResponse(completion, headers=info)
+        if body.get("stream"):
+            return StreamingResponse(self._relay(response, store, started), media_type="text/event-stream", headers=info)
+        try:
+            completion = response.json()
+        except ValueError:
+            self.metrics.upstream_errors.labels("not_json").inc()
+            raise HttpError(502, "the upstream answered 200 with a body that is not JSON", "upstream_malformed") from None
+        self.metrics.upstream_seconds.observe(time.perf_counter() - started)
+        choices = completion.get("choices") or []
+        if store and choices and all(choice.get("finish_reason") == "stop" for choice in choices):
+            await store(completion)
+        return JSONResponse(completion, headers=info)
 
-        async def relay():
-            content, first, finish = [], None, None
-            try:
-                async for line in response.aiter_lines():
-                    data = line.removeprefix("data:").strip() if line.startswith("data:") else None
-                    if data == "[DONE]" and store and first is not None and finish == "stop":
-                        # Stored before [DONE] is relayed: a client that closes the stream on reading it cannot cancel this.
-                        message = {"role": "assistant", "content": "".join(content)}
-                        completion = {
-                            "id": first.get("id"), "object": "chat.completion", "created": first.get("created"),
-                            "model": first.get("model"), "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-                        }  # fmt: skip
-                        await store(completion)
-                    elif data and data != "[DONE]":
-                        event = json.loads(data)
-                        first = first or event
-                        for choice in event.get("choices") or []:
-                            content.append((choice.get("delta") or {}).get("content") or "")
-                            finish = choice.get("finish_reason") or finish
-                    yield line + "\n"
-            finally:
-                await response.aclose()
-                metrics.upstream_seconds.observe(time.perf_counter() - started)
+    async def _relay(self, response: httpx.Response, store, started: float):
+        """The upstream's events as they arrive; a stream that finished with "stop" is stored before [DONE] is relayed
+        (a client that closes the stream on reading it cannot cancel that)."""
+        content, first, finish = [], None, None
+        try:
+            async for line in response.aiter_lines():
+                data = line.removeprefix("data:").strip() if line.startswith("data:") else None
+                if data == "[DONE]" and store and first is not None and finish == "stop":
+                    message = {"role": "assistant", "content": "".join(content)}
+                    choice = {"index": 0, "message": message, "finish_reason": "stop"}
+                    completion = {
+                        "id": first.get("id"),
+                        "object": "chat.completion",
+                        "created": first.get("created"),
+                        "model": first.get("model"),
+                    }
+                    await store({**completion, "choices": [choice]})
+                elif data and data != "[DONE]":
+                    event = json.loads(data)
+                    first = first or event
+                    for choice in event.get("choices") or []:
+                        content.append((choice.get("delta") or {}).get("content") or "")
+                        finish = choice.get("finish_reason") or finish
+                yield line + "\n"
+        finally:
+            await response.aclose()
+            self.metrics.upstream_seconds.observe(time.perf_counter() - started)
 
-        return StreamingResponse(relay(), media_type="text/event-stream", headers=info)
-
-    @app.post("/v1/embeddings")
-    async def embeddings(request: Request):
-        principal = authenticate(request)
+    async def embeddings(self, request: Request, principal: Caller) -> dict:
         body = await json_body(request)
         model, texts = body.get("model"), body.get("input")
         texts = [texts] if isinstance(texts, str) else texts
@@ -326,11 +341,12 @@ def add_gateway(app: FastAPI, cache: SemanticCache, authenticate: Authenticator,
             raise HttpError(400, "input: a non-empty string or a list of non-empty strings (token arrays are not taken)", "malformed")
         if len(texts) > 2048:
             raise HttpError(400, f"input: {len(texts)} texts, over the limit of 2048 per request", "malformed")
-        if model != "base" and model not in cache.config.domains:
-            raise HttpError(404, f"model '{model}': not a domain ({', '.join(cache.config.domains)}) nor 'base'", "unknown_model")
+        if model != "base" and model not in self.cache.config.domains:
+            raise HttpError(404, f"model '{model}': not a domain ({', '.join(self.cache.config.domains)}) nor 'base'", "unknown_model")
         if principal and model != "base":
-            principal.tenant_for(model, None)
-        vectors = await run_in_threadpool(lambda: [cache.embed(text, model if model != "base" else None) for text in texts])
+            principal.tenant_for(model, None)  # 403 for a domain the key may not use
+        domain = model if model != "base" else None
+        vectors = await run_in_threadpool(lambda: [self.cache.embed(text, domain) for text in texts])
         data = [
             {"object": "embedding", "index": i, "embedding": np.asarray(v, dtype=float).round(7).tolist()} for i, v in enumerate(vectors)
         ]

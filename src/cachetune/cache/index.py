@@ -7,7 +7,7 @@ under a millisecond at any size (benchmarks/results/cache_speed.md).
 
 import numpy as np
 
-from cachetune.cache.config import HnswConfig
+from cachetune.cache_config import HnswConfig
 
 
 class ExactIndex:

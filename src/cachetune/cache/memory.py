@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from cachetune.cache.config import MemoryStoreConfig
 from cachetune.cache.eviction import EvictionOrder
 from cachetune.cache.index import AnnIndex, ExactIndex
-from cachetune.cache.store import Entry, NamespaceSettings
+from cachetune.cache.store import Entry, NamespaceSettings, NewEntry
+from cachetune.cache_config import MemoryStoreConfig
 
 log = logging.getLogger("cachetune.cache")
 
@@ -177,23 +177,13 @@ class MemoryStore:
                 stored.hits += 1
                 space.order.used(entry.id)
 
-    def add(
-        self,
-        namespace: str,
-        tenant: str,
-        vector: np.ndarray,
-        prompt: str,
-        response: str,
-        now: float,
-        ttl: float | None,
-        metadata: dict | None,
-    ) -> int:
+    def add(self, namespace: str, new: NewEntry) -> int:
         space = self._namespaces[namespace]
-        vector = np.asarray(vector, dtype=np.float32)
+        vector = np.asarray(new.vector, dtype=np.float32)
         with self._write_lock, space.lock:
             key, self._next_id = self._next_id, self._next_id + 1
-            entry = Entry(key, tenant, prompt, response, now, now + ttl if ttl else None, metadata)
-            space.purge_expired(now)
+            entry = Entry(key, new.partition, new.prompt, new.response, new.created, new.expires, new.metadata)
+            space.purge_expired(new.created)
             evicted = []
             while len(space.entries) >= space.settings.max_entries:
                 evicted.append(space.order.victim())

@@ -4,7 +4,7 @@
 talks to a Milvus server or cluster with the same client and the same code. One collection per
 namespace; the tenant and the expiry time are scalar fields used as filters in every search, so
 isolation and TTL are enforced by the database (filter values are quoted, never spliced into the expression
-unescaped: strings go in as JSON string literals). A hit updates `last_used` and `hits` (LRU, LFU eviction) with
+unescaped: strings go in as literals whose quotes and backslashes are escaped). A hit updates `last_used` and `hits` (LRU, LFU eviction) with
 a partial upsert of those two fields. An id is the time in microseconds shifted left by 10 bits plus 10 random
 bits, increasing within a process (under a lock): ids order entries by insertion (FIFO ties), nothing is
 scanned at start to find the next one, and two service replicas on one Milvus collide only if they store in the
@@ -19,10 +19,9 @@ import time
 
 import numpy as np
 
-from cachetune.cache.config import MilvusStoreConfig
-from cachetune.cache.store import Entry, NamespaceSettings, guarded
+from cachetune.cache.store import NEVER, Entry, NamespaceSettings, NewEntry, guarded
+from cachetune.cache_config import MilvusStoreConfig
 
-NEVER = 1e18  # `expires` of an entry without TTL
 SORT_FIELD = {"lru": "last_used", "fifo": "created", "lfu": "hits"}
 FIELDS = ["id", "tenant", "prompt", "response", "metadata", "created", "expires", "last_used", "hits"]
 TEXT_LIMIT = 65_535
@@ -83,18 +82,8 @@ class MilvusStore:
         self._client.upsert(self._collections[namespace], [{"id": entry.id, "hits": entry.hits, "last_used": now}], partial_update=True)
 
     @_store_errors
-    def add(
-        self,
-        namespace: str,
-        tenant: str,
-        vector: np.ndarray,
-        prompt: str,
-        response: str,
-        now: float,
-        ttl: float | None,
-        metadata: dict | None,
-    ) -> int:
-        collection = self._collections[namespace]
+    def add(self, namespace: str, new: NewEntry) -> int:
+        collection, now = self._collections[namespace], new.created
         self._client.delete(collection, filter=f"expires <= {float(now)!r}")
         over = self._count(collection, "") - self._settings[namespace].max_entries + 1
         if over > 0:
@@ -105,13 +94,13 @@ class MilvusStore:
         key = self._new_id()
         row = {
             "id": key,
-            "tenant": tenant,
-            "vector": np.asarray(vector, dtype=np.float32).tolist(),
-            "prompt": prompt[:TEXT_LIMIT],
-            "response": response[:TEXT_LIMIT],
-            "metadata": metadata or {},
+            "tenant": new.partition,
+            "vector": np.asarray(new.vector, dtype=np.float32).tolist(),
+            "prompt": new.prompt[:TEXT_LIMIT],
+            "response": new.response[:TEXT_LIMIT],
+            "metadata": new.metadata or {},
             "created": now,
-            "expires": now + ttl if ttl else NEVER,
+            "expires": new.expires or NEVER,
             "last_used": now,
             "hits": 0,
         }
@@ -168,8 +157,9 @@ class MilvusStore:
 
 
 def _quote(value: str) -> str:
-    """A Milvus string literal: JSON's quoting escapes quotes and backslashes, so a value cannot end the literal."""
-    return json.dumps(value)
+    """A Milvus string literal: backslashes and quotes escaped, so a value cannot end the literal; every other
+    character as it is (Milvus' parser refuses JSON's \\uXXXX escapes, e.g. of the gateway's partition separator)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _entry(row: dict) -> Entry:

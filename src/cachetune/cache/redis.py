@@ -26,11 +26,10 @@ import threading
 
 import numpy as np
 
-from cachetune.cache.config import RedisStoreConfig
-from cachetune.cache.store import Entry, NamespaceSettings, guarded
+from cachetune.cache.store import NEVER, Entry, NamespaceSettings, NewEntry, guarded
+from cachetune.cache_config import RedisStoreConfig
 from cachetune.errors import StoreError
 
-NEVER = 1e18  # `expires` of an entry without TTL
 LFU_HITS = 2**32  # lfu order: hits first, then the second of the last use (exact in a double up to a million hits)
 
 # KEYS: entry key prefix, order, expiry, next_id. ARGV: now, ttl_ms (0: none), max_entries, eviction, field/value pairs.
@@ -187,26 +186,17 @@ class RedisStore:
 
         self._call(write)
 
-    def add(
-        self,
-        namespace: str,
-        tenant: str,
-        vector: np.ndarray,
-        prompt: str,
-        response: str,
-        now: float,
-        ttl: float | None,
-        metadata: dict | None,
-    ) -> int:
+    def add(self, namespace: str, new: NewEntry) -> int:
         settings = self._settings[namespace]
+        now, ttl = new.created, new.ttl
         fields = {
-            "tenant": tenant_tag(tenant),
-            "vector": np.asarray(vector, dtype=np.float32).tobytes(),
-            "prompt": prompt,
-            "response": response,
-            "metadata": json.dumps(metadata or {}),
+            "tenant": tenant_tag(new.partition),
+            "vector": np.asarray(new.vector, dtype=np.float32).tobytes(),
+            "prompt": new.prompt,
+            "response": new.response,
+            "metadata": json.dumps(new.metadata or {}),
             "created": now,
-            "expires": now + ttl if ttl else NEVER,
+            "expires": new.expires or NEVER,
             "hits": 0,
             "last_used": now,
         }

@@ -22,16 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
-from cachetune.cache.config import CacheConfig, DomainConfig, load_config
 from cachetune.cache.encoders import DomainEncoders
-from cachetune.cache.store import NamespaceSettings, Store
+from cachetune.cache.store import Entry, NamespaceSettings, NewEntry, Partition, Store
+from cachetune.cache_config import CacheConfig, DomainConfig, load_config
 from cachetune.conversation import Turns, context_refusal
 from cachetune.decision import Decider
-from cachetune.errors import CacheError, StoreError, UnknownDomainError
+from cachetune.errors import CacheError, ModelError, StoreError, UnknownDomainError
 from cachetune.records import Feedback, to_json_line
 from cachetune.text import clean_text
 
-DEFAULT_TENANT = ""
 INVALIDATE_LIMIT = 1_000  # entries one invalidation by prompt may remove
 CONTEXT_CANDIDATES = 5  # candidates a follow-up looks at: other conversations' same words may rank above its own
 SERVED_REMEMBERED = 100_000  # served hits whose similarity a later feedback can still find
@@ -75,26 +74,45 @@ class Lookup:
 class SemanticCache:
     """A multi-domain semantic cache: one base model, an adapter per domain, a store partitioned by namespace and tenant.
 
+    Built from parts, as RedisVL's `SemanticCache(vectorizer=, redis_client=)`: what is not given is built from
+    `config`, and `close()` (or leaving a `with` block) closes only what the cache built itself.
+
     Args:
-        config: the validated `semantic_cache` block (see `cachetune.cache.config`).
+        config: the validated `semantic_cache` block (see `cachetune.cache_config`).
+        encoders: the domains' encoders (default: `DomainEncoders(config)`); it must have every configured domain.
+        store: where entries live (default: the store `config.backend_type` names).
         clock: seconds since the epoch; tests pass their own to move time.
 
     Raises:
-        ModelError: a domain's model cannot be loaded.
+        ModelError: a domain's model cannot be loaded, or `encoders` lacks a configured domain.
     """
 
-    def __init__(self, config: CacheConfig, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        config: CacheConfig,
+        *,
+        encoders: DomainEncoders | None = None,
+        store: Store | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.config = config
         self._clock = clock
-        self._encoders = DomainEncoders(config)
-        namespaces = {d.namespace: NamespaceSettings(d.max_entries, d.eviction) for d in config.domains.values()}
-        self._store = make_store(config, self._encoders.dim, namespaces)
+        self._owned: list = []  # built here, so closed here
+        self._encoders = encoders or self._own(DomainEncoders(config))
+        missing = sorted(set(config.domains) - set(self._encoders.domains))
+        if missing:
+            raise ModelError(f"the encoders given have no encoder for domain {', '.join(missing)}")
+        self._store = store or self._own(make_store(config, self._encoders.dim))
         self._deciders = {name: make_decider(domain) for name, domain in config.domains.items()}
         self.store_errors = 0  # store calls that failed (a failed lookup is a miss with on_store_error: miss)
         self._failing = False  # in an outage: logged once when it starts, once when it ends
         self._health_lock = threading.Lock()
         self._served: OrderedDict[tuple[str, str, int], tuple[float, str]] = OrderedDict()  # -> (similarity, tier)
         self._feedback_lock = threading.Lock()
+
+    def _own(self, part):
+        self._owned.append(part)
+        return part
 
     @classmethod
     def from_config(cls, path: str | Path, clock: Callable[[], float] = time.time) -> "SemanticCache":
@@ -104,7 +122,13 @@ class SemanticCache:
             InputError: the file is missing, not YAML, or a field is wrong (the message names it).
             ModelError: a domain's model cannot be loaded.
         """
-        return cls(load_config(Path(path)), clock)
+        return cls(load_config(Path(path)), clock=clock)
+
+    def __enter__(self) -> "SemanticCache":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     @property
     def domains(self) -> list[str]:
@@ -118,17 +142,17 @@ class SemanticCache:
             CacheError: the prompt is empty.
         """
         if domain is not None:
-            self._domain(domain)
+            self.domain(domain)
         _require_text(prompt, "prompt")
         return self._encoders.encode(domain, prompt) if domain is not None else self._encoders.encode_base(prompt)
 
-    def check(self, prompt: str, domain: str, tenant: str | None = None, vector: np.ndarray | None = None) -> Hit | None:
+    def check(self, prompt: str, domain: str, tenant: Partition | str | None = None, vector: np.ndarray | None = None) -> Hit | None:
         """The stored answer for a prompt that means the same as `prompt`, or None (a miss).
 
         Args:
             prompt: the new prompt.
             domain: a configured domain: its model, threshold and namespace are used.
-            tenant: the partition to search; None is the default tenant.
+            tenant: the partition to search: a tenant's name (None: the default tenant) or a `Partition`.
             vector: `embed(prompt, domain)` if the caller has it already.
 
         Returns:
@@ -143,7 +167,12 @@ class SemanticCache:
         return self.lookup(prompt, domain, tenant, vector).hit
 
     def lookup(
-        self, prompt: str, domain: str, tenant: str | None = None, vector: np.ndarray | None = None, context: Turns | None = None
+        self,
+        prompt: str,
+        domain: str,
+        tenant: Partition | str | None = None,
+        vector: np.ndarray | None = None,
+        context: Turns | None = None,
     ) -> Lookup:
         """`check`, with the nearest entry's similarity and the threshold beside the hit: why a prompt hit or missed.
 
@@ -154,53 +183,47 @@ class SemanticCache:
         Raises:
             UnknownDomainError, CacheError, StoreError: as `check`.
         """
-        settings = self._domain(domain)
-        decider = self._deciders[domain]
+        settings, decider = self.domain(domain), self._deciders[domain]
         _require_text(prompt, "prompt")
-        if vector is None:
-            vector = self._encoders.encode(domain, prompt)
-        now = self._clock()
-        namespace, tenant = settings.namespace, tenant or DEFAULT_TENANT
+        vector = self._encoders.encode(domain, prompt) if vector is None else vector
+        partition, now, threshold = Partition.of(tenant).key(), self._clock(), decider.similarity_threshold
+        top_k = decider.top_k if context is None else max(decider.top_k, CONTEXT_CANDIDATES)
         try:
-            top_k = decider.top_k if context is None else max(decider.top_k, CONTEXT_CANDIDATES)
-            found = self._guarded(self._store.similar, namespace, tenant, vector, now, -1.0, top_k)
+            found = self._counting_outages(self._store.similar, settings.namespace, partition, vector, now, -1.0, top_k)
         except StoreError:
             if self.config.on_store_error == "error":
                 raise
-            return Lookup(None, None, decider.similarity_threshold)  # fail open: the caller asks the LLM, as on any miss
+            return Lookup(None, None, threshold)  # fail open: the caller asks the LLM, as on any miss
         if not found:
-            return Lookup(None, None, decider.similarity_threshold)
-        nearest, refused = found[0][1], []
-        if context is not None:
-            reasons = [context_refusal([tuple(t) for t in (entry.metadata or {}).get("context", [])], context) for entry, _ in found]
-            refused = [Refused(e.id, e.prompt, similarity, reason) for (e, similarity), reason in zip(found, reasons) if reason]
-            found = [candidate for candidate, reason in zip(found, reasons) if reason is None]
+            return Lookup(None, None, threshold)
+        nearest = found[0][1]
+        found, refused = _context_refusals(found, context)
         verdict = decider.decide(prompt, [(entry.prompt, similarity) for entry, similarity in found])
-        refused = tuple(
-            refused + [Refused(found[r.index][0].id, found[r.index][0].prompt, found[r.index][1], r.reason) for r in verdict.refusals]
-        )
+        refused += tuple(Refused(found[r.index][0].id, found[r.index][0].prompt, found[r.index][1], r.reason) for r in verdict.refusals)
         if verdict.chosen is None:
-            return Lookup(None, nearest, decider.similarity_threshold, refused)
-        entry, similarity = found[verdict.chosen]
+            return Lookup(None, nearest, threshold, refused)
+        return Lookup(self._serve(domain, partition, prompt, *found[verdict.chosen], now), nearest, threshold, refused)
+
+    def _serve(self, domain: str, partition: str, prompt: str, entry: Entry, similarity: float, now: float) -> Hit:
+        """The hit for `entry`, counted in its eviction order and remembered for the feedback that may follow."""
         try:
-            self._guarded(self._store.record_hit, namespace, entry, now)
+            self._counting_outages(self._store.record_hit, self.config.domains[domain].namespace, entry, now)
         except StoreError:
             pass  # the hit is served; only its place in the eviction order was not updated (counted in store_errors)
         tier = "exact" if clean_text(entry.prompt) == clean_text(prompt) else "semantic"
-        hit = Hit(entry.response, entry.prompt, similarity, now - entry.created, entry.metadata, entry.id, tier)
         with self._feedback_lock:
-            self._served[(domain, tenant, entry.id)] = (similarity, tier)
-            self._served.move_to_end((domain, tenant, entry.id))
+            self._served[(domain, partition, entry.id)] = (similarity, tier)
+            self._served.move_to_end((domain, partition, entry.id))
             if len(self._served) > SERVED_REMEMBERED:
                 self._served.popitem(last=False)
-        return Lookup(hit, nearest, decider.similarity_threshold, refused)
+        return Hit(entry.response, entry.prompt, similarity, now - entry.created, entry.metadata, entry.id, tier)
 
     def store(
         self,
         prompt: str,
         response: str,
         domain: str,
-        tenant: str | None = None,
+        tenant: Partition | str | None = None,
         ttl: float | None = None,
         metadata: dict | None = None,
         vector: np.ndarray | None = None,
@@ -208,6 +231,7 @@ class SemanticCache:
         """Store `response` for `prompt`.
 
         Args:
+            tenant: the partition to store in: a tenant's name (None: the default tenant) or a `Partition`.
             ttl: seconds until the entry expires; default: the domain's `ttl_seconds` (None: never).
             metadata: kept with the entry and returned with its hits.
             vector: `embed(prompt, domain)` if the caller has it already.
@@ -220,19 +244,17 @@ class SemanticCache:
             CacheError: an empty prompt or response, or a TTL that is not positive.
             StoreError: the store failed; nothing was stored.
         """
-        settings = self._domain(domain)
+        settings = self.domain(domain)
         _require_text(prompt, "prompt")
         _require_text(response, "response")
         if ttl is not None and ttl <= 0:
             raise CacheError(f"ttl must be > 0 seconds, got {ttl}")
-        if vector is None:
-            vector = self._encoders.encode(domain, prompt)
-        return self._guarded(
-            self._store.add, settings.namespace, tenant or DEFAULT_TENANT, vector, prompt, response, self._clock(),
-            ttl if ttl is not None else settings.ttl_seconds, metadata,
-        )  # fmt: skip
+        vector = self._encoders.encode(domain, prompt) if vector is None else vector
+        ttl = ttl if ttl is not None else settings.ttl_seconds
+        entry = NewEntry(Partition.of(tenant).key(), vector, prompt, response, self._clock(), ttl, metadata)
+        return self._counting_outages(self._store.add, settings.namespace, entry)
 
-    def _guarded(self, call, *args):
+    def _counting_outages(self, call, *args):
         """A store call, with failures counted and an outage logged once when it starts and once when it ends."""
         try:
             result = call(*args)
@@ -253,7 +275,7 @@ class SemanticCache:
     def invalidate(
         self,
         domain: str,
-        tenant: str | None = None,
+        tenant: Partition | str | None = None,
         ids: list[int] | None = None,
         prompt: str | None = None,
         min_similarity: float | None = None,
@@ -270,22 +292,22 @@ class SemanticCache:
             CacheError: both `ids` and `prompt` given.
             StoreError: the store failed.
         """
-        settings = self._domain(domain)
-        tenant = tenant or DEFAULT_TENANT
+        settings, partition = self.domain(domain), Partition.of(tenant).key()
         if ids is not None and prompt is not None:
             raise CacheError("invalidate by ids or by prompt, not both")
         if prompt is not None:
             _require_text(prompt, "prompt")
-            if vector is None:
-                vector = self._encoders.encode(domain, prompt)
+            vector = self._encoders.encode(domain, prompt) if vector is None else vector
             threshold = settings.similarity_threshold if min_similarity is None else min_similarity
-            found = self._guarded(self._store.similar, settings.namespace, tenant, vector, self._clock(), threshold, INVALIDATE_LIMIT)
+            found = self._counting_outages(
+                self._store.similar, settings.namespace, partition, vector, self._clock(), threshold, INVALIDATE_LIMIT
+            )
             ids = [entry.id for entry, _ in found]
             if not ids:
                 return 0
-        return self._guarded(self._store.delete, settings.namespace, tenant, ids)
+        return self._counting_outages(self._store.delete, settings.namespace, partition, ids)
 
-    def feedback(self, domain: str, id: int, correct: bool, tenant: str | None = None) -> int:
+    def feedback(self, domain: str, id: int, correct: bool, tenant: Partition | str | None = None) -> int:
         """What the caller found of a served hit: `correct: False` deletes the entry `id` of `tenant`, so that answer is
         never served again for any prompt (a later miss stores a fresh answer); `correct: True` changes nothing.
         With `feedback_log`, the report is appended there with the similarity the hit was served at.
@@ -301,7 +323,7 @@ class SemanticCache:
         deleted = 0 if correct else self.invalidate(domain, tenant, ids=[id])
         if self.config.feedback_log:
             with self._feedback_lock:
-                similarity, tier = self._served.get((domain, tenant or DEFAULT_TENANT, id), (None, None))
+                similarity, tier = self._served.get((domain, Partition.of(tenant).key(), id), (None, None))
                 report = Feedback(time=self._clock(), domain=domain, id=id, correct=correct, similarity=similarity, tier=tier)
                 try:
                     with open(self.config.feedback_log, "a", encoding="utf-8") as log_file:
@@ -312,18 +334,34 @@ class SemanticCache:
 
     def entries(self, domain: str) -> int:
         """Entries stored for `domain` (every tenant's)."""
-        return self._store.count(self._domain(domain).namespace, self._clock())
+        return self._store.count(self.domain(domain).namespace, self._clock())
 
     def close(self) -> None:
-        """Close the store (the embedded store saves itself here when it has a persist_path) and stop the encoders."""
-        self._store.close()
-        self._encoders.close()
+        """Close what this cache built: the store (the embedded store saves itself here when it has a persist_path)
+        and the encoders."""
+        for part in self._owned:
+            part.close()
+        self._owned.clear()
 
-    def _domain(self, domain: str) -> DomainConfig:
+    def domain(self, domain: str) -> DomainConfig:
+        """`domain`'s settings.
+
+        Raises:
+            UnknownDomainError: `domain` is not configured.
+        """
         settings = self.config.domains.get(domain)
         if settings is None:
-            raise UnknownDomainError(f"unknown domain '{domain}'; configured: {', '.join(self.config.domains)}")
+            raise UnknownDomainError(domain, self.config.domains)
         return settings
+
+
+def _context_refusals(found: list[tuple[Entry, float]], context: Turns | None) -> tuple[list[tuple[Entry, float]], tuple[Refused, ...]]:
+    """The candidates whose stored chat agrees with `context` (all of them without one), and the others refused."""
+    if context is None:
+        return found, ()
+    reasons = [context_refusal([tuple(t) for t in (entry.metadata or {}).get("context", [])], context) for entry, _ in found]
+    refused = tuple(Refused(entry.id, entry.prompt, similarity, reason) for (entry, similarity), reason in zip(found, reasons) if reason)
+    return [candidate for candidate, reason in zip(found, reasons) if reason is None], refused
 
 
 def _require_text(value: str, name: str) -> None:
@@ -336,8 +374,9 @@ def make_decider(domain: DomainConfig) -> Decider:
     return Decider(domain.similarity_threshold, domain.verify)
 
 
-def make_store(config: CacheConfig, dim: int, namespaces: dict[str, NamespaceSettings]) -> Store:
+def make_store(config: CacheConfig, dim: int) -> Store:
     """The store `config.backend_type` names, with one namespace per domain."""
+    namespaces = {d.namespace: NamespaceSettings(d.max_entries, d.eviction) for d in config.domains.values()}
     if config.backend_type == "milvus":
         from cachetune.cache.milvus import MilvusStore
 

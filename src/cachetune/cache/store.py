@@ -1,10 +1,12 @@
 """What every store keeps and answers: the `Store` protocol, its `Entry`, and a namespace's limits.
 
-Implementations: `MemoryStore` (embedded, memory.py) and `MilvusStore` (milvus.py). Isolation is structural:
-a lookup searches one namespace (domain) and, inside it, one tenant only; nothing about a tenant is ever
-added to the prompt. Each namespace keeps its own TTLs, size limit and eviction order.
+Implementations: `MemoryStore` (embedded, memory.py), `RedisStore` (redis.py) and `MilvusStore` (milvus.py).
+Isolation is structural: a lookup searches one namespace (domain) and, inside it, one partition only (a tenant,
+or for the gateway a tenant's scope and conversation: `Partition`); nothing about a partition is ever added to the
+prompt. Each namespace keeps its own TTLs, size limit and eviction order.
 """
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -12,9 +14,70 @@ from typing import Protocol, TypeVar
 import numpy as np
 
 from cachetune.cache.eviction import Policy
-from cachetune.errors import StoreError
+from cachetune.errors import CacheError, StoreError
 
 T = TypeVar("T")
+NEVER = 1e18  # the expiry of an entry without a TTL, where a store needs a number
+PARTITION_SEPARATOR = "\x1f"
+GATEWAY_ID = re.compile(r"(?P<id>\d+)@(?P<scope>[0-9a-f]{24})(?:/(?P<context>exact:[0-9a-f]{24}|follow-up))?")
+
+
+@dataclass(frozen=True)
+class Partition:
+    """What must match exactly below a domain for an entry to be served: the tenant, and for the gateway the request's
+    scope (a hash of the model, system messages and settings) and conversation context (`exact:HASH`, `follow-up`).
+
+    `key()` is what the stores partition by; it is the only place the parts are joined.
+    """
+
+    tenant: str = ""
+    scope: str | None = None
+    context: str | None = None
+
+    def key(self) -> str:
+        parts = [self.tenant, *([self.scope] if self.scope else []), *([self.context] if self.context else [])]
+        return PARTITION_SEPARATOR.join(parts)
+
+    @classmethod
+    def of(cls, value: "Partition | str | None") -> "Partition":
+        """A partition from what callers pass: a `Partition`, a tenant's name, or None (the default tenant)."""
+        return value if isinstance(value, Partition) else cls(value or "")
+
+    def token(self, entry_id: int) -> str:
+        """The id a gateway hit is reported by (`x-cachetune-id`): the entry and its partition below the tenant."""
+        return f"{entry_id}@" + "/".join(part for part in (self.scope, self.context) if part)
+
+    @classmethod
+    def from_id(cls, id: int | str, tenant: str | None) -> tuple["Partition", int]:
+        """(partition, entry id) of an id that `tenant` reports: an entry id (in the tenant's own partition) or a
+        gateway hit's `token` (a partition below the tenant: never another tenant's).
+
+        Raises:
+            CacheError: `id` is neither.
+        """
+        if isinstance(id, int) or id.isdigit():
+            return cls(tenant or ""), int(id)
+        match = GATEWAY_ID.fullmatch(id)
+        if match is None:
+            raise CacheError(f"id: '{id[:80]}' is neither an entry id nor a gateway hit's x-cachetune-id (ID@SCOPE[/CONTEXT])")
+        return cls(tenant or "", match["scope"], match["context"]), int(match["id"])
+
+
+@dataclass(frozen=True)
+class NewEntry:
+    """An entry to store: its partition's key, its vector and texts, when it was made and for how long it lives."""
+
+    partition: str
+    vector: np.ndarray
+    prompt: str
+    response: str
+    created: float
+    ttl: float | None = None
+    metadata: dict | None = None
+
+    @property
+    def expires(self) -> float | None:
+        return self.created + self.ttl if self.ttl else None
 
 
 @dataclass
@@ -55,17 +118,7 @@ class Store(Protocol):
         """Count a hit on `entry` and move it in its namespace's eviction order (LRU: last use; LFU: hits)."""
         ...
 
-    def add(
-        self,
-        namespace: str,
-        tenant: str,
-        vector: np.ndarray,
-        prompt: str,
-        response: str,
-        now: float,
-        ttl: float | None,
-        metadata: dict | None,
-    ) -> int:
+    def add(self, namespace: str, entry: NewEntry) -> int:
         """Store an entry, evicting (expired entries first) to stay within the namespace's max entries; returns its id."""
         ...
 

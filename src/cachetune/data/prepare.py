@@ -37,7 +37,7 @@ class _Pair:
 
 
 def prepare(settings: PrepareSettings) -> dict:
-    """Run the prepare stage.
+    """Run the prepare stage: read, clean, de-duplicate, group, split, write (see the module's docstring).
 
     Returns:
         The report, also written to OUTPUT/prepare_report.json.
@@ -50,18 +50,14 @@ def prepare(settings: PrepareSettings) -> dict:
         raise InputError(f"--source {settings.source} needs --domain (e.g. programming, medical)")
     rejects = RejectLog()
     data = load_source(settings, rejects)
-
-    query_drops: Counter = Counter()
-    pair_drops: Counter = Counter()
+    query_drops, pair_drops = Counter(), Counter()
     held_out = {match_key(text) for path in settings.exclude for text in record_texts(path)}
     texts = _clean_queries(data, settings, query_drops, held_out)
     pairs = _clean_pairs(data, settings, pair_drops, held_out)
-
     keys = list(dict.fromkeys(text.key for text in texts))
     labels = near_duplicate_clusters(keys, settings.near_threshold) if settings.dedupe == "near" else range(len(keys))
     cluster_of = {key: keys[label] for key, label in zip(keys, labels)}
     component_of = _components(texts, pairs, cluster_of)
-
     kept = _dedupe(texts, cluster_of, query_drops)
     sizes = Counter(component_of[text.group] for text in kept)
     if settings.max_queries is not None:
@@ -69,35 +65,10 @@ def prepare(settings: PrepareSettings) -> dict:
         query_drops["over_max_queries"] = sum(component_of[t.group] not in sizes for t in kept)
         kept = [text for text in kept if component_of[text.group] in sizes]
     split_of = assign_splits(dict(sizes), settings.val, settings.test, settings.seed)
-
-    output = Path(settings.output)
-    report_splits = {}
-    negatives_added = 0
-    for split in SPLITS:
-        queries = [
-            Query(id=_query_id(settings.source, t.key), text=t.text, domain=domain, source=settings.source, group=component_of[t.group])
-            for t in kept
-            if split_of[component_of[t.group]] == split
-        ]
-        write_jsonl(output / split_file("queries", split), queries)
-        report_splits[split] = {"queries": len(queries)}
-        if data.pairs:
-            split_pairs = [p for p in pairs if split_of.get(component_of[p.first.group]) == split]
-            records = [
-                Pair(query1=p.first.text, query2=p.second.text, label=p.label, domain=domain, similarity_score=p.score, source=p.source)
-                for p in split_pairs
-            ]
-            groups = [component_of[p.first.group] for p in split_pairs]
-            if records and all(record.label == 1 for record in records):
-                negatives = lexical_negatives(records, groups)
-                negatives_added += len(negatives)
-                records += negatives
-            write_jsonl(output / split_file("pairs", split), records)
-            report_splits[split]["pairs"] = len(records)
-            report_splits[split]["positive_pairs"] = sum(record.label for record in records)
+    splits = _Splits(settings, domain, component_of, split_of)
+    report_splits = {split: splits.write(split, kept, pairs if data.pairs else None) for split in SPLITS}
     if data.pairs:
         pair_drops["over_max_queries"] = sum(component_of[p.first.group] not in split_of for p in pairs)
-
     report = {
         "source": settings.source,
         "input": settings.input,
@@ -113,11 +84,42 @@ def prepare(settings: PrepareSettings) -> dict:
         "splits": report_splits,
     }
     if data.pairs:
-        report["pairs"] = {"from_rows": len(data.pairs), "dropped": _nonzero(pair_drops), "lexical_negatives_added": negatives_added}
+        report["pairs"] = {"from_rows": len(data.pairs), "dropped": _nonzero(pair_drops), "lexical_negatives_added": splits.negatives_added}
     if rejects:
-        rejects.write(rejects_path(output))
-    write_json(output / "prepare_report.json", report)
+        rejects.write(rejects_path(Path(settings.output)))
+    write_json(Path(settings.output) / "prepare_report.json", report)
     return report
+
+
+class _Splits:
+    """Writes each split's queries and pairs (with lexical negatives where a split has positives only)."""
+
+    def __init__(self, settings: PrepareSettings, domain: str, component_of: dict, split_of: dict) -> None:
+        self.settings, self.domain, self.component_of, self.split_of = settings, domain, component_of, split_of
+        self.negatives_added = 0
+
+    def write(self, split: str, kept: list[_Text], pairs: list[_Pair] | None) -> dict:
+        """Write `split`'s files; returns its counts for the report."""
+        output, source, component_of = Path(self.settings.output), self.settings.source, self.component_of
+        queries = [
+            Query(id=_query_id(source, t.key), text=t.text, domain=self.domain, source=source, group=component_of[t.group])
+            for t in kept
+            if self.split_of[component_of[t.group]] == split
+        ]
+        write_jsonl(output / split_file("queries", split), queries)
+        if pairs is None:
+            return {"queries": len(queries)}
+        split_pairs = [p for p in pairs if self.split_of.get(component_of[p.first.group]) == split]
+        records = [
+            Pair(query1=p.first.text, query2=p.second.text, label=p.label, domain=self.domain, similarity_score=p.score, source=p.source)
+            for p in split_pairs
+        ]
+        if records and all(record.label == 1 for record in records):
+            negatives = lexical_negatives(records, [component_of[p.first.group] for p in split_pairs])
+            self.negatives_added += len(negatives)
+            records += negatives
+        write_jsonl(output / split_file("pairs", split), records)
+        return {"queries": len(queries), "pairs": len(records), "positive_pairs": sum(record.label for record in records)}
 
 
 def _clean_queries(data: SourceData, settings: PrepareSettings, drops: Counter, held_out: set[str]) -> list[_Text]:

@@ -4,24 +4,26 @@ Every input is read and checked before a model is loaded. Each model encodes eve
 once; all metrics are computed from those vectors.
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import yaml
 
+from cachetune.cache_config import CacheConfig, DomainConfig
 from cachetune.decision import Decider
 from cachetune.errors import InputError
 from cachetune.evaluate.conversations import conversation_metrics, conversation_pairs
 from cachetune.evaluate.conversations import texts_of as chat_texts
 from cachetune.evaluate.pairs import OperatingPoints, at_threshold, bootstrap, threshold_free
 from cachetune.evaluate.report import write_report
+from cachetune.evaluate.result import DataFileEntry, EvaluationReport, ModelEntry, PairsSection, ValDataEntry
 from cachetune.evaluate.settings import EvaluateSettings
 from cachetune.evaluate.speed import encode_speed
 from cachetune.evaluate.traps import TrapPair, hand_traps, rule_traps, trap_suite_metrics
 from cachetune.evaluate.triplets import triplet_metrics
 from cachetune.metrics import check_labels
-from cachetune.models import DEFAULT_BASE_MODEL, load_encoder, resolve_model
+from cachetune.models import ModelSpec, load_encoder, resolve_base_model, resolve_model
 from cachetune.records import Pair, read_pairs_or_triplets, read_records
 from cachetune.replay import ReplaySet, pair_scores, replay_metrics, retrieval_recall_at_1
 
@@ -30,42 +32,37 @@ DEFAULT_CHAT_THRESHOLD = 0.9  # the cache's default similarity_threshold, withou
 
 
 @dataclass(frozen=True)
-class TestFile:
+class EvalFile:
     path: Path
     kind: str
     records: list
 
 
-def default_baseline(model: str) -> str:
+def baseline_of(tuned: ModelSpec) -> ModelSpec:
     """An adapter is compared with the base it was trained on; anything else with the default base."""
-    spec = resolve_model(model)
-    return spec.base.name if spec.kind == "adapter" else DEFAULT_BASE_MODEL
+    return ModelSpec.of_base(tuned.base if tuned.kind == "adapter" else resolve_base_model(None))
 
 
-def read_inputs(settings: EvaluateSettings) -> tuple[list[TestFile], list[Pair]]:
+def read_inputs(settings: EvaluateSettings) -> tuple[list[EvalFile], list[Pair]]:
     files = []
     for path in settings.test_data:
         kind, records = read_pairs_or_triplets(path)
         if not records:
             raise InputError(f"{path}: no records")
         if kind == "pairs":
-            _both_labels(records, path)
-        files.append(TestFile(Path(path), kind, records))
+            check_labels(np.array([pair.label for pair in records]), str(path))
+        files.append(EvalFile(Path(path), kind, records))
     val_pairs = read_records(settings.val_data, Pair) if settings.val_data else []
     if settings.val_data:
-        _both_labels(val_pairs, settings.val_data)
+        check_labels(np.array([pair.label for pair in val_pairs]), str(settings.val_data))
     return files, val_pairs
 
 
-def _both_labels(pairs: list[Pair], path: Path) -> None:
-    try:
-        check_labels(np.array([pair.label for pair in pairs]), str(path))
-    except ValueError as error:
-        raise InputError(str(error)) from None
-
-
-def evaluate(settings: EvaluateSettings) -> dict:
+def evaluate(settings: EvaluateSettings) -> EvaluationReport:
     """Evaluate `settings.model` and its baseline on the test data; write report.json, report.md and plots.
+
+    Steps: read and check every input -> resolve both models -> encode every distinct text once per model ->
+    operating thresholds on validation -> each section's metrics from those vectors -> write.
 
     Returns:
         The report, as written to the output folder (default reports/<model name>); `output` says where.
@@ -76,74 +73,79 @@ def evaluate(settings: EvaluateSettings) -> dict:
     """
     files, val_pairs = read_inputs(settings)
     output = settings.output or Path("reports") / Path(settings.model.rstrip("/")).name
-    names = {"tuned": settings.model, "baseline": settings.baseline or default_baseline(settings.model)}
-    specs = {name: resolve_model(spec) for name, spec in names.items()}
+    tuned = resolve_model(settings.model)
+    specs = {"tuned": tuned, "baseline": resolve_model(settings.baseline) if settings.baseline else baseline_of(tuned)}
+    names = {"tuned": settings.model, "baseline": settings.baseline or specs["baseline"].name}
     encoders = {name: load_encoder(spec) for name, spec in specs.items()}
     test_pairs = [pair for file in files if file.kind == "pairs" for pair in file.records]
     traps = {"hand": hand_traps({pair.domain for pair in test_pairs}), "rule": rule_traps(test_pairs, settings.seed)}
     chats = conversation_pairs({pair.domain for pair in test_pairs})
-    texts = list(
-        dict.fromkeys(
-            [text for file in files for record in file.records for text in _texts(record)]
-            + [text for pair in val_pairs for text in (pair.query1, pair.query2)]
-            + [text for rows in traps.values() for pair in rows for text in (pair.stored, pair.new)]
-            + chat_texts(chats)
-        )
-    )
+    texts = _distinct_texts(files, val_pairs, traps, chats)
     vector_of = {name: dict(zip(texts, _encode(encoder, texts))) for name, encoder in encoders.items()}
-
-    operating = {}
-    if val_pairs:
-        val_labels = np.array([pair.label for pair in val_pairs])
-        for name in MODELS:
-            scores = pair_scores(val_pairs, vector_of[name])
-            operating[name] = OperatingPoints.choose(val_labels, scores, settings.target_precision)
-
-    report: dict = {
-        "output": str(output),
-        "models": {name: {"spec": names[name], **spec.size_on_disk()} for name, spec in specs.items()},
-        "test_data": [{"file": str(file.path), "kind": file.kind, "records": len(file.records)} for file in files],
-        "val_data": {"file": str(settings.val_data), "pairs": len(val_pairs)} if settings.val_data else None,
-        "target_precision": settings.target_precision,
-        "operating_thresholds": {name: asdict(points) for name, points in operating.items()},
-        "pairs": [_pairs_section(file, vector_of, operating, settings) for file in files if file.kind == "pairs"],
-        "triplets": [
-            {"file": str(file.path), **{name: triplet_metrics(file.records, vector_of[name]) for name in MODELS}}
-            for file in files
-            if file.kind == "triplets"
-        ],
-        "traps": _traps_section(traps, vector_of, operating, settings),
-        "conversations": {
-            name: conversation_metrics(chats, vector_of[name], _threshold(operating, name) or DEFAULT_CHAT_THRESHOLD, settings.guards)
-            for name in MODELS
-        },
-    }
+    operating = _operating_points(val_pairs, vector_of, settings.target_precision)
+    report = EvaluationReport(
+        output=str(output),
+        models={name: ModelEntry(spec=names[name], **spec.size_on_disk()) for name, spec in specs.items()},
+        test_data=[DataFileEntry(file=str(file.path), kind=file.kind, records=len(file.records)) for file in files],
+        val_data=ValDataEntry(file=str(settings.val_data), pairs=len(val_pairs)) if settings.val_data else None,
+        target_precision=settings.target_precision,
+        operating_thresholds=operating,
+        pairs=[_pairs_section(file, vector_of, operating, settings) for file in files if file.kind == "pairs"],
+        triplets=[_triplets_section(file, vector_of) for file in files if file.kind == "triplets"],
+        traps=_traps_section(traps, vector_of, operating, settings),
+        conversations={name: _conversations(chats, vector_of[name], operating, name, settings) for name in MODELS},
+    )
     if settings.write_cache_config is not None:
         domains = sorted({pair.domain for pair in test_pairs if pair.domain})
-        report["cache_config"] = str(write_cache_config(settings.write_cache_config, settings.model, domains, operating["tuned"]))
+        report.cache_config = str(write_cache_config(settings.write_cache_config, settings.model, domains, operating["tuned"]))
     if settings.speed:
-        sample = texts[:200]
-        report["speed"] = {name: encode_speed(encoder, sample) for name, encoder in encoders.items()}
+        report.speed = {name: encode_speed(encoder, texts[:200]) for name, encoder in encoders.items()}
     write_report(report, output)
     return report
 
 
+def _distinct_texts(files: list[EvalFile], val_pairs: list[Pair], traps: dict[str, list[TrapPair]], chats: list) -> list[str]:
+    """Every text any section scores, once: each model encodes each of them once."""
+    texts = [text for file in files for record in file.records for text in _texts(record)]
+    texts += [text for pair in val_pairs for text in (pair.query1, pair.query2)]
+    texts += [text for rows in traps.values() for pair in rows for text in (pair.stored, pair.new)]
+    return list(dict.fromkeys(texts + chat_texts(chats)))
+
+
+def _operating_points(val_pairs: list[Pair], vector_of: dict, target: float) -> dict[str, OperatingPoints]:
+    """Each model's thresholds, chosen on the validation pairs (none without them)."""
+    if not val_pairs:
+        return {}
+    labels = np.array([pair.label for pair in val_pairs])
+    return {name: OperatingPoints.choose(labels, pair_scores(val_pairs, vector_of[name]), target) for name in MODELS}
+
+
+def _triplets_section(file: EvalFile, vector_of: dict) -> dict:
+    return {"file": str(file.path), **{name: triplet_metrics(file.records, vector_of[name]) for name in MODELS}}
+
+
+def _conversations(chats: list, vector_of: dict, operating: dict, name: str, settings: EvaluateSettings) -> dict:
+    return conversation_metrics(chats, vector_of, _threshold(operating, name) or DEFAULT_CHAT_THRESHOLD, settings.guards)
+
+
 def write_cache_config(path: Path, model: str, domains: list[str], points: OperatingPoints) -> Path:
-    """A cache config (`cachetune serve --config PATH`) with the tuned model as one domain at its operating threshold.
+    """A cache config (`cachetune serve --config PATH`) with the tuned model as one domain at its operating threshold,
+    validated by the cache's own config model before it is written.
 
     The domain is named after the test pairs' domain (one of them: "default"); a local model path is written absolute,
     so the file can be moved.
     """
     domain = domains[0] if len(domains) == 1 else "default"
     location = str(Path(model).resolve()) if Path(model).exists() else model
+    config = CacheConfig(domains={domain: DomainConfig(embedding_model_path=location, similarity_threshold=round(points.threshold, 6))})
+    written = config.model_dump(mode="json", include={"domains": {domain: {"embedding_model_path", "similarity_threshold"}}})
     how = "the best-F0.5 threshold (no threshold met the target precision)" if points.fallback else "its target-precision threshold"
-    config = {
-        "semantic_cache": {"domains": {domain: {"embedding_model_path": location, "similarity_threshold": round(points.threshold, 6)}}}
-    }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     header = f"# Written by `cachetune evaluate`: the tuned model at {how}, chosen on {points.val_pairs} validation pairs.\n"
-    path.write_text(header + "# Serve it: cachetune serve --config " + path.name + "\n" + yaml.safe_dump(config, sort_keys=False))
+    path.write_text(
+        header + "# Serve it: cachetune serve --config " + path.name + "\n" + yaml.safe_dump({"semantic_cache": written}, sort_keys=False)
+    )
     return path
 
 
@@ -160,7 +162,7 @@ def _threshold(operating: dict, name: str) -> float | None:
     return operating[name].threshold if name in operating else None
 
 
-def _pairs_section(file: TestFile, vector_of: dict, operating: dict, settings: EvaluateSettings) -> dict:
+def _pairs_section(file: EvalFile, vector_of: dict, operating: dict, settings: EvaluateSettings) -> PairsSection:
     labels = np.array([pair.label for pair in file.records])
     scores = {name: pair_scores(file.records, vector_of[name]) for name in MODELS}
     section = {"file": str(file.path), "pairs": len(labels), "positives": int(labels.sum())}
@@ -193,7 +195,7 @@ def _pairs_section(file: TestFile, vector_of: dict, operating: dict, settings: E
     if settings.bootstrap:
         thresholds = {name: _threshold(operating, name) for name in MODELS}
         section["bootstrap"] = bootstrap(labels, scores, thresholds, settings.target_precision, settings.bootstrap, settings.seed)
-    return section
+    return PairsSection.model_validate(section)
 
 
 def _traps_section(traps: dict[str, list[TrapPair]], vector_of: dict, operating: dict, settings: EvaluateSettings) -> dict:

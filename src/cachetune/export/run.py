@@ -15,13 +15,17 @@ import numpy as np
 
 from cachetune.errors import ModelError
 from cachetune.export.settings import ExportSettings
-from cachetune.models import load_model
+from cachetune.models import ModelSpec, load_model
 from cachetune.onnx_encoder import EXPORT_INFO, INPUT_NAMES, ONNX_DIR, PARITY_TEXTS, OnnxEncoder, parity
 from cachetune.records import write_json
 
 
-def export_model(settings: ExportSettings) -> dict:
+def export_model(settings: ExportSettings, spec: ModelSpec | None = None) -> dict:
     """Write the requested artifacts into `settings.output`.
+
+    Args:
+        settings: what to export, and where.
+        spec: `settings.model` resolved already (default: resolved here).
 
     Returns:
         What was written (`files`) and the cosine to torch of each ONNX graph (`parity`), as in cachetune_export.json.
@@ -29,7 +33,7 @@ def export_model(settings: ExportSettings) -> dict:
     Raises:
         ModelError: the model cannot be loaded, or an ONNX graph fails its parity check (nothing of it is written).
     """
-    model = load_model(settings.model, merge=True)
+    model = load_model(spec or settings.model, merge=True)
     output = Path(settings.output)
     output.mkdir(parents=True, exist_ok=True)
     merge, onnx, int8 = settings.merge, settings.onnx, settings.int8

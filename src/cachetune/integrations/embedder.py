@@ -8,14 +8,16 @@ The vectors come from the same `DomainEncoders` the cache service runs (model, a
 so another library storing them decides on the very numbers cachetune's `check()` would.
 """
 
-import json
 from pathlib import Path
 
 import numpy as np
+from pydantic import ValidationError
 
-from cachetune.cache.config import CacheConfig, load_config
 from cachetune.cache.encoders import DomainEncoders
+from cachetune.cache_config import CacheConfig, load_config
 from cachetune.errors import InputError, UnknownDomainError
+from cachetune.evaluate.result import EvaluationReport
+from cachetune.inputs import first_error
 
 
 def threshold_of(path: str | Path, domain: str) -> float:
@@ -39,15 +41,15 @@ def threshold_of(path: str | Path, domain: str) -> float:
             raise InputError(f"{path}: semantic_cache.domains: no domain {domain!r}; configured: {', '.join(config.domains)}")
         return config.domains[domain].similarity_threshold
     try:
-        report = json.loads(path.read_text())
+        report = EvaluationReport.read(path)
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
-    except json.JSONDecodeError as error:
-        raise InputError(f"{path}: not JSON: {error}") from None
-    points = (report.get("operating_thresholds") or {}).get("tuned") if isinstance(report, dict) else None
-    if not points:
+    except ValidationError as error:
+        raise InputError(f"{path}: not an evaluation report: {first_error(error)}") from None
+    points = report.operating_thresholds.get("tuned")
+    if points is None:
         raise InputError(f"{path}: operating_thresholds.tuned: none chosen (evaluate was run without --val-data)")
-    return points["threshold"]
+    return points.threshold
 
 
 class DomainEmbedder:
@@ -57,18 +59,22 @@ class DomainEmbedder:
         config: a cache config; only `domain`'s model is loaded.
         domain: the domain to embed for.
         similarity_threshold: overrides the domain's `similarity_threshold` (e.g. from `threshold_of(report)`).
+        encoders: the cache's encoders, to share them (default: this domain's own, built from `config`).
 
     Raises:
         UnknownDomainError: `domain` is not in the config.
         ModelError: its model cannot be loaded.
     """
 
-    def __init__(self, config: CacheConfig, domain: str, similarity_threshold: float | None = None) -> None:
+    def __init__(
+        self, config: CacheConfig, domain: str, similarity_threshold: float | None = None, *, encoders: DomainEncoders | None = None
+    ) -> None:
         if domain not in config.domains:
-            raise UnknownDomainError(f"unknown domain {domain!r}; configured: {', '.join(config.domains)}")
+            raise UnknownDomainError(domain, config.domains)
         self.domain = domain
         self.similarity_threshold = config.domains[domain].similarity_threshold if similarity_threshold is None else similarity_threshold
-        self._encoders = DomainEncoders(config.model_copy(update={"domains": {domain: config.domains[domain]}}))
+        self._owned = encoders is None
+        self._encoders = encoders or DomainEncoders(config.model_copy(update={"domains": {domain: config.domains[domain]}}))
         self.dim = self._encoders.dim
 
     @classmethod
@@ -93,4 +99,12 @@ class DomainEmbedder:
         return np.stack(self._encoders.encode_many(self.domain, list(texts))).astype(np.float32)
 
     def close(self) -> None:
-        self._encoders.close()
+        """Stop the encoders this embedder built (those given to it are their owner's to close)."""
+        if self._owned:
+            self._encoders.close()
+
+    def __enter__(self) -> "DomainEmbedder":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cachetune.errors import ModelError
+from cachetune.packaged import cache_folder
 
 
 @dataclass(frozen=True)
@@ -38,10 +39,6 @@ PACKAGED_GGUFS = {
     ),
 }
 DEFAULT_GGUF = "qwen2.5-coder-0.5b"
-
-
-def cache_folder() -> Path:
-    return Path(os.environ.get("CACHETUNE_CACHE", Path.home() / ".cache" / "cachetune")) / "models"
 
 
 def resolve_gguf(model: str | None) -> Path:

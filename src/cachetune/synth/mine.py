@@ -43,7 +43,7 @@ def anchor_positive_pairs(kind: str, records: list) -> list[tuple[str, str, str]
 
 
 def mine(settings: MineSettings) -> dict:
-    """Mine negatives (or take the labelled ones) and write triplets (anchor, positive, negative).
+    """Mine negatives (or take the labelled ones, or make traps by rule) and write triplets (anchor, positive, negative).
 
     Returns:
         The report, also written beside the output as OUTPUT.report.json.
@@ -62,10 +62,21 @@ def mine(settings: MineSettings) -> dict:
             raise InputError(f"{settings.input}: negatives_from labels needs labelled pairs, not triplets")
         return finish(settings, labelled_negative_triplets(records), len(pairs))
     if settings.negatives_from == "traps":
-        texts = [q.text for path in settings.corpus for q in read_records(path, Query)] or [t for a, p, _ in pairs for t in (a, p)]
-        triplets = trap_triplets(pairs, TrapPool.from_texts(texts), settings.trap_kinds, settings.seed)
-        kinds = Counter(t.source.removeprefix(SOURCE_PREFIX) for t in triplets)
-        return finish(settings, triplets, len(pairs), traps_by_kind=dict(sorted(kinds.items())))
+        return _with_traps(settings, pairs)
+    return _by_similarity(settings, pairs)
+
+
+def _with_traps(settings: MineSettings, pairs: list[tuple[str, str, str]]) -> dict:
+    """Each pair's counterfactual look-alikes made by rule, with names and qualifiers from the corpus (or the pairs)."""
+    texts = [q.text for path in settings.corpus for q in read_records(path, Query)] or [t for a, p, _ in pairs for t in (a, p)]
+    triplets = trap_triplets(pairs, TrapPool.from_texts(texts), settings.trap_kinds, settings.seed)
+    kinds = Counter(t.source.removeprefix(SOURCE_PREFIX) for t in triplets)
+    return finish(settings, triplets, len(pairs), traps_by_kind=dict(sorted(kinds.items())))
+
+
+def _by_similarity(settings: MineSettings, pairs: list[tuple[str, str, str]]) -> dict:
+    """Negatives mined from the corpus by the base model: for each anchor, its nearest corpus queries past
+    `range_min`, outside its groups and below the positive's score by `margin`."""
     corpus = list({match_key(q.text): q for path in settings.corpus for q in read_records(path, Query)}.values())
     if len(corpus) <= settings.range_min:
         names = ", ".join(map(str, settings.corpus))
@@ -73,54 +84,54 @@ def mine(settings: MineSettings) -> dict:
     from cachetune.models import DEFAULT_BASE_MODEL, load_model
 
     model = load_model(settings.base_model)
-    group_of = {match_key(q.text): q.group for q in corpus}
-    texts = [q.text for q in corpus]
     encode = lambda items: model.encode(items, batch_size=settings.batch_size, normalize_embeddings=True, convert_to_numpy=True)  # noqa: E731
-    corpus_vectors = encode(texts)
+    corpus_vectors = encode([q.text for q in corpus])
     anchor_vectors = encode([anchor for anchor, _, _ in pairs])
-    positive_vectors = encode([positive for _, positive, _ in pairs])
-    positive_scores = np.einsum("ij,ij->i", anchor_vectors, positive_vectors)
-
-    triplets = []
+    positive_scores = np.einsum("ij,ij->i", anchor_vectors, encode([positive for _, positive, _ in pairs]))
     model_name = settings.base_model or DEFAULT_BASE_MODEL
     source = f"mined:{Path(model_name).name if Path(model_name).exists() else model_name}"
+    group_of = {match_key(q.text): q.group for q in corpus}
+    triplets = []
     for start in range(0, len(pairs), CHUNK):
         scores = anchor_vectors[start : start + CHUNK] @ corpus_vectors.T
-        top = np.argsort(-scores, axis=1)[:, : settings.range_max]
-        for row, order in enumerate(top):
+        for row, order in enumerate(np.argsort(-scores, axis=1)[:, : settings.range_max]):
             number = start + row
-            anchor, positive, domain = pairs[number]
-            blocked = {match_key(anchor), match_key(positive)}
-            groups = {group_of.get(key) for key in blocked} - {None}
-            found = 0
-            for rank, candidate in enumerate(order):
-                if found == settings.num_negatives:
-                    break
-                key = match_key(texts[candidate])
-                score = float(scores[row, candidate])
-                if rank < settings.range_min or key in blocked or corpus[candidate].group in groups:
-                    continue
-                if score > positive_scores[number] - settings.margin:
-                    continue
-                triplets.append(
-                    Triplet(
-                        anchor=anchor,
-                        positive=positive,
-                        hard_negative=texts[candidate],
-                        domain=domain,
-                        similarity_score=round(score, 4),
-                        source=source,
-                    )
-                )
-                found += 1
+            ranked = [(int(candidate), float(scores[row, candidate])) for candidate in order]
+            triplets += _negatives_of(pairs[number], ranked, float(positive_scores[number]), corpus, group_of, settings, source)
+    mean_negative = float(np.mean([t.similarity_score for t in triplets])) if triplets else None
     return finish(
-        settings,
-        triplets,
-        len(pairs),
-        corpus_queries=len(corpus),
-        mean_negative_similarity=float(np.mean([t.similarity_score for t in triplets])) if triplets else None,
+        settings, triplets, len(pairs), corpus_queries=len(corpus), mean_negative_similarity=mean_negative,
         mean_positive_similarity=float(positive_scores.mean()),
-    )
+    )  # fmt: skip
+
+
+def _negatives_of(
+    pair: tuple[str, str, str],
+    ranked: list[tuple[int, float]],
+    positive_score: float,
+    corpus: list[Query],
+    group_of: dict[str, str],
+    settings: MineSettings,
+    source: str,
+) -> list[Triplet]:
+    """Up to `num_negatives` triplets for one pair from its ranked corpus candidates (index, score), best first;
+    `group_of`: each corpus text's group (by `match_key`), so the pair's own groups are skipped."""
+    anchor, positive, domain = pair
+    blocked = {match_key(anchor), match_key(positive)}
+    groups = {group_of.get(key) for key in blocked} - {None}
+    triplets = []
+    for rank, (candidate, score) in enumerate(ranked):
+        if len(triplets) == settings.num_negatives:
+            break
+        text = corpus[candidate].text
+        if rank < settings.range_min or match_key(text) in blocked or corpus[candidate].group in groups:
+            continue
+        if score > positive_score - settings.margin:
+            continue
+        triplets.append(
+            Triplet(anchor=anchor, positive=positive, hard_negative=text, domain=domain, similarity_score=round(score, 4), source=source)
+        )
+    return triplets
 
 
 def trap_triplets(pairs: list[tuple[str, str, str]], pool: TrapPool, kinds: tuple[str, ...], seed: int) -> list[Triplet]:

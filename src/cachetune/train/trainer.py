@@ -12,18 +12,28 @@ import math
 import os
 import random
 import shutil
-import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from cachetune.errors import InputError
-from cachetune.models import TRAINING_INFO, ResolvedModel, files_sha256, resolve_base_model, save_adapter, weights_sha256
+from cachetune.models import TRAINING_INFO, ResolvedModel, files_sha256, resolve_base_model, save_adapter
 from cachetune.records import Pair, read_labelled_pairs, record_texts, write_json
 from cachetune.train.data import TrainingFile, preserve_dataset, read_training_file, to_dataset
 from cachetune.train.losses import LOSSES, LossOptions, loss_for, loss_options, preservation_loss
 from cachetune.train.model_card import model_card
+from cachetune.train.record import (
+    AdapterRecord,
+    BaseModelRecord,
+    DataFileRecord,
+    GuardRecord,
+    LossRecord,
+    TrainingRecord,
+    ValDataRecord,
+    git_commit,
+    recorder,
+    versions,
+)
 from cachetune.train.settings import LossName, TrainSettings
 
 CHECKPOINTS = "checkpoints"
@@ -140,129 +150,149 @@ def last_complete_checkpoint(checkpoints: Path) -> Path | None:
     return None
 
 
-def train(settings: TrainSettings, command: list[str] | None = None) -> dict:
+def train(settings: TrainSettings, command: list[str] | None = None) -> TrainingRecord | None:
     """Train and save the adapter (or model), training_info.json and a model card into `settings.output`.
+
+    Steps: plan (check every input) -> the model (base + LoRA) -> datasets and losses -> validation of the base ->
+    the sentence-transformers trainer, recording as it goes -> the update pulled towards the base (with general data)
+    -> save.
 
     Args:
         settings: the stage's settings.
         command: the command line to record in training_info.json.
 
     Returns:
-        training_info, as written; {} in a DDP worker other than rank 0.
+        The training record, as written to training_info.json; None in a DDP worker other than rank 0.
 
     Raises:
         InputError, ModelError: see `plan`; nothing is loaded or written before they are raised.
     """
-    work = plan(settings)
+    planned = plan(settings)
     started = time.time()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import torch
-    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 
     from cachetune.train.validation import GeneralValidation, PairValidation
 
     torch.manual_seed(settings.seed)
-    model = SentenceTransformer(work.base.location)
-    model.max_seq_length = settings.max_seq_length
-    # The base model's vectors of the general texts, before any weight moves: what the preservation loss holds them to.
-    preserved = preserve_dataset(model, work.preserve_texts) if work.preserve_texts else None
-    if settings.lora:
-        from peft import LoraConfig, TaskType
-
-        model.add_adapter(
-            LoraConfig(
-                r=settings.lora_rank,
-                lora_alpha=settings.lora_alpha,
-                lora_dropout=settings.lora_dropout,
-                target_modules=list(settings.target_modules),
-                task_type=TaskType.FEATURE_EXTRACTION,
-            )
-        )
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
-
-    datasets, losses = {}, {}
-    guide = lambda: SentenceTransformer(work.base.location, device=str(model.device))  # noqa: E731 (GIST's frozen guide)
-    for number, (file, loss_name) in enumerate(zip(work.files, work.file_losses)):
-        name = f"{number}_{file.path.stem}".replace(".", "_")
-        datasets[name] = to_dataset(file, labelled_texts=loss_name == "hard-triplet")
-        losses[name] = LOSSES[loss_name].build(model, settings, work.loss_options[loss_name], guide)
-    if preserved is not None:
-        datasets[f"{len(work.files)}_preserve"] = preserved
-        losses[f"{len(work.files)}_preserve"] = preservation_loss(model, settings.preserve_weight)
-
-    steps_per_epoch = sum(math.ceil(len(dataset) / settings.batch_size) for dataset in datasets.values())
-    total_steps = settings.max_steps or math.ceil(steps_per_epoch * settings.epochs)
-    checkpoint_steps = settings.checkpoint_steps or max(10, total_steps // 10)
-    evaluator = PairValidation(work.val_pairs, settings.select_by) if work.val_pairs else None
-    base_validation = evaluator(model) if evaluator else None
+    model, preserved = _build_model(planned)
+    datasets, losses = _datasets_and_losses(model, planned, preserved)
+    evaluator = PairValidation(planned.val_pairs, settings.select_by) if planned.val_pairs else None
     general = GeneralValidation(settings.general_data) if settings.general_data else None
+    record = _start_record(planned, model, command)
+    record.validation.base = evaluator(model) if evaluator else None
     base_general = general(model) if general else None
     # What the update is measured from: a LoRA update is B @ A with B starting at zero; full fine-tuning moves every weight.
     start = {
         name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad and (not settings.lora or "lora_B" in name)
     }
+    trainer = _trainer(model, planned, datasets, losses, evaluator, record)
+    checkpoints = Path(settings.output) / CHECKPOINTS
+    if trainer.is_world_process_zero():
+        write_json(checkpoints / SETTINGS_FILE, settings.record())
+    resume_from = last_complete_checkpoint(checkpoints) if settings.resume else None
+    record.resumed_from_step = _step(resume_from) if resume_from else None
+    metrics = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None).metrics
+    if trainer.is_world_process_zero():
+        record.general_guard = _pull_towards_base(model, start, evaluator, general, base_general, settings) if general else None
+        record.validation.final = evaluator(model) if evaluator else None
+        record.wall_time_seconds, record.train_seconds = round(time.time() - started, 1), round(metrics["train_runtime"], 2)
+        record.train_rows_per_second = round(metrics["train_samples_per_second"], 2)
+        _save(model, planned, record)
+    _leave_process_group()
+    return record if trainer.is_world_process_zero() else None
 
-    output = Path(settings.output)
-    checkpoints = output / CHECKPOINTS
+
+def _build_model(planned: Plan):
+    """The base model with a fresh LoRA adapter (or every weight trainable), and the dataset of the general texts to
+    preserve, embedded by the base before any weight moves."""
+    from sentence_transformers import SentenceTransformer
+
+    settings = planned.settings
+    model = SentenceTransformer(planned.base.location)
+    model.max_seq_length = settings.max_seq_length
+    preserved = preserve_dataset(model, planned.preserve_texts) if planned.preserve_texts else None
+    if settings.lora:
+        from peft import LoraConfig, TaskType
+
+        adapter = LoraConfig(
+            r=settings.lora_rank, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
+            target_modules=list(settings.target_modules), task_type=TaskType.FEATURE_EXTRACTION,
+        )  # fmt: skip
+        model.add_adapter(adapter)
+    return model, preserved
+
+
+def _datasets_and_losses(model, planned: Plan, preserved) -> tuple[dict, dict]:
+    """One dataset per training file, in the layout its loss reads, and that loss; the preserved texts' too."""
+    from sentence_transformers import SentenceTransformer
+
+    datasets, losses = {}, {}
+    guide = lambda: SentenceTransformer(planned.base.location, device=str(model.device))  # noqa: E731 (GIST's frozen guide)
+    for number, (file, loss_name) in enumerate(zip(planned.files, planned.file_losses)):
+        name = f"{number}_{file.path.stem}".replace(".", "_")
+        datasets[name] = to_dataset(file, labelled_texts=loss_name == "hard-triplet")
+        losses[name] = LOSSES[loss_name].build(model, planned.settings, planned.loss_options[loss_name], guide)
+    if preserved is not None:
+        datasets[f"{len(planned.files)}_preserve"] = preserved
+        losses[f"{len(planned.files)}_preserve"] = preservation_loss(model, planned.settings.preserve_weight)
+    return datasets, losses
+
+
+def _trainer(model, planned: Plan, datasets: dict, losses: dict, evaluator, record: TrainingRecord):
+    """sentence-transformers' trainer: checkpoints (about ten per run), validation at each, the best kept."""
+    import torch
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+
+    settings, output = planned.settings, Path(planned.settings.output)
+    steps_per_epoch = sum(math.ceil(len(dataset) / settings.batch_size) for dataset in datasets.values())
+    total_steps = settings.max_steps or math.ceil(steps_per_epoch * settings.epochs)
+    checkpoint_steps = settings.checkpoint_steps or max(10, total_steps // 10)
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if settings.tensorboard:
         os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(output / "tensorboard"))
     args = SentenceTransformerTrainingArguments(
-        output_dir=str(checkpoints),
-        num_train_epochs=settings.epochs,
-        max_steps=settings.max_steps or -1,
-        per_device_train_batch_size=settings.batch_size,
-        learning_rate=settings.lr,
+        output_dir=str(output / CHECKPOINTS), num_train_epochs=settings.epochs, max_steps=settings.max_steps or -1,
+        per_device_train_batch_size=settings.batch_size, learning_rate=settings.lr,
         warmup_steps=settings.warmup_ratio,  # transformers 5: a float below 1 is a fraction of all steps
-        weight_decay=settings.weight_decay,
-        seed=settings.seed,
-        data_seed=settings.seed,
-        batch_sampler=_batch_sampler,
-        eval_strategy="steps" if evaluator else "no",
-        eval_steps=checkpoint_steps,
-        save_strategy="steps",
-        save_steps=checkpoint_steps,
-        save_total_limit=2,
-        load_best_model_at_end=evaluator is not None,
+        weight_decay=settings.weight_decay, seed=settings.seed, data_seed=settings.seed, batch_sampler=_batch_sampler,
+        eval_strategy="steps" if evaluator else "no", eval_steps=checkpoint_steps, save_strategy="steps", save_steps=checkpoint_steps,
+        save_total_limit=2, load_best_model_at_end=evaluator is not None,
         metric_for_best_model=f"eval_val_{settings.select_by}" if evaluator else None,
-        logging_steps=max(1, min(10, checkpoint_steps)),
-        report_to=["tensorboard"] if settings.tensorboard else [],
-        use_cpu=not torch.cuda.is_available(),
-        ddp_backend="gloo" if distributed and not torch.cuda.is_available() else None,
-    )
+        logging_steps=max(1, min(10, checkpoint_steps)), report_to=["tensorboard"] if settings.tensorboard else [],
+        use_cpu=not torch.cuda.is_available(), ddp_backend="gloo" if distributed and not torch.cuda.is_available() else None,
+    )  # fmt: skip
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=datasets, loss=losses, evaluator=evaluator)
-    if trainer.is_world_process_zero():
-        write_json(checkpoints / SETTINGS_FILE, settings.record())
-    resume_from = last_complete_checkpoint(checkpoints) if settings.resume else None
-    run = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    info = {}
-    if trainer.is_world_process_zero():
-        scaling = _pull_towards_base(model, start, evaluator, general, base_general, settings) if general else None
-        final_validation = evaluator(model) if evaluator else None
-        if settings.lora:
-            save_adapter(model, output, work.base.name)
-        else:
-            model.save(str(output))
-        info = _training_info(
-            work, trainer, run.metrics, trainable, total, base_validation, final_validation, resume_from, started, command
-        )
-        info["general_guard"] = scaling
-        write_json(output / TRAINING_INFO, info)
-        (output / "README.md").write_text(model_card(info))
-        shutil.rmtree(checkpoints, ignore_errors=True)
-    if distributed and torch.distributed.is_initialized():
-        # Every rank waits for rank 0's writing, then all leave the group together: a worker that exits while gloo's
-        # threads still run aborts ("terminate called without an active exception") and fails the whole torchrun.
+    trainer.add_callback(recorder(record))
+    return trainer
+
+
+def _save(model, planned: Plan, record: TrainingRecord) -> None:
+    """The adapter (or whole model), training_info.json and the model card; the checkpoints go."""
+    output = Path(planned.settings.output)
+    if planned.settings.lora:
+        save_adapter(model, output, planned.base.name)
+    else:
+        model.save(str(output))
+    record.write(output)
+    (output / "README.md").write_text(model_card(record))
+    shutil.rmtree(output / CHECKPOINTS, ignore_errors=True)
+
+
+def _leave_process_group() -> None:
+    """Under DDP, every rank waits for rank 0's writing, then all leave the group together: a worker that exits while
+    gloo's threads still run aborts ("terminate called without an active exception") and fails the whole torchrun."""
+    import torch
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and torch.distributed.is_initialized():
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
-    return info
 
 
 SCALES = (1.0, 0.8, 0.6, 0.4, 0.2, 0.0)
 
 
-def _pull_towards_base(model, start: dict, evaluator, general, base_general: dict, settings: TrainSettings) -> dict:
+def _pull_towards_base(model, start: dict, evaluator, general, base_general: dict, settings: TrainSettings) -> GuardRecord:
     """Scale the trained update by each of SCALES (WiSE-FT, arXiv 2109.01903; for LoRA, the adapter's scale) and keep
     the scale with the best validation score among those that lose at most `general_tolerance` on every general
     file; scale 0 is the base model itself, which always passes."""
@@ -287,93 +317,51 @@ def _pull_towards_base(model, start: dict, evaluator, general, base_general: dic
     key = f"val_{settings.select_by}"
     chosen = max(passing, key=lambda c: (c[key] if c[key] is not None else 0.0, c["scale"]))
     set_scale(chosen["scale"])
-    return {"base": base_general, "tolerance": settings.general_tolerance, "chosen_scale": chosen["scale"], "candidates": candidates}
+    return GuardRecord(base=base_general, tolerance=settings.general_tolerance, chosen_scale=chosen["scale"], candidates=candidates)
 
 
-def _training_info(
-    work: Plan, trainer, run_metrics: dict, trainable: int, total: int, base_validation, final_validation, resumed_from, started, command
-) -> dict:
-    import peft
-    import sentence_transformers
-    import torch
-    import transformers
-
+def _start_record(planned: Plan, model, command: list[str] | None) -> TrainingRecord:
+    """The record of what is about to be trained: base, files, losses and settings (no machine path in it)."""
     from cachetune import __version__
     from cachetune.train.validation import file_label
 
-    state = trainer.state
-    settings = work.settings
-    best_step = _step(Path(state.best_model_checkpoint)) if state.best_model_checkpoint else None
+    settings = planned.settings
     hyperparameters = settings.record()
     for key in ("train_data", "val_data", "output", "resume", "base_model"):
         hyperparameters.pop(key)
     for key in ("general_data", "preserve_data"):
         hyperparameters[key] = [file_label(path) for path in getattr(settings, key)]
-    return {
-        "cachetune_version": __version__,
-        "base_model": {"name": work.base.name, "sha256": weights_sha256(work.base.location)},
-        "adapter": (
-            {
-                "type": "lora",
-                "rank": settings.lora_rank,
-                "alpha": settings.lora_alpha,
-                "dropout": settings.lora_dropout,
-                "target_modules": list(settings.target_modules),
-            }
-            if settings.lora
-            else {"type": "full"}
-        ),
-        "train_data": [
-            {"file": file_label(file.path), "sha256": file.sha256, "kind": file.kind, "rows": len(file.records), "loss": loss}
-            for file, loss in zip(work.files, work.file_losses)
-        ],
-        "preserve_texts": len(work.preserve_texts),
-        "val_data": (
-            {
-                "files": [file_label(path) for path in settings.val_data],
-                "pairs": len(work.val_pairs),
-                "sha256": files_sha256(list(settings.val_data)),
-            }
-            if settings.val_data
-            else None
-        ),
-        "hyperparameters": hyperparameters,
-        "losses": {name: {"about": LOSSES[name].about, **asdict(work.loss_options[name])} for name in settings.loss},
-        "trainable_parameters": trainable,
-        "total_parameters": total,
-        "world_size": trainer.args.world_size,
-        "steps": state.global_step,
-        "resumed_from_step": _step(resumed_from) if resumed_from else None,
-        "epochs": state.epoch,
-        "loss_curve": [{"step": entry["step"], "loss": entry["loss"]} for entry in state.log_history if "loss" in entry],
-        "validation": {
-            "base": base_validation,
-            "during_training": [
-                {"step": entry["step"], **{key.removeprefix("eval_"): value for key, value in entry.items() if key.startswith("eval_val_")}}
-                for entry in state.log_history
-                if "eval_val_ap" in entry
-            ],
-            "best_step": best_step,
-            "final": final_validation,
-        },
-        "wall_time_seconds": round(time.time() - started, 1),
-        "train_seconds": round(run_metrics["train_runtime"], 2),  # the training loop alone (this run, if resumed)
-        "train_rows_per_second": round(run_metrics["train_samples_per_second"], 2),
-        "versions": {
-            "python": sys.version.split()[0],
-            "torch": torch.__version__,
-            "sentence_transformers": sentence_transformers.__version__,
-            "transformers": transformers.__version__,
-            "peft": peft.__version__,
-        },
-        "git_commit": _git_commit(),
-        "command": command,
+    lora = {
+        "rank": settings.lora_rank,
+        "alpha": settings.lora_alpha,
+        "dropout": settings.lora_dropout,
+        "target_modules": list(settings.target_modules),
     }
-
-
-def _git_commit() -> str | None:
-    try:
-        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return result.stdout.strip() or None if result.returncode == 0 else None
+    files = [
+        DataFileRecord(file=file_label(file.path), sha256=file.sha256, kind=file.kind, rows=len(file.records), loss=loss)
+        for file, loss in zip(planned.files, planned.file_losses)
+    ]
+    val_data = (
+        ValDataRecord(
+            files=[file_label(path) for path in settings.val_data],
+            pairs=len(planned.val_pairs),
+            sha256=files_sha256(list(settings.val_data)),
+        )
+        if settings.val_data
+        else None
+    )
+    return TrainingRecord(
+        cachetune_version=__version__,
+        base_model=BaseModelRecord(name=planned.base.name, sha256=planned.base.sha256),
+        adapter=AdapterRecord(type="lora", **lora) if settings.lora else AdapterRecord(type="full"),
+        train_data=files,
+        preserve_texts=len(planned.preserve_texts),
+        val_data=val_data,
+        hyperparameters=hyperparameters,
+        losses={name: LossRecord(about=LOSSES[name].about, **asdict(planned.loss_options[name])) for name in settings.loss},
+        trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        total_parameters=sum(p.numel() for p in model.parameters()),
+        versions=versions(),
+        git_commit=git_commit(),
+        command=command,
+    )

@@ -1,6 +1,6 @@
 """200 CoNaLa training queries turned into triplets by the 0.5B model: the report and 20 random rows.
 
-    .venv/bin/python benchmarks/generate_conala200.py [--data ../shared/data] [--run runs/conala200]
+    .venv/bin/python experiments/generate_conala200.py [--data ../shared/data] [--run runs/conala200]
 
 Resumes an earlier run in --run (so re-running only samples again), then saves
 results/generate_conala200.{json,md}.
@@ -11,15 +11,13 @@ import json
 import random
 from pathlib import Path
 
-from common import save
+from common import REPO, save
 
 from cachetune.data.prepare import prepare
 from cachetune.data.settings import PrepareSettings
 from cachetune.records import Triplet, read_records
 from cachetune.synth.generate import generate
 from cachetune.synth.settings import GenerateSettings
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:

@@ -1,12 +1,12 @@
 """From query logs alone: what an LLM's paraphrases are worth, how that grows with the LLM time spent, and which
 guard against false negatives among the mined ones helps.
 
-    .venv/bin/python benchmarks/logs_experiments.py --domain programming|medical [--part judge growth variants] [--seeds 1 2 3] [--sizes 250 1000 0] [--variants ...]
+    .venv/bin/python experiments/logs_experiments.py --domain programming|medical [--part judge growth variants] [--seeds 1 2 3] [--sizes 250 1000 0] [--variants ...]
 
 Reads the run of configs/DOMAIN-logs.yaml (run `cachetune pipeline --config configs/DOMAIN-logs.yaml --stage prepare
 --stage generate` first): the logged queries (no labels), the 0.5B model's paraphrases of them (generate/pairs.jsonl,
 in the seeded order generation took them). Scored on the same held-out human pairs and general sets as
-benchmarks/experiments.py (benchmarks/measure.py), which the logs never contain.
+experiments/experiments.py (support/measure.py), which the logs never contain.
 - judge: the LLM judge's agreement with human labels on 200 labelled training pairs of the domain, per LLM.
 - growth: the paraphrases of the first N queries (250, 1,000, all), negatives mined from the other logged queries,
   MNR on every weight for 3 epochs, the general guard on; three seeds per N.
@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 from common import RESULTS, machine, save
-from experiments import V1_SETTINGS
-from measure import EXPERIMENTS, REPO, domain_data, generated, mean_interval, score_model
+from measure import EXPERIMENTS, REPO, cell, domain_data, generated, score_model
+from recipes import MAX_SEQ_LENGTH, V1_SETTINGS
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from cachetune.models import load_encoder
@@ -56,7 +56,6 @@ VARIANT_SIZE = 250
 SMALL_MODEL, LARGER_MODEL = "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"
 JUDGE_MODEL = LARGER_MODEL
 RECIPE = {"loss": ["mnr"], "lora": False, "lr": 2e-5, "epochs": 3, "batch_size": 64}
-MAX_SEQ_LENGTH = {"programming": 64, "medical": 128}
 
 
 class Logs:
@@ -371,11 +370,6 @@ def variants_part(logs: Logs, data, results: dict, seeds: list[int], chosen: lis
             if str(seed) not in runs:
                 runs[str(seed)] = train_and_score(logs, data, f"variant-{choice}", train_file, seed, **overrides)
                 checkpoint(logs, results)
-
-
-def cell(values: list[float]) -> str:
-    mean, half = mean_interval(values)
-    return f"{mean:.3f} ± {half:.3f}" if len(values) > 1 else f"{mean:.3f}"
 
 
 def markdown(domain: str, results: dict) -> str:

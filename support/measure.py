@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from harness import REPO
 
 from cachetune.data.prepare import prepare
 from cachetune.data.settings import PrepareSettings
@@ -25,7 +26,6 @@ from cachetune.synth.mine import mine
 from cachetune.synth.settings import GenerateSettings, MineSettings
 from cachetune.train.validation import GeneralValidation, vectors_of
 
-REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = REPO / "runs" / "experiments"
 # The prepare steps of configs/DOMAIN.yaml that the experiments read beside the main dataset: another dataset's
 # queries (validation negatives; for medical also training negatives) and a second labelled training set.
@@ -207,3 +207,21 @@ def mean_interval(values: list[float]) -> tuple[float, float]:
     if len(values) < 2:
         return mean, 0.0
     return mean, T_975[len(values) - 1] * float(np.std(values, ddof=1)) / math.sqrt(len(values))
+
+
+def cell(values: list[float]) -> str:
+    """A table cell: the mean, with the half-width of its 95% t interval over several values."""
+    mean, half = mean_interval(values)
+    return f"{mean:.3f} ± {half:.3f}" if len(values) > 1 else f"{mean:.3f}"
+
+
+def real_texts(data: Path) -> list[str]:
+    """Distinct real questions from ../shared/data: titles, web queries, consumer and NIH health questions."""
+    texts = [json.loads(line)["question"] for line in (data / "medical" / "medquad-questions.jsonl").open()]
+    texts += [json.loads(line)["title"] for line in (data / "programming" / "staqc-sql-titles.jsonl").open()]
+    texts += [json.loads(line)["query"] for line in (data / "programming" / "cosqa-queries.jsonl").open()]
+    for line in (data / "medical" / "rqe-train.jsonl").open():
+        row = json.loads(line)
+        texts += [row["chq"], row["faq"]]
+    texts += [row["intent"] for row in json.loads((data / "programming" / "conala-train.json").read_text())]
+    return list(dict.fromkeys(text.strip() for text in texts if text and 10 <= len(text.strip()) <= 300))

@@ -1,8 +1,8 @@
 """The cache's decision: the cosine alone against the cosine with guards, per domain, and what the guards cost per check.
 
-    .venv/bin/python benchmarks/decision.py [--no-speed]
+    .venv/bin/python experiments/decision.py [--no-speed]
 
-For the shipped adapters (programming, medical) and the base model, on the data of benchmarks/measure.py: each
+For the shipped adapters (programming, medical) and the base model, on the data of support/measure.py: each
 guard alone, all of them, and the set chosen on validation (greedy: a guard is added while it raises the validation
 replay). Per variant, at each model's operating threshold chosen on validation (precision 0.95, else best F0.5): the
 populated-cache replay P-CHR AUC on validation and on every held-out test file; the trap suites of
@@ -15,11 +15,10 @@ Results: results/decision.{json,md}.
 
 import argparse
 import json
-from pathlib import Path
 
 import numpy as np
-from common import RESULTS, machine, save
-from measure import domain_data
+from common import REPO, RESULTS, machine, save
+from measure import domain_data, real_texts
 
 from cachetune.decision import Decider, VerifySettings
 from cachetune.evaluate.pairs import OperatingPoints
@@ -30,7 +29,6 @@ from cachetune.records import Pair, read_records
 from cachetune.replay import ReplaySet, pair_scores, replay_metrics
 from cachetune.train.validation import vectors_of
 
-REPO = Path(__file__).resolve().parents[1]
 SEED = 42
 MODELS = {"base": DEFAULT_BASE_MODEL}
 
@@ -95,7 +93,7 @@ def domain_results(domain: str) -> dict:
 
 
 def speed_results() -> list[dict]:
-    from cache_speed import http_benchmark, real_texts
+    from traffic import http_benchmark
 
     queries = real_texts(REPO.parent / "shared" / "data")
     all_guards = {"guards": list(GUARDS)}
@@ -114,7 +112,7 @@ def markdown(results: dict) -> str:
     lines = [
         "# The decision: cosine alone vs guards",
         "",
-        f"Machine: {results['machine']['cpu_model']}. Command: `.venv/bin/python benchmarks/decision.py`.",
+        f"Machine: {results['machine']['cpu_model']}. Command: `.venv/bin/python experiments/decision.py`.",
         "",
     ]
     for domain, models in results["domains"].items():

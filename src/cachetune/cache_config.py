@@ -25,19 +25,14 @@ Relative model paths and store paths are resolved against the config file's fold
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 from cachetune.conversation import ContextMode
 from cachetune.decision import VerifySettings
-from cachetune.errors import InputError
+from cachetune.inputs import Strict, load_yaml
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class DomainConfig(_Strict):
+class DomainConfig(Strict):
     namespace: str = ""  # default: the domain's name (filled in when the config is validated)
     embedding_model_path: str | None = None
     similarity_threshold: float = Field(0.9, gt=-1.0, le=1.0)
@@ -49,7 +44,7 @@ class DomainConfig(_Strict):
     verify: VerifySettings | None = None  # guards over the top candidates; absent: the nearest entry's cosine decides
 
 
-class HnswConfig(_Strict):
+class HnswConfig(Strict):
     """usearch HNSW parameters (benchmarks/results/cache_speed.md: recall@1 and latency at 100K and 1M entries)."""
 
     # 48 / 256 / 256: recall@1 0.990 at 1M realistic entries, p99 7 ms; 32 / 128 found 0.984 at best (ef 512, p99 15 ms)
@@ -58,7 +53,7 @@ class HnswConfig(_Strict):
     expansion_search: int = Field(256, ge=1)  # candidates while searching (ef)
 
 
-class MemoryStoreConfig(_Strict):
+class MemoryStoreConfig(Strict):
     index: Literal["exact", "ann", "auto"] = "auto"  # auto: exact search up to `ann_above` entries, then HNSW
     ann_above: int = Field(20_000, ge=1)
     hnsw: HnswConfig = HnswConfig()
@@ -67,20 +62,20 @@ class MemoryStoreConfig(_Strict):
     compact_above_bytes: int = Field(64_000_000, ge=1)  # rewrite the snapshot when the log grows past this
 
 
-class MilvusStoreConfig(_Strict):
+class MilvusStoreConfig(Strict):
     uri: str = "milvus.db"  # a local file runs Milvus Lite in process; http://host:19530 a Milvus server or cluster
     token: str | None = None
     collection_prefix: str = "cachetune_"
 
 
-class RedisIndexConfig(_Strict):
+class RedisIndexConfig(Strict):
     algorithm: Literal["HNSW", "FLAT"] = "HNSW"
     m: int = Field(16, ge=2)  # HNSW: links per node
     ef_construction: int = Field(200, ge=1)
     ef_runtime: int = Field(64, ge=1)  # candidates searched per query
 
 
-class RedisStoreConfig(_Strict):
+class RedisStoreConfig(Strict):
     url: str = "redis://127.0.0.1:6379/0"  # rediss:// for TLS
     username_env: str | None = None  # environment variables that hold the credentials (never the config file)
     password_env: str | None = None
@@ -92,23 +87,23 @@ class RedisStoreConfig(_Strict):
     backoff_cap_seconds: float = Field(1.0, gt=0)
 
 
-class BatchingConfig(_Strict):
+class BatchingConfig(Strict):
     max_batch: int = Field(32, ge=1)  # texts per forward pass
     max_wait_ms: float = Field(0.0, ge=0)  # 0: no wait; a batch is what queued while the last pass ran
 
 
-class ApiKey(_Strict):
+class ApiKey(Strict):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")  # of the key: the key itself is never written down
     tenant: str
     domains: list[str] = Field(min_length=1)  # the domains it may use; ["*"]: all
 
 
-class AuthConfig(_Strict):
+class AuthConfig(Strict):
     keys: list[ApiKey] = []
     keys_file: str | None = None  # YAML or JSON list of keys in the same form, kept apart from this file
 
 
-class UpstreamConfig(_Strict):
+class UpstreamConfig(Strict):
     base_url: str  # the LLM's OpenAI-compatible API, e.g. https://api.openai.com/v1
     api_key_env: str | None = None  # environment variable holding the upstream's key
     timeout_seconds: float = Field(60.0, gt=0)
@@ -128,13 +123,13 @@ class UpstreamConfig(_Strict):
         return self.max_messages or (4 if self.context == "none" else 16)
 
 
-class LimitsConfig(_Strict):
+class LimitsConfig(Strict):
     max_body_bytes: int = Field(1_000_000, ge=1024)
     max_prompt_chars: int = Field(20_000, ge=1)
     max_response_chars: int = Field(500_000, ge=1)
 
 
-class CacheConfig(_Strict):
+class CacheConfig(Strict):
     backend_type: Literal["memory", "milvus", "redis"] = "memory"
     on_store_error: Literal["miss", "error"] = "miss"
     base_model: str | None = None
@@ -176,22 +171,12 @@ class CacheConfig(_Strict):
 
 
 def load_config(path: Path) -> CacheConfig:
-    path = Path(path)
-    try:
-        document = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except yaml.YAMLError as error:
-        raise InputError(f"{path}: not valid YAML: {error}") from None
-    if not isinstance(document, dict) or "semantic_cache" not in document:
-        raise InputError(f"{path}: expected a top-level 'semantic_cache' mapping")
-    try:
-        config = CacheConfig.model_validate(document["semantic_cache"])
-    except ValidationError as error:
-        problem = error.errors()[0]
-        field = ".".join(str(part) for part in ("semantic_cache", *problem["loc"]))
-        raise InputError(f"{path}: {field}: {problem['msg']}") from None
-    return _resolve_paths(config, path.parent)
+    """The `semantic_cache` block of a YAML file, its relative paths made relative to the file.
+
+    Raises:
+        InputError: the file is missing, not YAML, or a field is wrong (the message names it).
+    """
+    return _resolve_paths(load_yaml(Path(path), CacheConfig, "semantic_cache"), Path(path).parent)
 
 
 def _resolve_paths(config: CacheConfig, folder: Path) -> CacheConfig:

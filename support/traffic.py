@@ -1,0 +1,143 @@
+"""Traffic for a running `cachetune serve`: the soak's concurrent clients, and the HTTP check benchmark.
+
+Used by benchmarks/soak.py, benchmarks/cache_speed.py, experiments/decision.py and tests/test_trust.py.
+"""
+
+import random
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import yaml
+from harness import percentiles
+from servers import CacheService
+
+VERBS = ("sort", "reverse", "copy", "parse", "print", "hash", "filter", "merge", "split", "flatten")
+THINGS = ("list", "dict", "set", "string", "date", "tuple", "array", "file", "json object", "dataframe")
+
+
+def prompts() -> list[tuple[str, str]]:
+    """(stored form, a rewording) of each question in the pool."""
+    return [(f"How do I {verb} a {thing} in Python?", f"How can I {verb} a {thing} in python?") for verb in VERBS for thing in THINGS]
+
+
+def soak(url: str, seconds: float, clients: int, domains: list[str], tenants: int, window: float = 30.0) -> dict:
+    """Drive the service at `url`; return the counts and the latency per window (see benchmarks/soak.py)."""
+    pool = prompts()
+    lock = threading.Lock()
+    counts = {"requests": 0, "server_errors": 0, "transport_errors": 0, "hits": 0, "cross_tenant_hits": 0, "wrong_answers": 0, "stores": 0}
+    timings: list[tuple[float, float]] = []
+    started = time.time()
+
+    def client(number: int) -> None:
+        rng = random.Random(number)
+        tenant = f"tenant-{number % tenants}"
+        with httpx.Client(base_url=url, timeout=30) as http:
+            while time.time() - started < seconds:
+                domain = rng.choice(domains)
+                stored, reworded = rng.choice(pool)
+                storing = rng.random() < 0.3
+                body = {"prompt": stored if storing or rng.random() < 0.5 else reworded, "domain": domain, "tenant": tenant}
+                if storing:
+                    body["response"] = f"{tenant}|{domain}|{stored}"
+                began = time.perf_counter()
+                try:
+                    response = http.post("/v1/cache/store" if storing else "/v1/cache/check", json=body)
+                except httpx.TransportError:
+                    with lock:
+                        counts["transport_errors"] += 1
+                    continue
+                elapsed = (time.perf_counter() - began) * 1000
+                with lock:
+                    counts["requests"] += 1
+                    timings.append((time.time() - started, elapsed))
+                    counts["server_errors"] += response.status_code >= 500
+                    if response.status_code != 200:
+                        continue
+                    result = response.json()
+                    counts["stores"] += storing
+                    if not storing and result["hit"]:
+                        counts["hits"] += 1
+                        owner, owner_domain, owner_prompt = result["response"].split("|", 2)
+                        counts["cross_tenant_hits"] += owner != tenant or owner_domain != domain
+                        counts["wrong_answers"] += owner_prompt != result["prompt"]
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    windows = []
+    for start in np.arange(0, seconds, window):
+        inside = [ms for at, ms in timings if start <= at < start + window]
+        if inside:
+            p50, p99 = np.percentile(inside, [50, 99])
+            windows.append(
+                {"from_s": float(start), "requests": len(inside), "p50_ms": round(float(p50), 2), "p99_ms": round(float(p99), 2)}
+            )
+    return {**counts, "seconds": seconds, "clients": clients, "tenants": tenants, "windows": windows}
+
+
+def http_benchmark(
+    queries: list[str], encoder: str, max_batch: int, stored: int = 1_000, requests: int = 400, verify: dict | None = None
+) -> dict:
+    """`cachetune serve` on the shipped programming adapter's domain holding `stored` real queries: checks from one
+    client (p50/p99) and from 16 concurrent clients (throughput, p99)."""
+    with tempfile.TemporaryDirectory() as folder:
+        config = Path(folder) / "cache.yaml"
+        domain = {"embedding_model_path": "programming", "similarity_threshold": 0.9, "encoder": encoder}
+        if verify is not None:
+            domain["verify"] = verify  # the decision's guards (experiments/decision.py)
+        config.write_text(yaml.safe_dump({"semantic_cache": {"domains": {"coding": domain}, "batching": {"max_batch": max_batch}}}))
+        service = CacheService(config)
+        try:
+            for prompt in queries[:stored]:
+                service.client.post("/v1/cache/store", json={"prompt": prompt, "response": "answer", "domain": "coding"}).raise_for_status()
+            mix = [queries[i % (2 * stored)] for i in range(requests)]
+            for prompt in mix[:20]:  # warm-up
+                service.client.post("/v1/cache/check", json={"prompt": prompt, "domain": "coding"})
+            single = timed_checks(service.url, mix)
+            many = mix * 5  # 2,000 checks: a p99 of 20 slow ones, not of 8
+            concurrent, seconds = concurrent_checks(service.url, many, 16)
+        finally:
+            service.stop()
+    return {
+        "encoder": encoder,
+        "max_batch": max_batch,
+        "stored_entries": stored,
+        "one_client": percentiles(single),
+        "sixteen_clients": {**percentiles(concurrent), "checks_per_second": round(len(many) / seconds, 1)},
+    }
+
+
+def timed_checks(url: str, prompts: list[str], domain: str = "coding") -> list[float]:
+    """Milliseconds of each /v1/cache/check, one after another from one client."""
+    timings = []
+    with httpx.Client(base_url=url, timeout=120) as client:
+        for prompt in prompts:
+            start = time.perf_counter()
+            client.post("/v1/cache/check", json={"prompt": prompt, "domain": domain}).raise_for_status()
+            timings.append((time.perf_counter() - start) * 1000)
+    return timings
+
+
+def concurrent_checks(url: str, prompts: list[str], clients: int, domain: str = "coding") -> tuple[list[float], float]:
+    """`clients` threads sharing `prompts` between them: every check's milliseconds, and the wall seconds of all."""
+    timings: list[float] = []
+    lock = threading.Lock()
+
+    def worker(share: list[str]) -> None:
+        found = timed_checks(url, share, domain)
+        with lock:
+            timings.extend(found)
+
+    threads = [threading.Thread(target=worker, args=(prompts[i::clients],)) for i in range(clients)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return timings, time.perf_counter() - start

@@ -141,3 +141,31 @@ def concurrent_checks(url: str, prompts: list[str], clients: int, domain: str = 
     for thread in threads:
         thread.join()
     return timings, time.perf_counter() - start
+
+
+def echo_upstream(request: httpx.Request) -> httpx.Response:
+    """An OpenAI-compatible upstream (for `httpx.MockTransport`) that answers each chat with its own messages: a served
+    answer says which chat it was stored for."""
+    import json
+
+    body = json.loads(request.content)
+    message = {"role": "assistant", "content": json.dumps(body["messages"])}
+    choice = {"index": 0, "message": message, "finish_reason": "stop"}
+    return httpx.Response(200, json={"id": "echo", "object": "chat.completion", "created": 0, "model": body["model"], "choices": [choice]})
+
+
+def chat_pairs_through(client: httpx.Client, pairs: list, model: str) -> dict[str, dict[str, int]]:
+    """Each chat pair (`cachetune.evaluate.conversations.ChatPair`) sent through a gateway as a user's client would,
+    in a tenant of its own: the stored chat first (a miss, stored), then the new one. Per kind: pairs, and new chats
+    served from the cache."""
+    counts: dict[str, dict[str, int]] = {}
+    for number, pair in enumerate(pairs):
+        headers = {"x-cachetune-tenant": f"pair-{number}"}
+        for chat in (pair.stored, pair.new):
+            messages = [{"role": role, "content": text} for role, text in chat]
+            response = client.post("/v1/chat/completions", json={"model": model, "messages": messages}, headers=headers)
+            response.raise_for_status()
+        kind = counts.setdefault(pair.kind, {"pairs": 0, "served": 0})
+        kind["pairs"] += 1
+        kind["served"] += response.headers["x-cachetune-cache"] == "hit"
+    return counts

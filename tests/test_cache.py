@@ -298,7 +298,7 @@ def unit_vectors(count: int, dim: int, seed: int) -> np.ndarray:
 def test_milvus_sees_every_row_past_the_query_window_after_a_restart(tmp_path):
     """More rows than one Milvus query returns (16,384): a restart must not reuse an id, and eviction must still
     find the oldest entry when it sits past the first 16,384 rows."""
-    from cachetune.cache.milvus import MilvusStore
+    from cachetune.cache.milvus import NEVER_SERVED, MilvusStore
     from cachetune.cache.store import NEVER, NamespaceSettings, NewEntry
     from cachetune.cache_config import MilvusStoreConfig
 
@@ -310,7 +310,7 @@ def test_milvus_sees_every_row_past_the_query_window_after_a_restart(tmp_path):
     # Bulk rows as a counter would have numbered them; the highest id is the oldest entry.
     rows = [
         {"id": n, "tenant": "", "vector": vectors[n - 1].tolist(), "prompt": f"p{n}", "response": f"a{n}", "metadata": {},
-         "created": float(size - n), "expires": NEVER, "last_used": float(size - n), "hits": 0}
+         "created": float(size - n), "expires": NEVER, "last_used": float(size - n), "hits": 0, "served_similarity": NEVER_SERVED}
         for n in range(1, size + 1)
     ]  # fmt: skip
     for start in range(0, size, 4_000):

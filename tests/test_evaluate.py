@@ -149,8 +149,9 @@ def test_report_has_intervals_verdicts_tables_and_plots(report):
     assert result["speed"]["tuned"]["latency_ms_p99"] >= result["speed"]["tuned"]["latency_ms_p50"] > 0
     assert "## Trap suite" in markdown and "| tuned, guards |" in markdown and "| tuned, exact |" in markdown
     chats = result["conversations"]["tuned"]
-    assert chats["pairs"] == 54 and set(chats["modes"]) == {"none", "exact", "facts"}  # the programming scenarios
+    assert chats["pairs"] == 54 and set(chats["modes"]) == {"conversation", "exact", "facts", "none"}  # the programming scenarios
     assert chats["modes"]["none"]["kinds"]["context_swapped"]["served"] > chats["modes"]["exact"]["kinds"]["context_swapped"]["served"]
+    assert chats["modes"]["conversation"]["wrong_hits"] == 0
 
 
 def test_the_trap_suite_counts_each_kind_at_the_threshold_and_guards_refuse_their_traps(report):

@@ -14,11 +14,12 @@ from cachetune.errors import StoreError
 pytestmark = pytest.mark.servers  # a real Redis 8 with RediSearch
 
 
-def redis_cache(tmp_path, url: str, on_store_error: str = "miss") -> SemanticCache:
+def redis_cache(tmp_path, url: str, on_store_error: str = "miss", cooldown: float = 0.0) -> SemanticCache:
     config = {
         "semantic_cache": {
             "backend_type": "redis",
             "on_store_error": on_store_error,
+            "store_cooldown_seconds": cooldown,  # 0: every call tries the store (the breaker has its own test)
             "redis": {"url": url, "timeout_seconds": 0.5, "retries": 2, "backoff_cap_seconds": 0.2},
             "domains": {"coding": {"similarity_threshold": 0.95, "max_entries": 100_000}},
         }

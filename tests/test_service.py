@@ -3,6 +3,7 @@ API's routes, statuses, metrics and feedback. `cachetune serve` as a process is 
 
 import json
 
+import httpx
 import pytest
 from conftest import Clock
 from typer.testing import CliRunner
@@ -83,7 +84,8 @@ def test_eviction_at_max_entries(service):
 
 def test_bad_requests_get_a_clear_4xx(service):
     unknown = service.post("/v1/cache/check", json={"prompt": QUESTION, "domain": "legal"})
-    assert unknown.status_code == 404 and unknown.json()["detail"] == "unknown domain 'legal'; configured: coding, small, guarded"  # the config's order
+    # the domains in the config's order
+    assert unknown.status_code == 404 and unknown.json()["detail"] == "unknown domain 'legal'; configured: coding, small, guarded"
     malformed = service.post("/v1/cache/store", json={"prompt": QUESTION, "domain": "coding"})
     assert malformed.status_code == 422 and malformed.json()["detail"] == "response: Field required"
     not_json = service.post("/v1/cache/check", content=b"{nope", headers={"content-type": "application/json"})
@@ -97,7 +99,9 @@ def test_bad_requests_get_a_clear_4xx(service):
 def test_metrics_count_hits_misses_and_errors(service):
     check(service, "a prompt nobody stored", tenant="t9")
     text = service.get("/metrics").text
-    assert 'cachetune_hits_total{domain="coding"}' in text and 'cachetune_misses_total{domain="coding"}' in text
+    assert (
+        'cachetune_hits_total{domain="coding",path="check",tier="semantic"}' in text and 'cachetune_misses_total{domain="coding"}' in text
+    )
     # An unknown domain is counted, but never becomes a label value: callers cannot grow the metrics without bound.
     assert 'cachetune_errors_total{domain="none",kind="unknown_domain"}' in text and '"legal"' not in text
     assert 'cachetune_request_seconds_bucket{domain="coding",le="0.1",operation="check"}' in text
@@ -126,22 +130,22 @@ def test_feedback_counts_confirmed_hits_and_a_wrong_hit_is_never_served_again(se
     hit = check(service, prompt, tenant="t5")
     assert hit["hit"] is True
 
-    def feedback(correct: bool, tenant: str) -> dict:
-        response = service.post("/v1/cache/feedback", json={"domain": "coding", "id": hit["id"], "correct": correct, "tenant": tenant})
-        assert response.status_code == 200, response.text
-        return response.json()
+    def feedback(correct: bool, tenant: str) -> httpx.Response:
+        return service.post("/v1/cache/feedback", json={"domain": "coding", "id": hit["id"], "correct": correct, "tenant": tenant})
 
-    assert feedback(True, "t5") == {"deleted": 0} and check(service, prompt, tenant="t5")["hit"] is True
-    assert feedback(False, "t6") == {"deleted": 0}  # another tenant cannot touch it
+    assert feedback(True, "t5").json() == {"deleted": 0} and check(service, prompt, tenant="t5")["hit"] is True
+    refused = feedback(False, "t6")  # another tenant cannot touch it, nor count it
+    assert refused.status_code == 404 and "no entry" in refused.json()["detail"]
     assert check(service, prompt, tenant="t5")["hit"] is True
-    assert feedback(False, "t5") == {"deleted": 1}
+    assert feedback(False, "t5").json() == {"deleted": 1}
     assert check(service, prompt, tenant="t5")["hit"] is False
+    assert feedback(False, "t5").status_code == 404  # already reported wrong: taken once
     text = service.get("/metrics").text
     assert 'cachetune_feedback_total{domain="coding",verdict="correct"} 1.0' in text
-    assert 'cachetune_feedback_total{domain="coding",verdict="wrong"} 2.0' in text
+    assert 'cachetune_feedback_total{domain="coding",verdict="wrong"} 1.0' in text
     reports = [json.loads(line) for line in service.feedback_log.read_text().splitlines()]
-    assert [(r["correct"], r["tier"]) for r in reports] == [(True, "semantic"), (False, None), (False, "semantic")]
-    assert reports[0]["similarity"] == pytest.approx(hit["similarity"])  # t6 was never served it: no similarity
+    assert [(r["correct"], r["tier"]) for r in reports] == [(True, "semantic"), (False, "semantic")]
+    assert reports[0]["similarity"] == reports[1]["similarity"] == pytest.approx(hit["similarity"])
 
 
 def test_evaluate_feedback_recommends_the_threshold_above_the_wrong_hits(tmp_path):
@@ -170,5 +174,5 @@ def test_an_exact_repeat_is_the_exact_tier_and_a_rewording_the_semantic_one(serv
     assert check(service, "How do I  flatten a nested list in Python?", tenant="t7")["tier"] == "exact"  # spacing aside
     assert check(service, "How can I flatten a list of lists in Python?", tenant="t7")["tier"] == "semantic"
     text = service.get("/metrics").text
-    assert 'cachetune_hits_by_tier_total{domain="coding",tier="exact"}' in text
-    assert 'cachetune_hits_by_tier_total{domain="coding",tier="semantic"}' in text
+    assert 'cachetune_hits_total{domain="coding",path="check",tier="exact"}' in text
+    assert 'cachetune_hits_total{domain="coding",path="check",tier="semantic"}' in text

@@ -110,7 +110,7 @@ def test_a_full_namespace_evicts_in_its_own_order(open_store, eviction, used, go
         now += 1
     for number in used:
         [(found, _)] = store.similar("coding", "", OTHERS[number], now, 0.99, 1)
-        store.record_hit("coding", found, now)
+        store.record_hit("coding", found, now, 0.99)
         now += 1
     store.add("coding", entry(OTHERS[3], "p3", created=now))
     assert store.count("coding", now) == 3
@@ -143,6 +143,28 @@ def test_entries_survive_closing_and_reopening(open_store):
     assert reopened.count("coding", NOW) == 4
     assert reopened.similar("coding", "", OTHERS[2], NOW, 0.99, 1)[0][0].id == ids[2]
     assert reopened.add("coding", entry(UNRELATED, "new")) not in ids  # ids never repeat
+
+
+def test_a_hit_keeps_the_similarity_it_was_served_at_with_its_entry(open_store):
+    store = open_store()
+    key = store.add("coding", entry(QUESTION, "q", "acme"))
+    assert store.get("coding", "acme", key).served_similarity is None and store.get("coding", "beta", key) is None
+    [(found, similarity)] = store.similar("coding", "acme", REWORDED, NOW, 0.9, 1)
+    store.record_hit("coding", found, NOW + 1, similarity)
+    again = store.get("coding", "acme", key)
+    assert again.hits == 1 and again.served_similarity == pytest.approx(similarity, abs=1e-6)
+    assert store.get("coding", "acme", 987_654_321) is None
+
+
+def test_a_tenants_deletion_reaches_the_partitions_under_it_and_no_other(open_store):
+    store = open_store()
+    scoped = "acme\x1fscope\x1fexact:0"
+    keys = {name: store.add("coding", entry(vector, name, name)) for name, vector in zip(("acme", scoped, "acme2", "x\x1facme"), OTHERS)}
+    assert [e.prompt for e, _ in store.similar("coding", "acme", OTHERS[1], NOW, 0.99, 5, below=True)] == [scoped]
+    assert store.similar("coding", "acme", OTHERS[1], NOW, 0.99, 5) == []  # without below: the tenant's own partition only
+    assert store.delete("coding", "acme", [keys[scoped], keys["acme2"]], below=True) == 1
+    assert store.delete("coding", "acme", below=True) == 1  # what is left of acme: its own entry
+    assert store.count("coding", NOW) == 2 and store.get("coding", "acme2", keys["acme2"]) is not None
 
 
 def test_deletion_by_id_and_by_partition_touches_only_that_partitions_entries(open_store):

@@ -122,7 +122,8 @@ def test_every_loss_gives_a_finite_value_and_a_gradient_on_a_real_batch(loss, ba
 def test_each_way_of_training_runs(loss, conala_triplets, tmp_path):
     """One Trainer run per way the trainer runs a loss: plain ranking, cached gradients, a guide model, batches grouped
     by intent label (pair losses train in test_mixed_triplets_and_pairs_train_with_a_loss_each)."""
-    info = train(settings(tmp_path / loss, conala_triplets, loss=(loss,), max_steps=2, batch_size=8, checkpoint_steps=1))  # a loss logged each step
+    # checkpoint_steps 1: a loss is logged at each step
+    info = train(settings(tmp_path / loss, conala_triplets, loss=(loss,), max_steps=2, batch_size=8, checkpoint_steps=1))
     assert info.steps == 2 and [point.step for point in info.loss_curve] == [1, 2]
     assert info.train_data[0].loss == loss
     assert all(point.loss == point.loss for point in info.loss_curve)  # no NaN

@@ -4,6 +4,7 @@
 semantic_cache:
   backend_type: memory            # memory | milvus | redis
   on_store_error: miss            # miss: a failed lookup answers as a miss (fail open) | error: it fails
+  store_cooldown_seconds: 2       # after a store failure, calls fail at once this long, then one probes
   base_model: sentence-transformers/all-MiniLM-L6-v2   # optional; the default packaged copy
   adapter_mode: merged            # merged: a copy per adapter domain | switched: one base, adapters switched per request
   exact_tier_entries: 10000       # a prompt seen lately skips the encoder (its vector kept); 0: every prompt encoded
@@ -18,6 +19,7 @@ semantic_cache:
       verify:                      # optional: a second look at the top candidates (cachetune.decision)
         guards: [numbers, negation]   # refuse a candidate whose numbers or negation disagree with the prompt
         top_k: 5                   # candidates looked at: a look-alike ranked first no longer hides a true repeat
+      long_prompts: exact          # past the encoder's window: exact repeats only | bypass | truncate
 ```
 Relative model paths and store paths are resolved against the config file's folder.
 """
@@ -42,6 +44,11 @@ class DomainConfig(Strict):
     # torch, or the model exported to ONNX on first start (fp32: the same vectors; int8: smaller, mean cosine ~0.99)
     encoder: Literal["torch", "onnx", "onnx-int8"] = "onnx"
     verify: VerifySettings | None = None  # guards over the top candidates; absent: the nearest entry's cosine decides
+    # A prompt longer than the encoder's window (programming adapter 64 tokens, medical 128, base 256) is only part
+    # read. exact: it is served, and its stored answer serves, only an exact repeat (clean_text); bypass: it is
+    # neither looked up nor stored; truncate: decided on its first tokens like any prompt (a shared preamble then
+    # hides the question after it: benchmarks/results/long_prompts.md)
+    long_prompts: Literal["exact", "bypass", "truncate"] = "exact"
 
 
 class HnswConfig(Strict):
@@ -112,10 +119,11 @@ class UpstreamConfig(Strict):
     model_domains: dict[str, str] = {}  # model name -> domain, when the request names no x-cachetune-domain
     key: Literal["last_user_message", "user_messages", "all_messages"] = "last_user_message"  # the text that is embedded
     # What the earlier turns of a chat add to its last message (cachetune.conversation; benchmarks/results/
-    # conversations.md): exact (a follow-up is served only after the same turns, small talk aside), facts (after
-    # turns that agree on every fact: served more often, and measured to serve some wrong), none (earlier turns
-    # ignored: a follow-up such as "cancel it" is served whatever conversation it ends).
-    context: ContextMode = "exact"
+    # conversations.md): conversation (every message after the first is served only after the same turns, small
+    # talk aside), exact (the same, except a message a rule finds self-contained, served after any turns: measured
+    # to let some follow-ups through), facts (after turns that agree on every fact: more served, some wrong), none
+    # (earlier turns ignored: a follow-up such as "cancel it" is served whatever conversation it ends).
+    context: ContextMode = "conversation"
     max_messages: int | None = Field(None, ge=1)  # longer conversations bypass the cache; default 4 with context none, else 16
 
     @property
@@ -132,6 +140,9 @@ class LimitsConfig(Strict):
 class CacheConfig(Strict):
     backend_type: Literal["memory", "milvus", "redis"] = "memory"
     on_store_error: Literal["miss", "error"] = "miss"
+    # After a store call fails, calls fail at once for this long (a lookup is then a miss within microseconds, not
+    # after the store's retries), then one is let through to probe whether the store is back; 0: every call tries.
+    store_cooldown_seconds: float = Field(2.0, ge=0)
     base_model: str | None = None
     adapter_mode: Literal["merged", "switched"] = "merged"
     onnx_cache: str = "~/.cache/cachetune/onnx"  # ONNX exports of the domains' models, keyed by their weights' sha256

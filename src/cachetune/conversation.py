@@ -6,6 +6,10 @@ which stored entries it may be served from, in two steps:
 
 1. `context_key(mode, earlier, message)`, part of the exact-match partition (like the model and the system
    messages, never part of the embedding):
+   - `conversation` (the default): a hash of the earlier turns without small talk, normalised (case, spacing),
+     for every message after the first: only the same conversation so far is served, whatever the message says.
+     No rule decides that a follow-up stands alone, so none can let one through; a chat of small talk only is a
+     first message;
    - `none`: always "" (the earlier turns are ignored: a follow-up may be served another conversation's answer);
    - `exact` and `facts`: "" for a message that stands alone (`stands_alone`: no word pointing back, enough
      content words), which is served whatever came before, as a first message is. A follow-up: with `exact`, a hash
@@ -28,7 +32,7 @@ from typing import Literal
 from cachetune.facts import disagreements, facts_of, tokens
 from cachetune.text import content_words
 
-ContextMode = Literal["none", "exact", "facts"]
+ContextMode = Literal["conversation", "exact", "facts", "none"]
 CONTEXT_MODES: tuple[str, ...] = ContextMode.__args__
 CONTEXT_GUARDS = ("numbers", "dates", "negation", "names", "operations")
 
@@ -69,7 +73,7 @@ def context_key(mode: str, earlier: Turns, message: str) -> str:
     """The context part of a cache key (see the module's docstring).
 
     Args:
-        mode: `none`, `exact` or `facts`.
+        mode: `conversation`, `exact`, `facts` or `none`.
         earlier: the turns before the last user message.
         message: the last user message.
 
@@ -81,12 +85,17 @@ def context_key(mode: str, earlier: Turns, message: str) -> str:
     """
     if mode not in CONTEXT_MODES:
         raise ValueError(f"context mode '{mode}': not one of {', '.join(CONTEXT_MODES)}")
+    if mode == "conversation":
+        return _conversation_hash(earlier) if _substance(earlier) else ""
     if mode == "none" or not earlier or stands_alone(message):
         return ""
-    if mode == "exact":
-        turns = [[role, _normalised(text)] for role, text in _substance(earlier)]
-        return "exact:" + hashlib.sha256(json.dumps(turns).encode()).hexdigest()[:24]
-    return "follow-up"
+    return _conversation_hash(earlier) if mode == "exact" else "follow-up"
+
+
+def _conversation_hash(earlier: Turns) -> str:
+    """`exact:` and a hash of the turns without small talk, case and spacing normalised."""
+    turns = [[role, _normalised(text)] for role, text in _substance(earlier)]
+    return "exact:" + hashlib.sha256(json.dumps(turns).encode()).hexdigest()[:24]
 
 
 def _states_facts(facts) -> bool:

@@ -13,6 +13,9 @@ micro-batcher.
   single client pays nothing for batching); requests that arrive while it is busy wait for the current forward
   pass and are then encoded together, up to `max_batch` at a time, so throughput grows with concurrent clients.
   `max_wait_ms` > 0 also holds a batch open that long for more requests.
+- Window: each encoder reads at most `max_seq_length` tokens of a text (the shipped programming adapter 64, medical
+  128, the base 256) and drops the rest; `reads_whole(domain, text)` says whether a text fits, so that the cache
+  never decides on part of a prompt (a domain's `long_prompts`, `cachetune.cache.semantic_cache`).
 - Exact tier: the vectors of the last `exact_tier_entries` texts (`cachetune.text.clean_text`: NFC, spacing
   collapsed, case kept, so the vector is the one the model gives) are kept per domain, least recently used out:
   a repeated prompt is answered from the store without a forward pass. It only skips the encoder; the store still
@@ -27,6 +30,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +122,19 @@ def _normalised(vectors) -> np.ndarray:
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
+@dataclass(frozen=True)
+class Window:
+    """How much of a text an encoder reads: `tokens` tokens of its tokenizer, the special ones included."""
+
+    tokenizer: object
+    tokens: int
+
+    def fits(self, text: str) -> bool:
+        if len(text) <= self.tokens - 2:  # a token is at least one character: no need to count
+            return True
+        return len(self.tokenizer(text, truncation=False, verbose=False)["input_ids"]) <= self.tokens
+
+
 class EncoderPool:
     """Loaded models, each loaded once and shared by every `DomainEncoders` given this pool (the domains of one cache,
     or every cache of a test session): keyed by what runs them (torch, onnx, onnx-int8) and where the model and its
@@ -125,6 +142,7 @@ class EncoderPool:
 
     def __init__(self) -> None:
         self._loaded: dict[tuple, Encode] = {}
+        self._windows: dict[tuple, Window] = {}
         self._lock = threading.Lock()
 
     @staticmethod
@@ -143,7 +161,12 @@ class EncoderPool:
                 else:
                     model = _onnx_export(spec, Path(onnx_cache).expanduser(), int8=encoder == "onnx-int8")
                 self._loaded[key] = lambda texts: _normalised(model.encode(texts, batch_size=len(texts), normalize_embeddings=True))
+                self._windows[key] = Window(model.tokenizer, model.max_seq_length)
             return self._loaded[key]
+
+    def window(self, spec: ModelSpec, encoder: str) -> Window:
+        """What the model `encode_function` loaded reads of a text."""
+        return self._windows[self.key(spec, encoder)]
 
 
 def _onnx_export(spec: ModelSpec, onnx_cache: Path, int8: bool) -> OnnxEncoder:
@@ -184,6 +207,7 @@ class DomainEncoders:
         self._switched_length: int | None = None
         self._lock = threading.Lock()
         self._batchers: dict[str, MicroBatcher] = {}
+        self._windows: dict[str, Window] = {}
         self._shared: dict[tuple, MicroBatcher] = {}  # one batcher per distinct model, shared by the domains that use it
         self.memo = VectorMemo(config.exact_tier_entries)
         specs = {domain: self._spec_of(domain, settings.embedding_model_path) for domain, settings in config.domains.items()}
@@ -194,8 +218,12 @@ class DomainEncoders:
             if switched and settings.encoder == "torch" and spec.kind != "onnx":
                 adapter = spec if spec.kind == "adapter" else None
                 self._batchers[domain] = MicroBatcher(self._switched_encode(domain, adapter), config.batching)
+                self._windows[domain] = Window(
+                    self._switched.tokenizer, (adapter.max_seq_length if adapter else None) or self._switched_length
+                )
             else:
                 self._batchers[domain] = self._batcher(spec, settings.encoder)
+                self._windows[domain] = self._pool.window(spec, settings.encoder)
         self.dim = int(self.encode(next(iter(config.domains)), "dimension").shape[0])
 
     @property
@@ -239,6 +267,14 @@ class DomainEncoders:
                 return _normalised(self._switched.encode(texts, batch_size=len(texts), normalize_embeddings=True))
 
         return encode
+
+    def reads_whole(self, domain: str, text: str) -> bool:
+        """Whether `domain`'s encoder reads all of `text` (its tokens fit the window; see the module's docstring)."""
+        return self._windows[domain].fits(text)
+
+    def window(self, domain: str) -> int:
+        """The tokens `domain`'s encoder reads of a text."""
+        return self._windows[domain].tokens
 
     def encode(self, domain: str, text: str) -> np.ndarray:
         """The L2-normalised embedding of `text` as `domain` sees it: from the exact tier when it was encoded lately."""

@@ -9,9 +9,12 @@ client's `base_url` at it and changes nothing else.
   must match exactly (a partition of the store, never text in the embedding): the model, the system messages,
   every generation setting that changes the answer (temperature, top_p, response_format, max_tokens, seed,
   stop, penalties, ...), and, with the last user message embedded, the context key of the earlier turns
-  (`upstream.context`: exact, facts or none; `cachetune.conversation`). The request's other fields are not part of it.
+  (`upstream.context`: conversation, exact, facts or none; `cachetune.conversation`). The request's other fields are not part of it.
+- The same limits as the cache API: an embedded text over `limits.max_prompt_chars` is refused (422, the same
+  message as /v1/cache/check); an answer over `limits.max_response_chars` is relayed but not stored.
 - Bypassed (forwarded, never looked up or stored): `tools`, `tool_choice`, `functions` or `function_call`;
-  `n` > 1; more than `max_messages` messages (default 4 with `context: none`, else 16); message parts that are not text; `Cache-Control: no-cache`.
+  `n` > 1; more than `max_messages` messages (default 4 with `context: none`, else 16); message parts that are not text;
+  `Cache-Control: no-cache`; a text past the encoder's window with the domain's `long_prompts: bypass`.
   `Cache-Control: no-store` looks up but never stores.
 - A miss is forwarded upstream (retries with backoff on connection errors, timeouts, 429 and 5xx); only a
   complete answer (HTTP 200, finish_reason "stop") is stored. `stream: true` is relayed chunk by chunk as it
@@ -41,7 +44,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from cachetune.cache.auth import Caller, Principal
-from cachetune.cache.http import HttpError
+from cachetune.cache.http import HttpError, within_limit
 from cachetune.cache.metrics import Metrics
 from cachetune.cache.semantic_cache import Lookup, SemanticCache
 from cachetune.cache.store import Partition
@@ -221,7 +224,11 @@ class Gateway:
             self.metrics.requests.labels(domain or "none", "bypass").inc()
             return await self._forward(body, headers, {"x-cachetune-cache": "bypass", "x-cachetune-domain": domain or ""}, None)
         key = self._chat_key(body, request, principal, domain)
+        within_limit("prompt", key.text, self.cache.config.limits.max_prompt_chars, domain)  # as /v1/cache/check
         found, vector = await self._lookup(key, domain)
+        if found is not None and found.bypass is not None:  # a prompt the encoder cannot read whole: neither served nor stored
+            self.metrics.requests.labels(domain, "bypass").inc()
+            return await self._forward(body, headers, {"x-cachetune-cache": "bypass", "x-cachetune-domain": domain}, None)
         info = self._info(domain, found)
         if found is not None and found.hit is not None:
             return self._hit(body, domain, key, found, info)
@@ -231,7 +238,9 @@ class Gateway:
 
             async def store(completion: dict) -> None:
                 metadata = {"model": body["model"], **({"context": key.compared} if key.compared is not None else {})}
-                await run_in_threadpool(self.cache.store, key.text, json.dumps(completion), domain, key.partition, None, metadata, vector)
+                answer = json.dumps(completion)
+                if len(answer) <= self.cache.config.limits.max_response_chars:  # as /v1/cache/store
+                    await run_in_threadpool(self.cache.store, key.text, answer, domain, key.partition, None, metadata, vector)
 
         return await self._forward(body, headers, {**info, "x-cachetune-cache": "miss"}, store)
 
@@ -270,7 +279,7 @@ class Gateway:
     def _hit(self, body: dict, domain: str, key: ChatKey, found: Lookup, info: dict):
         """The stored completion, as JSON or replayed as a stream, with a fresh id and time."""
         self.metrics.requests.labels(domain, "hit").inc()
-        self.metrics.hits_by_tier.labels(domain, found.hit.tier).inc()
+        self.metrics.hits.labels(domain, found.hit.tier, "gateway").inc()
         headers = {
             **info,
             "x-cachetune-id": key.partition.token(found.hit.id),
@@ -302,8 +311,18 @@ class Gateway:
         self.metrics.upstream_seconds.observe(time.perf_counter() - started)
         choices = completion.get("choices") or []
         if store and choices and all(choice.get("finish_reason") == "stop" for choice in choices):
-            await store(completion)
+            info = {**info, **await self._stored(store, completion)}
         return JSONResponse(completion, headers=info)
+
+    async def _stored(self, store, completion: dict) -> dict:
+        """Store a complete answer; a failing store loses nothing but the entry (the answer is still relayed, once):
+        returns the header that says so."""
+        try:
+            await store(completion)
+        except CachetuneError:
+            self.metrics.store_failures.inc()
+            return {"x-cachetune-store": "failed"}
+        return {}
 
     async def _relay(self, response: httpx.Response, store, started: float):
         """The upstream's events as they arrive; a stream that finished with "stop" is stored before [DONE] is relayed
@@ -321,7 +340,7 @@ class Gateway:
                         "created": first.get("created"),
                         "model": first.get("model"),
                     }
-                    await store({**completion, "choices": [choice]})
+                    await self._stored(store, {**completion, "choices": [choice]})
                 elif data and data != "[DONE]":
                     event = json.loads(data)
                     first = first or event

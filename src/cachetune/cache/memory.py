@@ -27,7 +27,7 @@ import numpy as np
 
 from cachetune.cache.eviction import EvictionOrder
 from cachetune.cache.index import AnnIndex, ExactIndex
-from cachetune.cache.store import Entry, NamespaceSettings, NewEntry
+from cachetune.cache.store import Entry, NamespaceSettings, NewEntry, id_floor, within
 from cachetune.cache_config import MemoryStoreConfig
 
 log = logging.getLogger("cachetune.cache")
@@ -77,9 +77,10 @@ class _Namespace:
         if entry.expires is not None:
             heapq.heappush(self.expiry, (entry.expires, entry.id))
 
-    def search(self, tenant: str, vector: np.ndarray, count: int) -> list[tuple[int, float]]:
-        index = self.partitions.get(tenant)
-        return index.search(vector, count) if index is not None else []
+    def search(self, partition: str, vector: np.ndarray, count: int, below: bool) -> list[tuple[int, float]]:
+        keys = [key for key in self.partitions if within(key, partition, below)] if below else [partition]
+        found = [hit for key in keys if key in self.partitions for hit in self.partitions[key].search(vector, count)]
+        return sorted(found, key=lambda hit: -hit[1])[:count]
 
 
 class _Log:
@@ -156,7 +157,7 @@ class MemoryStore:
     def __init__(self, dim: int, namespaces: dict[str, NamespaceSettings], config: MemoryStoreConfig) -> None:
         self._namespaces = {name: _Namespace(dim, settings, config) for name, settings in namespaces.items()}
         self._config = config
-        self._next_id = 1
+        self._next_id = id_floor()  # a snapshot, when there is one, says where it went on
         self._write_lock = threading.Lock()  # a write and its log line, or a compaction, at a time
         self._snapshot = Path(config.persist_path) if config.persist_path else None
         self._log: _Log | None = None
@@ -169,13 +170,20 @@ class MemoryStore:
             self._snapshot.parent.mkdir(parents=True, exist_ok=True)
             self._log = _Log(log_path, config.fsync)
 
-    def record_hit(self, namespace: str, entry: Entry, now: float) -> None:
+    def record_hit(self, namespace: str, entry: Entry, now: float, similarity: float) -> None:
         space = self._namespaces[namespace]
         with space.lock:
             stored = space.entries.get(entry.id)
             if stored is not None:
                 stored.hits += 1
+                stored.served_similarity = similarity
                 space.order.used(entry.id)
+
+    def get(self, namespace: str, partition: str, id: int) -> Entry | None:
+        space = self._namespaces[namespace]
+        with space.lock:
+            entry = space.entries.get(id)
+            return entry if entry is not None and entry.tenant == partition else None
 
     def add(self, namespace: str, new: NewEntry) -> int:
         space = self._namespaces[namespace]
@@ -199,13 +207,14 @@ class MemoryStore:
             self.compact()
         return key
 
-    def delete(self, namespace: str, tenant: str, ids: list[int] | None = None) -> int:
+    def delete(self, namespace: str, partition: str, ids: list[int] | None = None, *, below: bool = False) -> int:
         space = self._namespaces[namespace]
         with self._write_lock, space.lock:
             if ids is None:
-                index = space.partitions.get(tenant)
-                ids = index.vectors()[0].tolist() if index is not None else []
-            gone = [key for key in ids if key in space.entries and space.entries[key].tenant == tenant]
+                ids = [
+                    key for name, index in space.partitions.items() if within(name, partition, below) for key in index.vectors()[0].tolist()
+                ]
+            gone = [key for key in ids if key in space.entries and within(space.entries[key].tenant, partition, below)]
             for key in gone:
                 space.remove(key)
             if self._log and gone:
@@ -213,12 +222,13 @@ class MemoryStore:
         return len(gone)
 
     def similar(
-        self, namespace: str, tenant: str, vector: np.ndarray, now: float, min_similarity: float, limit: int
+        self, namespace: str, partition: str, vector: np.ndarray, now: float, min_similarity: float, limit: int, *, below: bool = False
     ) -> list[tuple[Entry, float]]:
         space = self._namespaces[namespace]
         with space.lock:
             space.purge_expired(now)
-            return [(space.entries[key], score) for key, score in space.search(tenant, vector, limit) if score >= min_similarity]
+            found = space.search(partition, vector, limit, below)
+            return [(space.entries[key], score) for key, score in found if score >= min_similarity]
 
     def count(self, namespace: str, now: float) -> int:
         space = self._namespaces[namespace]

@@ -12,11 +12,14 @@ class Metrics:
     def __init__(self, domains: list[str]) -> None:
         self.domains = frozenset(domains)
         self.registry = registry = CollectorRegistry()
-        self.hits = Counter("cachetune_hits", "Cache hits", ["domain"], registry=registry)
-        self.hits_by_tier = Counter(
-            "cachetune_hits_by_tier", "Hits served (check and gateway): exact repeats and rewordings", ["domain", "tier"], registry=registry
+        self.hits = Counter(
+            "cachetune_hits",
+            "Hits served: by tier (exact repeat, semantic rewording) and path (check: /v1/cache/check, gateway: chat completions)",
+            ["domain", "tier", "path"],
+            registry=registry,
         )
         self.misses = Counter("cachetune_misses", "Cache misses", ["domain"], registry=registry)
+        self.bypassed = Counter("cachetune_bypassed", "Checks not looked up, by reason (too_long)", ["domain", "reason"], registry=registry)
         self.stores = Counter("cachetune_stores", "Entries stored", ["domain"], registry=registry)
         self.invalidated = Counter("cachetune_invalidated", "Entries deleted by invalidation", ["domain"], registry=registry)
         self.refusals = Counter(
@@ -41,6 +44,9 @@ class Metrics:
             "cachetune_upstream_seconds", "Upstream time to the end of an answer", buckets=UPSTREAM_BUCKETS, registry=registry
         )
         self.upstream_errors = Counter("cachetune_upstream_errors", "Upstream failures by kind", ["kind"], registry=registry)
+        self.store_failures = Counter(
+            "cachetune_gateway_store_failures", "Upstream answers relayed but not stored: the store failed", registry=registry
+        )
 
     def label(self, domain: str | None) -> str:
         """A domain as a label value: only configured domains, so that a caller cannot grow the metrics without bound."""

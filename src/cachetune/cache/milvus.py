@@ -19,11 +19,13 @@ import time
 
 import numpy as np
 
-from cachetune.cache.store import NEVER, Entry, NamespaceSettings, NewEntry, guarded
+from cachetune.cache.store import NEVER, PARTITION_SEPARATOR, Entry, NamespaceSettings, NewEntry, guarded, within
 from cachetune.cache_config import MilvusStoreConfig
 
 SORT_FIELD = {"lru": "last_used", "fifo": "created", "lfu": "hits"}
 FIELDS = ["id", "tenant", "prompt", "response", "metadata", "created", "expires", "last_used", "hits"]
+SERVED = "served_similarity"  # in collections made since it was added; older ones go without it
+NEVER_SERVED = -2.0  # its value before a first hit (a cosine is never below -1)
 TEXT_LIMIT = 65_535
 
 
@@ -51,6 +53,8 @@ class MilvusStore:
         for collection in self._collections.values():
             if not self._client.has_collection(collection):
                 self._create(collection)
+        described = {name: self._client.describe_collection(collection) for name, collection in self._collections.items()}
+        self._served = {name: SERVED in {field["name"] for field in info["fields"]} for name, info in described.items()}
         self._id_lock = threading.Lock()
         self._last_id = 0
 
@@ -69,7 +73,7 @@ class MilvusStore:
         schema.add_field("prompt", DataType.VARCHAR, max_length=TEXT_LIMIT)
         schema.add_field("response", DataType.VARCHAR, max_length=TEXT_LIMIT)
         schema.add_field("metadata", DataType.JSON)
-        for field in ("created", "expires", "last_used"):
+        for field in ("created", "expires", "last_used", SERVED):
             schema.add_field(field, DataType.DOUBLE)
         schema.add_field("hits", DataType.INT64)
         index = self._client.prepare_index_params()
@@ -77,9 +81,18 @@ class MilvusStore:
         self._client.create_collection(collection, schema=schema, index_params=index)
 
     @_store_errors
-    def record_hit(self, namespace: str, entry: Entry, now: float) -> None:
+    def record_hit(self, namespace: str, entry: Entry, now: float, similarity: float) -> None:
         entry.hits += 1
-        self._client.upsert(self._collections[namespace], [{"id": entry.id, "hits": entry.hits, "last_used": now}], partial_update=True)
+        row = {"id": entry.id, "hits": entry.hits, "last_used": now} | ({SERVED: similarity} if self._served[namespace] else {})
+        self._client.upsert(self._collections[namespace], [row], partial_update=True)
+
+    @_store_errors
+    def get(self, namespace: str, partition: str, id: int) -> Entry | None:
+        fields = FIELDS + ([SERVED] if self._served[namespace] else [])
+        rows = self._client.query(
+            self._collections[namespace], filter=f"id == {int(id)} and tenant == {_quote(partition)}", output_fields=fields
+        )
+        return _entry(rows[0]) if rows else None
 
     @_store_errors
     def add(self, namespace: str, new: NewEntry) -> int:
@@ -103,7 +116,7 @@ class MilvusStore:
             "expires": new.expires or NEVER,
             "last_used": now,
             "hits": 0,
-        }
+        } | ({SERVED: NEVER_SERVED} if self._served[namespace] else {})
         self._client.insert(collection, [row])
         return key
 
@@ -112,26 +125,27 @@ class MilvusStore:
         return self._count(self._collections[namespace], f"expires > {float(now)!r}")
 
     @_store_errors
-    def delete(self, namespace: str, tenant: str, ids: list[int] | None = None) -> int:
-        where = f"tenant == {_quote(tenant)}" + (f" and id in {[int(key) for key in ids]}" if ids is not None else "")
+    def delete(self, namespace: str, partition: str, ids: list[int] | None = None, *, below: bool = False) -> int:
+        where = _partition_filter(partition, below) + (f" and id in {[int(key) for key in ids]}" if ids is not None else "")
         collection = self._collections[namespace]
-        found = [row["id"] for row in self._all_rows(collection, ["id"], where)]  # what exists, to count it
+        found = [row["id"] for row in self._all_rows(collection, ["id", "tenant"], where) if within(row["tenant"], partition, below)]
         if found:
             self._client.delete(collection, ids=found)
         return len(found)
 
     @_store_errors
     def similar(
-        self, namespace: str, tenant: str, vector: np.ndarray, now: float, min_similarity: float, limit: int
+        self, namespace: str, partition: str, vector: np.ndarray, now: float, min_similarity: float, limit: int, *, below: bool = False
     ) -> list[tuple[Entry, float]]:
-        return [(e, s) for e, s in self._search(namespace, tenant, vector, now, limit) if s >= min_similarity]
+        found = self._search(namespace, partition, vector, now, limit, below)
+        return [(e, s) for e, s in found if s >= min_similarity and within(e.tenant, partition, below)]
 
-    def _search(self, namespace: str, tenant: str, vector: np.ndarray, now: float, limit: int) -> list[tuple[Entry, float]]:
+    def _search(self, namespace: str, partition: str, vector: np.ndarray, now: float, limit: int, below: bool) -> list[tuple[Entry, float]]:
         results = self._client.search(
             self._collections[namespace],
             data=[np.asarray(vector, dtype=np.float32).tolist()],
             limit=limit,
-            filter=f"tenant == {_quote(tenant)} and expires > {float(now)!r}",
+            filter=f"{_partition_filter(partition, below)} and expires > {float(now)!r}",
             output_fields=FIELDS,
             search_params={"metric_type": "IP"},
         )
@@ -156,6 +170,13 @@ class MilvusStore:
         self._client.close()
 
 
+def _partition_filter(partition: str, below: bool) -> str:
+    """The filter of a partition, and with `below` of every partition under it (a prefix match, whose wildcards in a
+    name are checked again by `within` on the rows it returns)."""
+    exact = f"tenant == {_quote(partition)}"
+    return f"({exact} or tenant like {_quote(partition + PARTITION_SEPARATOR + '%')})" if below else exact
+
+
 def _quote(value: str) -> str:
     """A Milvus string literal: backslashes and quotes escaped, so a value cannot end the literal; every other
     character as it is (Milvus' parser refuses JSON's \\uXXXX escapes, e.g. of the gateway's partition separator)."""
@@ -176,4 +197,5 @@ def _entry(row: dict) -> Entry:
         None if expires >= NEVER else expires,
         metadata or None,
         row["hits"],
+        row[SERVED] if row.get(SERVED, NEVER_SERVED) > NEVER_SERVED else None,
     )

@@ -20,22 +20,28 @@ Connection errors are retried with exponential backoff up to `retries` times, th
 """
 
 import json
+import logging
 import math
 import os
 import threading
 
 import numpy as np
 
-from cachetune.cache.store import NEVER, Entry, NamespaceSettings, NewEntry, guarded
+from cachetune.cache.store import NEVER, PARTITION_SEPARATOR, Entry, NamespaceSettings, NewEntry, guarded, id_floor
 from cachetune.cache_config import RedisStoreConfig
 from cachetune.errors import StoreError
 
+RETURNED = ("tenant", "prompt", "response", "metadata", "created", "expires", "hits", "served_similarity")  # an entry's fields
 LFU_HITS = 2**32  # lfu order: hits first, then the second of the last use (exact in a double up to a million hits)
+log = logging.getLogger("cachetune.cache")
 
-# KEYS: entry key prefix, order, expiry, next_id. ARGV: now, ttl_ms (0: none), max_entries, eviction, field/value pairs.
+# KEYS: entry key prefix, order, expiry, next_id. ARGV: now, ttl_ms (0: none), max_entries, eviction, the id floor,
+# field/value pairs. A missing counter (a new namespace, or a Redis that came back empty) starts at the floor, a
+# number that grows with time: an id given out before the loss is never given out again.
 ADD_SCRIPT = """
 local prefix, order, expiry, counter = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now, ttl_ms, limit, policy = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+redis.call('SET', counter, ARGV[5], 'NX')
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', expiry, '-inf', now)) do
   redis.call('ZREM', order, id)
   redis.call('ZREM', expiry, id)
@@ -50,7 +56,7 @@ local id = redis.call('INCR', counter)
 local member = string.format('%020d', id)
 local key = prefix .. member
 local fields = {}
-for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', key, 'id', id, unpack(fields))
 local score = now
 if policy == 'fifo' then score = id elseif policy == 'lfu' then score = math.floor(now) end
@@ -64,8 +70,24 @@ return id
 
 
 def tenant_tag(tenant: str) -> str:
-    """The TAG value of a tenant: the hex of its UTF-8 bytes (plus a letter, so the empty tenant has one too)."""
+    """The TAG value of a partition: the hex of its UTF-8 bytes (plus a letter, so the empty tenant has one too)."""
     return "t" + tenant.encode("utf-8").hex()
+
+
+def partition_of(tag: str) -> str:
+    return bytes.fromhex(tag[1:]).decode("utf-8")
+
+
+def tag_filter(partition: str, below: bool) -> str:
+    """The TAG query of a partition, and with `below` of every partition under it: a prefix of hex digits, which
+    ends at a byte boundary, so `a` never reaches `ab`'s partitions."""
+    tag = tenant_tag(partition)
+    return f"@tenant:{{{tag} | {tag}{PARTITION_SEPARATOR.encode().hex()}*}}" if below else f"@tenant:{{{tag}}}"
+
+
+def _within(owner: str, partition: str, below: bool) -> bool:
+    tag = tenant_tag(partition)
+    return owner == tag or (below and owner.startswith(tag + PARTITION_SEPARATOR.encode().hex()))
 
 
 class RedisStore:
@@ -96,9 +118,22 @@ class RedisStore:
         return f"{self._config.key_prefix}{namespace}:{suffix}"
 
     def _call(self, function, *args):
-        """Run `function` against Redis; its errors (connections after the client's retries) become StoreError."""
+        """Run `function` against Redis; its errors (connections after the client's retries) become StoreError. A
+        Redis that came back without its search indexes (a restart without persistence, a failover to an empty
+        replica, FLUSHALL) gets them again, and the call is tried once more: the cache comes back by itself."""
         where = f"redis at {self._config.url.split('@', 1)[-1]}"  # never the credentials
-        return guarded((self._redis.RedisError,), where, lambda: function(*args))
+
+        def attempt():
+            try:
+                return function(*args)
+            except self._redis.ResponseError as error:
+                if "no such index" not in str(error).lower() and "unknown index name" not in str(error).lower():
+                    raise
+                log.warning("redis at %s has lost its search index (it came back empty?): making it again", where)
+                self._create_indexes()
+                return function(*args)
+
+        return guarded((self._redis.RedisError,), where, attempt)
 
     def _create_indexes(self) -> None:
         from redis.commands.search.field import NumericField, TagField, VectorField
@@ -121,36 +156,41 @@ class RedisStore:
             if dims and dims != [self._dim]:
                 raise StoreError(f"redis index {name} holds vectors of dimension {dims[0]}, not {self._dim}; use another key_prefix")
 
-    def _search(self, namespace: str, tenant: str, vector: np.ndarray, now: float, limit: int) -> list[tuple[str, Entry, float]]:
-        """(key, entry, similarity) of `tenant`'s live entries nearest to `vector`, nearest first."""
+    def _search(
+        self, namespace: str, partition: str, vector: np.ndarray, now: float, limit: int, below: bool = False
+    ) -> list[tuple[str, Entry, float]]:
+        """(key, entry, similarity) of the partition's live entries nearest to `vector`, nearest first."""
         from redis.commands.search.query import Query
 
         query = (
-            Query(f"(@tenant:{{{tenant_tag(tenant)}}} @expires:[({now!r} +inf])=>[KNN {int(limit)} @vector $vector AS distance]")
-            .return_fields("id", "prompt", "response", "metadata", "created", "expires", "hits", "distance")
+            Query(f"({tag_filter(partition, below)} @expires:[({now!r} +inf])=>[KNN {int(limit)} @vector $vector AS distance]")
+            .return_fields(*RETURNED, "distance")
             .sort_by("distance")
             .paging(0, limit)
             .dialect(2)
         )
         blob = np.asarray(vector, dtype=np.float32).tobytes()
         result = self._call(lambda: self._client.ft(self._key(namespace, "idx")).search(query, {"vector": blob}))
-        return [(document.id, _entry(document, tenant), 1.0 - float(document.distance)) for document in result.docs]
+        return [(document.id, _entry(vars(document)), 1.0 - float(document.distance)) for document in result.docs]
 
     def similar(
-        self, namespace: str, tenant: str, vector: np.ndarray, now: float, min_similarity: float, limit: int
+        self, namespace: str, partition: str, vector: np.ndarray, now: float, min_similarity: float, limit: int, *, below: bool = False
     ) -> list[tuple[Entry, float]]:
-        return [
-            (entry, similarity)
-            for _, entry, similarity in self._search(namespace, tenant, vector, now, limit)
-            if similarity >= min_similarity
-        ]
+        found = self._search(namespace, partition, vector, now, limit, below)
+        return [(entry, similarity) for _, entry, similarity in found if similarity >= min_similarity]
 
-    def delete(self, namespace: str, tenant: str, ids: list[int] | None = None) -> int:
+    def get(self, namespace: str, partition: str, id: int) -> Entry | None:
+        fields = self._call(lambda: self._client.hmget(self._key(namespace, f"e:{int(id):020d}"), RETURNED))
+        row = {name: value.decode() for name, value in zip(RETURNED, fields) if value is not None}
+        if row.get("tenant") != tenant_tag(partition):
+            return None
+        return _entry({**row, "id": str(id)})
+
+    def delete(self, namespace: str, partition: str, ids: list[int] | None = None, *, below: bool = False) -> int:
         from redis.commands.search.query import Query
 
-        tag = tenant_tag(tenant)
-        if ids is None:  # every entry of the tenant, found through the index
-            query = Query(f"@tenant:{{{tag}}}").no_content().paging(0, 10_000).dialect(2)
+        if ids is None:  # every entry of the partition, found through the index
+            query = Query(tag_filter(partition, below)).no_content().paging(0, 10_000).dialect(2)
             keys = []
             while batch := [d.id for d in self._call(lambda: self._client.ft(self._key(namespace, "idx")).search(query)).docs]:
                 keys += batch
@@ -158,7 +198,7 @@ class RedisStore:
             return len(keys)
         candidates = [self._key(namespace, f"e:{int(key):020d}") for key in ids]
         owners = self._call(lambda: [self._client.hget(key, "tenant") for key in candidates])
-        mine = [key for key, owner in zip(candidates, owners) if owner is not None and owner.decode() == tag]
+        mine = [key for key, owner in zip(candidates, owners) if owner is not None and _within(owner.decode(), partition, below)]
         if mine:
             self._call(self._delete_keys, namespace, mine)
         return len(mine)
@@ -171,14 +211,15 @@ class RedisStore:
         pipeline.zrem(self._key(namespace, "expiry"), *members)
         pipeline.execute()
 
-    def record_hit(self, namespace: str, entry: Entry, now: float) -> None:
+    def record_hit(self, namespace: str, entry: Entry, now: float, similarity: float) -> None:
         entry.hits += 1
         member = f"{entry.id:020d}"
         eviction = self._settings[namespace].eviction
 
         def write() -> None:
             pipeline = self._client.pipeline(transaction=False)
-            pipeline.hset(self._key(namespace, f"e:{member}"), mapping={"hits": entry.hits, "last_used": now})
+            fields = {"hits": entry.hits, "last_used": now, "served_similarity": similarity}
+            pipeline.hset(self._key(namespace, f"e:{member}"), mapping=fields)
             if eviction != "fifo":
                 score = now if eviction == "lru" else entry.hits * LFU_HITS + math.floor(now)
                 pipeline.zadd(self._key(namespace, "order"), {member: score}, xx=True)
@@ -201,7 +242,7 @@ class RedisStore:
             "last_used": now,
         }
         keys = [self._key(namespace, "e:"), self._key(namespace, "order"), self._key(namespace, "expiry"), self._key(namespace, "next_id")]
-        arguments = [now, int(ttl * 1000) if ttl else 0, settings.max_entries, settings.eviction]
+        arguments = [now, int(ttl * 1000) if ttl else 0, settings.max_entries, settings.eviction, id_floor()]
         arguments += [part for item in fields.items() for part in item]
         return int(self._call(lambda: self._add(keys=keys, args=arguments)))
 
@@ -213,15 +254,18 @@ class RedisStore:
         self._client.close()
 
 
-def _entry(document, tenant: str) -> Entry:
-    expires = float(document.expires)
+def _entry(row: dict) -> Entry:
+    """An entry from its hash's fields (a search document's, or HMGET's), its partition decoded from the TAG."""
+    expires = float(row["expires"])
+    served = row.get("served_similarity")
     return Entry(
-        int(document.id.rsplit(":", 1)[-1]),
-        tenant,
-        document.prompt,
-        document.response,
-        float(document.created),
+        int(str(row["id"]).rsplit(":", 1)[-1]),
+        partition_of(row["tenant"]),
+        row["prompt"],
+        row["response"],
+        float(row["created"]),
         None if expires >= NEVER else expires,
-        json.loads(document.metadata) or None,
-        int(document.hits),
+        json.loads(row["metadata"]) or None,
+        int(row["hits"]),
+        float(served) if served not in (None, "") else None,
     )

@@ -33,7 +33,7 @@ from cachetune.text import clean_text
 
 INVALIDATE_LIMIT = 1_000  # entries one invalidation by prompt may remove
 CONTEXT_CANDIDATES = 5  # candidates a follow-up looks at: other conversations' same words may rank above its own
-SERVED_REMEMBERED = 100_000  # served hits whose similarity a later feedback can still find
+SERVED_REMEMBERED = 100_000  # served hits whose tier a later feedback can still find
 log = logging.getLogger("cachetune.cache")
 
 
@@ -63,12 +63,14 @@ class Refused:
 @dataclass(frozen=True)
 class Lookup:
     """What a lookup found: the hit (None: a miss), the nearest entry's similarity (None: nothing stored), the
-    similarity threshold the decision held it to, and the candidates its `verify` stage refused."""
+    similarity threshold the decision held it to, the candidates it refused, and why it did not look (`bypass`:
+    `too_long`, a prompt past the encoder's window under `long_prompts: bypass`)."""
 
     hit: Hit | None
     similarity: float | None
     threshold: float
     refused: tuple[Refused, ...] = ()
+    bypass: str | None = None
 
 
 class SemanticCache:
@@ -106,6 +108,7 @@ class SemanticCache:
         self._deciders = {name: make_decider(domain) for name, domain in config.domains.items()}
         self.store_errors = 0  # store calls that failed (a failed lookup is a miss with on_store_error: miss)
         self._failing = False  # in an outage: logged once when it starts, once when it ends
+        self._retry_at = 0.0  # in an outage, calls fail at once until then (time.monotonic)
         self._health_lock = threading.Lock()
         self._served: OrderedDict[tuple[str, str, int], tuple[float, str]] = OrderedDict()  # -> (similarity, tier)
         self._feedback_lock = threading.Lock()
@@ -185,6 +188,9 @@ class SemanticCache:
         """
         settings, decider = self.domain(domain), self._deciders[domain]
         _require_text(prompt, "prompt")
+        whole = settings.long_prompts == "truncate" or self._encoders.reads_whole(domain, prompt)
+        if not whole and settings.long_prompts == "bypass":
+            return Lookup(None, None, decider.similarity_threshold, bypass="too_long")
         vector = self._encoders.encode(domain, prompt) if vector is None else vector
         partition, now, threshold = Partition.of(tenant).key(), self._clock(), decider.similarity_threshold
         top_k = decider.top_k if context is None else max(decider.top_k, CONTEXT_CANDIDATES)
@@ -198,16 +204,31 @@ class SemanticCache:
             return Lookup(None, None, threshold)
         nearest = found[0][1]
         found, refused = _context_refusals(found, context)
+        if settings.long_prompts != "truncate":
+            found, long = self._whole_prompts(domain, prompt, whole, found)
+            refused += long
         verdict = decider.decide(prompt, [(entry.prompt, similarity) for entry, similarity in found])
         refused += tuple(Refused(found[r.index][0].id, found[r.index][0].prompt, found[r.index][1], r.reason) for r in verdict.refusals)
         if verdict.chosen is None:
             return Lookup(None, nearest, threshold, refused)
         return Lookup(self._serve(domain, partition, prompt, *found[verdict.chosen], now), nearest, threshold, refused)
 
+    def _whole_prompts(self, domain: str, prompt: str, whole: bool, found: list) -> tuple[list, tuple[Refused, ...]]:
+        """The candidates decided on every token of both prompts; a prompt past the window (new or stored) is served
+        an exact repeat only, so a shared preamble never hides a different question after it."""
+        kept, refused = [], []
+        for entry, similarity in found:
+            exact = clean_text(entry.prompt) == clean_text(prompt)
+            if exact or (whole and self._encoders.reads_whole(domain, entry.prompt)):
+                kept.append((entry, similarity))
+            else:
+                refused.append(Refused(entry.id, entry.prompt, similarity, "long_prompt"))
+        return kept, tuple(refused)
+
     def _serve(self, domain: str, partition: str, prompt: str, entry: Entry, similarity: float, now: float) -> Hit:
         """The hit for `entry`, counted in its eviction order and remembered for the feedback that may follow."""
         try:
-            self._counting_outages(self._store.record_hit, self.config.domains[domain].namespace, entry, now)
+            self._counting_outages(self._store.record_hit, self.config.domains[domain].namespace, entry, now, similarity)
         except StoreError:
             pass  # the hit is served; only its place in the eviction order was not updated (counted in store_errors)
         tier = "exact" if clean_text(entry.prompt) == clean_text(prompt) else "semantic"
@@ -241,7 +262,8 @@ class SemanticCache:
 
         Raises:
             UnknownDomainError: `domain` is not configured.
-            CacheError: an empty prompt or response, or a TTL that is not positive.
+            CacheError: an empty prompt or response, a TTL that is not positive, or a prompt past the encoder's window
+                under `long_prompts: bypass`.
             StoreError: the store failed; nothing was stored.
         """
         settings = self.domain(domain)
@@ -249,19 +271,35 @@ class SemanticCache:
         _require_text(response, "response")
         if ttl is not None and ttl <= 0:
             raise CacheError(f"ttl must be > 0 seconds, got {ttl}")
+        if settings.long_prompts == "bypass" and not self._encoders.reads_whole(domain, prompt):
+            window = self._encoders.window(domain)
+            raise CacheError(
+                f"prompt: longer than domain {domain}'s encoder reads ({window} tokens) and long_prompts is bypass: not stored"
+            )
         vector = self._encoders.encode(domain, prompt) if vector is None else vector
         ttl = ttl if ttl is not None else settings.ttl_seconds
         entry = NewEntry(Partition.of(tenant).key(), vector, prompt, response, self._clock(), ttl, metadata)
         return self._counting_outages(self._store.add, settings.namespace, entry)
 
-    def _counting_outages(self, call, *args):
-        """A store call, with failures counted and an outage logged once when it starts and once when it ends."""
+    def _counting_outages(self, call, *args, **kwargs):
+        """A store call through a circuit breaker: failures counted, an outage logged once when it starts and once when
+        it ends; while `store_cooldown_seconds` have not passed since the last failure, calls fail at once, then one
+        is let through to probe the store.
+
+        Raises:
+            StoreError: the call failed, or the store failed moments ago (`store_cooldown_seconds`).
+        """
+        with self._health_lock:
+            if self._failing and time.monotonic() < self._retry_at:
+                self.store_errors += 1
+                raise StoreError(f"the {self.config.backend_type} store failed moments ago; trying it again shortly")
         try:
-            result = call(*args)
+            result = call(*args, **kwargs)
         except StoreError as error:
             with self._health_lock:
                 self.store_errors += 1
                 starting, self._failing = not self._failing, True
+                self._retry_at = time.monotonic() + self.config.store_cooldown_seconds
             if starting:
                 log.warning("cache store failing (%s); lookups answer %s until it is back", error, self.config.on_store_error)
             raise
@@ -271,6 +309,14 @@ class SemanticCache:
             if ending:
                 log.warning("cache store reachable again")
         return result
+
+    def health(self) -> dict:
+        """The store's state, probed now (through the breaker): `ready` is whether the cache can serve from it."""
+        try:
+            self._counting_outages(self._store.count, next(iter(self.config.domains.values())).namespace, self._clock())
+        except StoreError:
+            return {"store": self.config.backend_type, "state": "failing", "ready": False}
+        return {"store": self.config.backend_type, "state": "ok", "ready": True}
 
     def invalidate(
         self,
@@ -282,7 +328,9 @@ class SemanticCache:
         vector: np.ndarray | None = None,
     ) -> int:
         """Delete entries of `tenant` in `domain`, now: those with these `ids`, those whose stored prompt is at least
-        `min_similarity` (default: the domain's threshold) similar to `prompt`, or, given neither, all of them.
+        `min_similarity` (default: the domain's threshold) similar to `prompt`, or, given neither, all of them. A
+        tenant's invalidation reaches every entry it owns, those the gateway stored under its scopes included; a
+        `Partition` with a scope reaches that partition only.
 
         Returns:
             How many entries were deleted (ids of other tenants are left alone and not counted).
@@ -292,7 +340,8 @@ class SemanticCache:
             CacheError: both `ids` and `prompt` given.
             StoreError: the store failed.
         """
-        settings, partition = self.domain(domain), Partition.of(tenant).key()
+        settings, partition = self.domain(domain), Partition.of(tenant)
+        key, below = partition.key(), partition.is_tenant
         if ids is not None and prompt is not None:
             raise CacheError("invalidate by ids or by prompt, not both")
         if prompt is not None:
@@ -300,41 +349,58 @@ class SemanticCache:
             vector = self._encoders.encode(domain, prompt) if vector is None else vector
             threshold = settings.similarity_threshold if min_similarity is None else min_similarity
             found = self._counting_outages(
-                self._store.similar, settings.namespace, partition, vector, self._clock(), threshold, INVALIDATE_LIMIT
+                self._store.similar, settings.namespace, key, vector, self._clock(), threshold, INVALIDATE_LIMIT, below=below
             )
             ids = [entry.id for entry, _ in found]
             if not ids:
                 return 0
-        return self._counting_outages(self._store.delete, settings.namespace, partition, ids)
+        return self._counting_outages(self._store.delete, settings.namespace, key, ids, below=below)
 
-    def feedback(self, domain: str, id: int, correct: bool, tenant: Partition | str | None = None) -> int:
+    def feedback(self, domain: str, id: int, correct: bool, tenant: Partition | str | None = None) -> int | None:
         """What the caller found of a served hit: `correct: False` deletes the entry `id` of `tenant`, so that answer is
         never served again for any prompt (a later miss stores a fresh answer); `correct: True` changes nothing.
-        With `feedback_log`, the report is appended there with the similarity the hit was served at.
+        A report is taken only for an entry of the caller's partition, so a wrong hit is taken once (its entry goes);
+        with `feedback_log` it is appended there with the similarity the entry was last served at (kept with the
+        entry, so a hit served by one replica and reported through another is logged with it). `cachetune
+        evaluate-feedback` counts each entry once, by its last report.
 
         Returns:
-            How many entries were deleted (0 or 1; an id of another tenant, or already gone, is left alone).
+            How many entries were deleted (0 or 1), or None when the report was not taken: no such entry in this
+            partition (an unknown id, another tenant's, or one already reported wrong).
 
         Raises:
             UnknownDomainError: `domain` is not configured.
             StoreError: the store failed.
             CacheError: the feedback log cannot be written.
         """
-        deleted = 0 if correct else self.invalidate(domain, tenant, ids=[id])
+        settings, partition = self.domain(domain), Partition.of(tenant)
+        entry = self._counting_outages(self._store.get, settings.namespace, partition.key(), id)
+        if entry is None:
+            return None
+        deleted = 0 if correct else self._counting_outages(self._store.delete, settings.namespace, partition.key(), [id])
+        if not correct and deleted == 0:
+            return None  # another report deleted it in between
         if self.config.feedback_log:
-            with self._feedback_lock:
-                similarity, tier = self._served.get((domain, Partition.of(tenant).key(), id), (None, None))
-                report = Feedback(time=self._clock(), domain=domain, id=id, correct=correct, similarity=similarity, tier=tier)
-                try:
-                    with open(self.config.feedback_log, "a", encoding="utf-8") as log_file:
-                        log_file.write(to_json_line(report))
-                except OSError as error:
-                    raise CacheError(f"feedback_log {self.config.feedback_log}: {error.strerror}") from None
+            self._log_feedback(domain, partition.key(), entry, correct)
         return deleted
 
+    def _log_feedback(self, domain: str, partition: str, entry: Entry, correct: bool) -> None:
+        with self._feedback_lock:
+            similarity, tier = self._served.get((domain, partition, entry.id), (entry.served_similarity, None))
+            report = Feedback(time=self._clock(), domain=domain, id=entry.id, correct=correct, similarity=similarity, tier=tier)
+            try:
+                with open(self.config.feedback_log, "a", encoding="utf-8") as log_file:
+                    log_file.write(to_json_line(report))
+            except OSError as error:
+                raise CacheError(f"feedback_log {self.config.feedback_log}: {error.strerror}") from None
+
     def entries(self, domain: str) -> int:
-        """Entries stored for `domain` (every tenant's)."""
-        return self._store.count(self.domain(domain).namespace, self._clock())
+        """Entries stored for `domain` (every tenant's).
+
+        Raises:
+            StoreError: the store failed (or failed moments ago).
+        """
+        return self._counting_outages(self._store.count, self.domain(domain).namespace, self._clock())
 
     def close(self) -> None:
         """Close what this cache built: the store (the embedded store saves itself here when it has a persist_path)

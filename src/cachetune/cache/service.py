@@ -2,11 +2,15 @@
 
     POST /v1/cache/check       {"prompt", "domain", "tenant"}  -> {"hit": true, "response", "prompt", "similarity", "age_seconds",
                                "metadata", "id", "threshold", "refused"} | {"hit": false, "similarity", "threshold", "refused"}
+                               (+ "bypass": "too_long" for a prompt past the encoder's window with long_prompts: bypass)
     POST /v1/cache/store       {"prompt", "response", "domain", "tenant", "ttl", "metadata"} -> {"stored": true, "id"}
     POST /v1/cache/invalidate  {"domain", "tenant", and "ids": [...] | "prompt" (+ "min_similarity") | "all": true} -> {"deleted": n}
+                               (every entry of the tenant, those the gateway learned included; ids may be x-cachetune-ids)
     POST /v1/cache/feedback    {"domain", "id", "correct", "tenant"} -> {"deleted": n}: a wrong hit's entry is deleted;
-                               `id` is a check's id or a gateway hit's x-cachetune-id
-    GET  /healthz              -> {"status": "ok", "domains": [...]}
+                               `id` is a check's id or a gateway hit's x-cachetune-id; taken for an entry of the
+                               caller's tenant only (404 otherwise: unknown, another's, already reported wrong)
+    GET  /healthz              -> {"status": "ok", "domains": [...], "store": KIND, "state": "ok"|"failing", "ready": bool}
+    GET  /readyz               -> 200 while the store answers, 503 while it does not (for a load balancer)
     GET  /metrics              -> Prometheus text: hits, misses, stores, invalidations, refusals by reason, feedback, errors, latency
 `refused` lists the candidates a domain's `verify` stage did not serve: {"id", "prompt", "similarity", "reason"},
 the reason being `guard:NAME`, `threshold` or `outranked`.
@@ -24,6 +28,7 @@ The model work runs in a thread pool, so the event loop keeps answering while on
 """
 
 import gc
+import logging
 import time
 from contextlib import asynccontextmanager
 from dataclasses import asdict
@@ -65,7 +70,7 @@ class StoreBody(Strict):
 class InvalidateBody(Strict):
     domain: str
     tenant: str | None = None
-    ids: list[int] | None = Field(None, max_length=10_000)
+    ids: list[int | str] | None = Field(None, max_length=10_000)  # entry ids, or gateway hits' x-cachetune-id
     prompt: str | None = Field(None, min_length=1)
     min_similarity: float | None = Field(None, ge=-1, le=1)
     all: bool = False
@@ -84,6 +89,9 @@ class FeedbackBody(Strict):
     tenant: str | None = None
 
 
+log = logging.getLogger("cachetune.service")
+
+
 class CacheApi:
     """The cache's own routes over one `SemanticCache`: /v1/cache/{check,store,invalidate,feedback}, /healthz, /metrics."""
 
@@ -95,6 +103,7 @@ class CacheApi:
         for name in ("check", "store", "invalidate", "feedback"):
             router.add_api_route(f"/v1/cache/{name}", getattr(self, name), methods=["POST"])
         router.add_api_route("/healthz", self.healthz, methods=["GET"])
+        router.add_api_route("/readyz", self.readyz, methods=["GET"])
         router.add_api_route("/metrics", self.prometheus, methods=["GET"])
         return router
 
@@ -110,7 +119,10 @@ class CacheApi:
         except UnknownDomainError:
             raise
         except StoreError as error:
-            raise HttpError(503, str(error), "store", domain) from None
+            log.warning("%s on domain %s: %s", operation, domain, error)  # the store's address stays in the log
+            raise HttpError(
+                503, f"the cache's store ({self.cache.config.backend_type}) is unavailable; try again shortly", "store", domain
+            ) from None
         except CacheError as error:
             raise HttpError(422, str(error), "bad_request", domain) from None
         self.metrics.latency.labels(domain, operation).observe(time.perf_counter() - started)
@@ -122,11 +134,13 @@ class CacheApi:
         found = await self._call("check", body.domain, self.cache.lookup, body.prompt, body.domain, tenant)
         self.metrics.count_refusals(body.domain, found.refused)
         refused = [asdict(r) for r in found.refused]
+        if found.bypass is not None:
+            self.metrics.bypassed.labels(body.domain, found.bypass).inc()
+            return {"hit": False, "similarity": None, "threshold": found.threshold, "refused": [], "bypass": found.bypass}
         if found.hit is None:
             self.metrics.misses.labels(body.domain).inc()
             return {"hit": False, "similarity": found.similarity, "threshold": found.threshold, "refused": refused}
-        self.metrics.hits.labels(body.domain).inc()
-        self.metrics.hits_by_tier.labels(body.domain, found.hit.tier).inc()
+        self.metrics.hits.labels(body.domain, found.hit.tier, "check").inc()
         return {"hit": True, **asdict(found.hit), "threshold": found.threshold, "refused": refused}
 
     async def store(self, body: StoreBody, principal: Caller) -> dict:
@@ -142,8 +156,16 @@ class CacheApi:
         tenant = self._tenant(principal, body.domain, body.tenant)
         if body.prompt is not None:
             within_limit("prompt", body.prompt, self.limits.max_prompt_chars, body.domain)
-        arguments = (body.domain, tenant, body.ids, body.prompt, body.min_similarity)
-        deleted = await self._call("invalidate", body.domain, self.cache.invalidate, *arguments)
+        if body.ids is None:
+            arguments = (body.domain, tenant, None, body.prompt, body.min_similarity)
+            deleted = await self._call("invalidate", body.domain, self.cache.invalidate, *arguments)
+        else:  # an entry id reaches the tenant's own entries, a gateway id its partition under the tenant
+            by_partition: dict = {}
+            for partition, id in (Partition.from_id(id, tenant) for id in body.ids):
+                by_partition.setdefault(partition, []).append(id)
+            deleted = 0
+            for partition, ids in by_partition.items():
+                deleted += await self._call("invalidate", body.domain, self.cache.invalidate, body.domain, partition, ids)
         self.metrics.invalidated.labels(body.domain).inc(deleted)
         return {"deleted": deleted}
 
@@ -151,12 +173,23 @@ class CacheApi:
         tenant = self._tenant(principal, body.domain, body.tenant)
         partition, id = Partition.from_id(body.id, tenant)
         deleted = await self._call("feedback", body.domain, self.cache.feedback, body.domain, id, body.correct, partition)
+        if deleted is None:
+            message = (
+                f"id: no entry {id} of this tenant in domain {body.domain} to report on (unknown, another tenant's, or already reported)"
+            )
+            raise HttpError(404, message, "unknown_entry", body.domain)
         self.metrics.feedback.labels(body.domain, "correct" if body.correct else "wrong").inc()
         self.metrics.invalidated.labels(body.domain).inc(deleted)
         return {"deleted": deleted}
 
     async def healthz(self) -> dict:
-        return {"status": "ok", "domains": self.cache.domains}
+        """Liveness, and the store's state beside it (the process answers even while its store is down)."""
+        return {"status": "ok", "domains": self.cache.domains, **await run_in_threadpool(self.cache.health)}
+
+    async def readyz(self) -> JSONResponse:
+        """Readiness for a load balancer: 200 while the store answers, 503 while it does not."""
+        health = await run_in_threadpool(self.cache.health)
+        return JSONResponse(health, status_code=200 if health["ready"] else 503)
 
     async def prometheus(self) -> Response:
         self.metrics.store_errors.set(self.cache.store_errors)

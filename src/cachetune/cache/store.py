@@ -7,6 +7,7 @@ prompt. Each namespace keeps its own TTLs, size limit and eviction order.
 """
 
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -37,6 +38,11 @@ class Partition:
     def key(self) -> str:
         parts = [self.tenant, *([self.scope] if self.scope else []), *([self.context] if self.context else [])]
         return PARTITION_SEPARATOR.join(parts)
+
+    @property
+    def is_tenant(self) -> bool:
+        """A whole tenant (no scope): what an invalidation by tenant reaches, its gateway partitions included."""
+        return self.scope is None
 
     @classmethod
     def of(cls, value: "Partition | str | None") -> "Partition":
@@ -90,6 +96,7 @@ class Entry:
     expires: float | None
     metadata: dict | None = None
     hits: int = 0
+    served_similarity: float | None = None  # the similarity its last hit was served at (what feedback on it logs)
 
 
 @dataclass(frozen=True)
@@ -106,25 +113,45 @@ def guarded(failures: tuple[type[Exception], ...], where: str, call: Callable[[]
         raise StoreError(f"{where}: {type(error).__name__}: {error}") from None
 
 
+def id_floor() -> int:
+    """Where a store's id counter starts when it has none (new, or lost with its data): milliseconds since the epoch
+    times 1024, so ids stay below 2**53 (exact in JSON) and above every id the lost counter gave out, unless it gave
+    out 1,024 a millisecond. An old id held by a client can then never delete a new entry."""
+    return int(time.time() * 1000) * 1024
+
+
+def within(key: str, partition: str, below: bool) -> bool:
+    """Whether an entry of partition `key` is in `partition` (and, with `below`, in a partition under it)."""
+    return key == partition or (below and key.startswith(partition + PARTITION_SEPARATOR))
+
+
 class Store(Protocol):
+    """A partition is a `Partition.key()`; `below=True` reaches the partitions under it too (a tenant's gateway
+    partitions), for invalidation."""
+
     def similar(
-        self, namespace: str, tenant: str, vector: np.ndarray, now: float, min_similarity: float, limit: int
+        self, namespace: str, partition: str, vector: np.ndarray, now: float, min_similarity: float, limit: int, *, below: bool = False
     ) -> list[tuple[Entry, float]]:
-        """`tenant`'s live entries at least `min_similarity` to `vector`, most similar first, at most `limit`: the
+        """The partition's live entries at least `min_similarity` to `vector`, most similar first, at most `limit`: the
         candidates of a lookup (min_similarity -1: the nearest `limit`) and the targets of an invalidation."""
         ...
 
-    def record_hit(self, namespace: str, entry: Entry, now: float) -> None:
-        """Count a hit on `entry` and move it in its namespace's eviction order (LRU: last use; LFU: hits)."""
+    def get(self, namespace: str, partition: str, id: int) -> Entry | None:
+        """The partition's entry `id`, or None (no such entry, another partition's, or expired and gone)."""
+        ...
+
+    def record_hit(self, namespace: str, entry: Entry, now: float, similarity: float) -> None:
+        """Count a hit on `entry` served at `similarity`, and move it in its namespace's eviction order (LRU: last use;
+        LFU: hits)."""
         ...
 
     def add(self, namespace: str, entry: NewEntry) -> int:
         """Store an entry, evicting (expired entries first) to stay within the namespace's max entries; returns its id."""
         ...
 
-    def delete(self, namespace: str, tenant: str, ids: list[int] | None = None) -> int:
-        """Delete `tenant`'s entries in `namespace` with these ids (ids of other tenants are left alone), or all of
-        them when `ids` is None; returns how many went."""
+    def delete(self, namespace: str, partition: str, ids: list[int] | None = None, *, below: bool = False) -> int:
+        """Delete the partition's entries in `namespace` with these ids (other partitions' ids are left alone), or all
+        of them when `ids` is None; returns how many went."""
         ...
 
     def count(self, namespace: str, now: float) -> int:

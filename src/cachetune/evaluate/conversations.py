@@ -1,6 +1,6 @@
 """The conversation set: pairs of short chats, scored as the gateway decides them under each context mode.
 
-From each scenario of conversations.yaml (see its header) six pairs are made, a stored chat and a new one, each a
+From each scenario of a set (conversations.yaml, conversations_apart.yaml: see their headers) six pairs are made, a stored chat and a new one, each a
 list of (role, text) turns ending with a user message. The gateway serves the new chat the stored one's answer when
 the context keys of `cachetune.conversation` are equal, their earlier turns agree (`context_refusal`, with
 `facts`), the last user messages are at least `threshold` similar, and no guard of the domain's `verify` refuses them.
@@ -15,6 +15,9 @@ import yaml
 from cachetune.conversation import CONTEXT_MODES, context_key, context_refusal
 from cachetune.facts import disagreements
 
+# development: written with the context rules, for building them; apart: written by someone who never read
+# cachetune.conversation, committed before any rule changed, reported once per mode and never tuned on
+CONVERSATION_SETS = {"development": "conversations.yaml", "apart": "conversations_apart.yaml"}
 SHOULD_HIT = ("reworded", "chatter", "after_unrelated")
 MUST_NOT_HIT = ("context_swapped", "detail_swapped", "intent_flipped")
 CHATTER_BEFORE = [("user", "Hi there!"), ("assistant", "Hello! How can I help you today?")]
@@ -36,9 +39,10 @@ def _turns(texts: list[str]) -> list[tuple[str, str]]:
     return [("user" if number % 2 == 0 else "assistant", text) for number, text in enumerate(texts)]
 
 
-def conversation_pairs(domains: set[str] | None = None) -> list[ChatPair]:
-    """Every pair of conversations.yaml, or those of `domains` (None or none of them there: every domain)."""
-    scenarios = yaml.safe_load(resources.files("cachetune.evaluate").joinpath("conversations.yaml").read_text())["scenarios"]
+def conversation_pairs(domains: set[str] | None = None, which: str = "development") -> list[ChatPair]:
+    """Every pair of a conversation set (`CONVERSATION_SETS`), or those of `domains` (None or none of them there:
+    every domain)."""
+    scenarios = yaml.safe_load(resources.files("cachetune.evaluate").joinpath(CONVERSATION_SETS[which]).read_text())["scenarios"]
     pairs = []
     for number, scenario in enumerate(scenarios):
         same_domain = [i for i, other in enumerate(scenarios) if other["domain"] == scenario["domain"]]

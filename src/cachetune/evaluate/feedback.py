@@ -4,7 +4,8 @@ Input: the cache's `feedback_log` (`records.Feedback`: each served hit reported 
 it was served at). Output, per domain: the served hits' measured precision with its 95% lower bound, and the lowest
 threshold at which the reported hits above it reach `target_precision` with 95% confidence (as `cachetune evaluate`
 chooses on validation pairs). The log holds served hits only, so it can show that a threshold should rise, never
-that it could fall: hits below today's threshold were never served, so never reported.
+that it could fall: hits below today's threshold were never served, so never reported. Each hit counts once: of
+several reports of one entry (domain and id: replicas that each took one), the last says whether it was right.
 """
 
 from collections import defaultdict
@@ -51,8 +52,14 @@ def evaluate_feedback(settings: FeedbackSettings) -> dict:
     Raises:
         InputError: the log is missing or a line is not a Feedback record (FILE:LINE says which).
     """
-    by_domain: dict[str, list[Feedback]] = defaultdict(list)
+    last_of: dict[tuple[str, int], Feedback] = {}
     for report in read_records(settings.feedback_log, Feedback):
+        earlier = last_of.pop((report.domain, report.id), None)  # a later report of a hit replaces it, keeps its similarity
+        if earlier is not None and report.similarity is None:
+            report = report.model_copy(update={"similarity": earlier.similarity, "tier": report.tier or earlier.tier})
+        last_of[(report.domain, report.id)] = report
+    by_domain: dict[str, list[Feedback]] = defaultdict(list)
+    for report in last_of.values():
         by_domain[report.domain].append(report)
     output = settings.output or settings.feedback_log.with_suffix(".report.json")
     result = {

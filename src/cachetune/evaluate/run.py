@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from cachetune.cache_config import CacheConfig, DomainConfig
+from cachetune.cache_config import CacheConfig, DomainConfig, MemoryStoreConfig
 from cachetune.decision import Decider
 from cachetune.errors import InputError
 from cachetune.evaluate.conversations import conversation_metrics, conversation_pairs
@@ -130,22 +130,27 @@ def _conversations(chats: list, vector_of: dict, operating: dict, name: str, set
 
 def write_cache_config(path: Path, model: str, domains: list[str], points: OperatingPoints) -> Path:
     """A cache config (`cachetune serve --config PATH`) with the tuned model as one domain at its operating threshold,
-    validated by the cache's own config model before it is written.
+    and a durable embedded store (a snapshot and log beside the config), validated by the cache's own config model
+    before it is written.
 
     The domain is named after the test pairs' domain (one of them: "default"); a local model path is written absolute,
     so the file can be moved.
     """
     domain = domains[0] if len(domains) == 1 else "default"
     location = str(Path(model).resolve()) if Path(model).exists() else model
-    config = CacheConfig(domains={domain: DomainConfig(embedding_model_path=location, similarity_threshold=round(points.threshold, 6))})
-    written = config.model_dump(mode="json", include={"domains": {domain: {"embedding_model_path", "similarity_threshold"}}})
-    how = "the best-F0.5 threshold (no threshold met the target precision)" if points.fallback else "its target-precision threshold"
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    header = f"# Written by `cachetune evaluate`: the tuned model at {how}, chosen on {points.val_pairs} validation pairs.\n"
-    path.write_text(
-        header + "# Serve it: cachetune serve --config " + path.name + "\n" + yaml.safe_dump({"semantic_cache": written}, sort_keys=False)
+    config = CacheConfig(
+        domains={domain: DomainConfig(embedding_model_path=location, similarity_threshold=round(points.threshold, 6))},
+        memory=MemoryStoreConfig(persist_path=f"{path.stem}-store.npz"),  # relative: beside the config file
     )
+    fields = {"domains": {domain: {"embedding_model_path", "similarity_threshold"}}, "memory": {"persist_path"}}
+    how = "the best-F0.5 threshold (no threshold met the target precision)" if points.fallback else "its target-precision threshold"
+    header = (
+        f"# Written by `cachetune evaluate`: the tuned model at {how}, chosen on {points.val_pairs} validation pairs.\n"
+        f"# Serve it: cachetune serve --config {path.name} (entries are kept in {path.stem}-store.npz and its log beside it)\n"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(header + yaml.safe_dump({"semantic_cache": config.model_dump(mode="json", include=fields)}, sort_keys=False))
     return path
 
 

@@ -18,7 +18,7 @@ import json
 
 import numpy as np
 from common import REPO, RESULTS, machine, save
-from measure import domain_data, real_texts
+from measure import domain_data, http_workload
 
 from cachetune.decision import Decider, VerifySettings
 from cachetune.evaluate.pairs import OperatingPoints
@@ -95,12 +95,12 @@ def domain_results(domain: str) -> dict:
 def speed_results() -> list[dict]:
     from traffic import http_benchmark
 
-    queries = real_texts(REPO.parent / "shared" / "data")
+    workload = http_workload(REPO.parent / "shared" / "data")
     all_guards = {"guards": list(GUARDS)}
     return [
-        {"verify": "none", **http_benchmark(queries, "onnx", 16)},
-        {"verify": "all guards", **http_benchmark(queries, "onnx", 16, verify=all_guards)},
-        {"verify": "all guards, 5 candidates", **http_benchmark(queries, "onnx", 16, verify={**all_guards, "candidate_threshold": 0.5})},
+        {"verify": "none", **http_benchmark(workload, "onnx", 16)},
+        {"verify": "all guards", **http_benchmark(workload, "onnx", 16, verify=all_guards)},
+        {"verify": "all guards, 5 candidates", **http_benchmark(workload, "onnx", 16, verify={**all_guards, "candidate_threshold": 0.5})},
     ]
 
 
@@ -155,7 +155,8 @@ def markdown(results: dict) -> str:
         lines += ["## Added latency per check over HTTP (ONNX encoder, micro-batching, 1,000 stored prompts)", ""]
         lines += ["| verify | 1 client p50 ms | p99 ms | 16 clients p50 ms | p99 ms | checks/s |", "|---|---:|---:|---:|---:|---:|"]
         for row in results["speed"]:
-            one, many = row["one_client"], row["sixteen_clients"]
+            checks = row.get("new_wordings", row)  # results/decision.json predates the new wordings' rows
+            one, many = checks["one_client"], checks["sixteen_clients"]
             lines.append(
                 f"| {row['verify']} | {one['p50_ms']} | {one['p99_ms']} | {many['p50_ms']} | {many['p99_ms']} | {many['checks_per_second']} |"
             )

@@ -225,3 +225,21 @@ def real_texts(data: Path) -> list[str]:
         texts += [row["chq"], row["faq"]]
     texts += [row["intent"] for row in json.loads((data / "programming" / "conala-train.json").read_text())]
     return list(dict.fromkeys(text.strip() for text in texts if text and 10 <= len(text.strip()) <= 300))
+
+
+def http_workload(data: Path) -> dict[str, list[str]]:
+    """The HTTP benchmark's prompts (support/traffic.py `http_benchmark`): stored, 1,000 real questions and 1,200 CoNaLa
+    intents; checked, never stored, half those intents' rewrites by CoNaLa's annotators and half other real
+    questions: 400 for one client, 2,000 for sixteen; and 20 others to warm up with."""
+    rows = json.loads((data / "programming" / "conala-train.json").read_text())
+    rewrites = [(r["intent"].strip(), r["rewritten_intent"].strip()) for r in rows if r.get("intent") and r.get("rewritten_intent")]
+    rewrites = list({intent: new for intent, new in rewrites if intent.lower() != new.lower()}.items())[:1_200]
+    taken = {text for pair in rewrites for text in pair}
+    others = [text for text in real_texts(data) if text not in taken][:2_220]
+    new = [text for pair in zip([new for _, new in rewrites], others[1_000:2_200]) for text in pair]  # alternating
+    return {
+        "stored": others[:1_000] + [intent for intent, _ in rewrites],
+        "new_single": new[:400],
+        "new_many": new[400:2_400],
+        "warm_up": others[2_200:],
+    }

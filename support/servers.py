@@ -4,6 +4,7 @@
 (both test extras); Debian's Redis 7.0 cannot load that module.
 """
 
+import os
 import socket
 import subprocess
 import sys
@@ -92,7 +93,8 @@ class LlamaServer:
         self.log = Path(folder) / "llama-server.log"
         Path(folder).mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "llama_cpp.server", "--model", str(resolve_gguf(None)), "--host", "127.0.0.1",
-                   "--port", str(self.port), "--n_ctx", str(context), "--model_alias", "qwen"]  # fmt: skip
+                   "--port", str(self.port), "--n_ctx", str(context), "--model_alias", "qwen",
+                   "--n_threads", str(os.cpu_count() or 1)]  # its default decodes on half the cores  # fmt: skip
         self.process = subprocess.Popen(command, stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
         wait_for_port(self.port, self.process, 180, self.log)
 

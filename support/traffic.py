@@ -3,6 +3,7 @@
 Used by benchmarks/soak.py, benchmarks/cache_speed.py, experiments/decision.py and tests/test_trust.py.
 """
 
+import os
 import random
 import tempfile
 import threading
@@ -12,7 +13,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import yaml
-from harness import percentiles
+from harness import REPO, percentiles
 from servers import CacheService
 
 VERBS = ("sort", "reverse", "copy", "parse", "print", "hash", "filter", "merge", "split", "flatten")
@@ -82,33 +83,52 @@ def soak(url: str, seconds: float, clients: int, domains: list[str], tenants: in
 
 
 def http_benchmark(
-    queries: list[str], encoder: str, max_batch: int, stored: int = 1_000, requests: int = 400, verify: dict | None = None
+    workload: dict[str, list[str]],
+    encoder: str,
+    max_batch: int,
+    backend: str = "memory",
+    redis_url: str | None = None,
+    verify: dict | None = None,
 ) -> dict:
-    """`cachetune serve` on the shipped programming adapter's domain holding `stored` real queries: checks from one
-    client (p50/p99) and from 16 concurrent clients (throughput, p99)."""
+    """`cachetune serve` on the shipped programming adapter's domain with `workload["stored"]` stored, then checks over
+    HTTP from one client (p50/p99) and from 16 concurrent ones (throughput, p99) of two kinds:
+    - new wordings (`workload["new_single"]`, `workload["new_many"]`: prompts never stored, half of them rewordings of
+      stored ones, each checked once): the encoder runs for every check;
+    - exact repeats of stored prompts: the exact tier answers without the encoder.
+
+    Raises:
+        RuntimeError: the service did not start.
+    """
     with tempfile.TemporaryDirectory() as folder:
         config = Path(folder) / "cache.yaml"
         domain = {"embedding_model_path": "programming", "similarity_threshold": 0.9, "encoder": encoder}
         if verify is not None:
             domain["verify"] = verify  # the decision's guards (experiments/decision.py)
-        config.write_text(yaml.safe_dump({"semantic_cache": {"domains": {"coding": domain}, "batching": {"max_batch": max_batch}}}))
+        store = (
+            {"backend_type": "redis", "redis": {"url": redis_url, "key_prefix": f"bench{os.getpid()}{encoder}:"}}
+            if backend == "redis"
+            else {}
+        )
+        settings = {"domains": {"coding": domain}, "batching": {"max_batch": max_batch}, "onnx_cache": str(REPO / "runs" / "onnx"), **store}
+        config.write_text(yaml.safe_dump({"semantic_cache": settings}))
         service = CacheService(config)
         try:
-            for prompt in queries[:stored]:
+            for prompt in workload["stored"]:
                 service.client.post("/v1/cache/store", json={"prompt": prompt, "response": "answer", "domain": "coding"}).raise_for_status()
-            mix = [queries[i % (2 * stored)] for i in range(requests)]
-            for prompt in mix[:20]:  # warm-up
-                service.client.post("/v1/cache/check", json={"prompt": prompt, "domain": "coding"})
-            single = timed_checks(service.url, mix)
-            many = mix * 5  # 2,000 checks: a p99 of 20 slow ones, not of 8
-            concurrent, seconds = concurrent_checks(service.url, many, 16)
+            timed_checks(service.url, workload["warm_up"])
+            rows = {"new_wordings": check_rows(service.url, workload["new_single"], workload["new_many"])}
+            rows["exact_repeats"] = check_rows(service.url, workload["stored"][:400], (workload["stored"] * 2)[:2_000])
         finally:
             service.stop()
+    return {"encoder": encoder, "max_batch": max_batch, "backend": backend, "stored_entries": len(workload["stored"]), **rows}
+
+
+def check_rows(url: str, single: list[str], many: list[str]) -> dict:
+    """One client's p50/p99 over `single`, and 16 clients' throughput and p99 over `many`."""
+    one = timed_checks(url, single)
+    concurrent, seconds = concurrent_checks(url, many, 16)
     return {
-        "encoder": encoder,
-        "max_batch": max_batch,
-        "stored_entries": stored,
-        "one_client": percentiles(single),
+        "one_client": percentiles(one),
         "sixteen_clients": {**percentiles(concurrent), "checks_per_second": round(len(many) / seconds, 1)},
     }
 

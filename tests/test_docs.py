@@ -63,3 +63,24 @@ def test_every_quoted_command_exists_with_its_options():
         assert result.exit_code == 0, f"cachetune {name} --help: {result.output}"
         known = {opt for param in commands[name].params for opt in (*param.opts, *param.secondary_opts)} | {"--help"}
         assert options <= known, f"`cachetune {name}` quoted with {sorted(options - known)}, which it does not take"
+
+
+EXAMPLE_ROW = re.compile(r"^\| (rewording|look-alike)[^|]*\| ([^|]+) \| ([^|]+) \| ([0-9.]+) \| ([0-9.]+) \|$", re.M)
+
+
+def test_the_front_pages_example_is_true_of_the_shipped_adapter():
+    """The README's rewording and look-alike, with the cosines it quotes for the base model and the programming adapter:
+    the base orders them wrongly, the adapter rightly, by the margins quoted."""
+    from cachetune.models import load_model
+
+    rows = {
+        kind: (stored, new, float(base), float(tuned))
+        for kind, stored, new, base, tuned in EXAMPLE_ROW.findall((ROOT / "README.md").read_text())
+    }
+    assert set(rows) == {"rewording", "look-alike"} and rows["rewording"][0] == rows["look-alike"][0]
+    stored = rows["rewording"][0]
+    for column, model in ((2, load_model(None)), (3, load_model("programming"))):
+        vectors = model.encode([stored, rows["rewording"][1], rows["look-alike"][1]], normalize_embeddings=True)
+        cosines = {"rewording": float(vectors[0] @ vectors[1]), "look-alike": float(vectors[0] @ vectors[2])}
+        assert all(abs(cosines[kind] - rows[kind][column]) < 0.0015 for kind in rows), (column, cosines)
+    assert rows["rewording"][2] < rows["look-alike"][2] and rows["rewording"][3] > rows["look-alike"][3]

@@ -49,8 +49,8 @@ def ask(client, content: str, **options):
     return raw.parse(), {k: v for k, v in raw.headers.items() if k.startswith("x-cachetune")}
 
 
-def test_the_gateway_process_answers_a_miss_upstream_and_a_rewording_from_the_cache(llama_server, tmp_path):
-    config = {"semantic_cache": gateway_config(llama_server.url, tmp_path / "onnx").model_dump(mode="json", exclude_none=True)}
+def test_the_gateway_process_answers_a_miss_upstream_and_a_rewording_from_the_cache(llama_server, tmp_path, onnx_folder):
+    config = {"semantic_cache": gateway_config(llama_server.url, onnx_folder).model_dump(mode="json", exclude_none=True)}
     (tmp_path / "gateway.yaml").write_text(yaml.safe_dump(config))
     service = CacheService(tmp_path / "gateway.yaml")
     try:

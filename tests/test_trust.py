@@ -95,8 +95,8 @@ def test_invalidation_over_http_is_authenticated_and_scoped_to_the_key(secured):
 
 
 @pytest.mark.servers  # `cachetune serve` as a process
-def test_without_auth_the_service_stays_on_loopback(tmp_path):
-    config = write_config(tmp_path)
+def test_without_auth_the_service_stays_on_loopback(tmp_path, onnx_folder):
+    config = write_config(tmp_path, onnx_cache=str(onnx_folder))
     cachetune = Path(sys.executable).with_name("cachetune")
     refused = subprocess.run(
         [str(cachetune), "serve", "--config", str(config), "--host", "0.0.0.0"], capture_output=True, text=True, timeout=60
@@ -122,8 +122,8 @@ def acknowledged_stream(service: CacheService, seconds: float) -> list[tuple[flo
 
 @pytest.mark.servers  # `cachetune serve` as a process
 @pytest.mark.parametrize("fsync, lost_seconds", [("always", 0.0), ("everysec", 1.0)])
-def test_the_embedded_store_keeps_acknowledged_stores_through_kill_9(tmp_path, fsync, lost_seconds):
-    config = write_config(tmp_path, memory={"persist_path": "cache.npz", "fsync": fsync})
+def test_the_embedded_store_keeps_acknowledged_stores_through_kill_9(tmp_path, fsync, lost_seconds, onnx_folder):
+    config = write_config(tmp_path, memory={"persist_path": "cache.npz", "fsync": fsync}, onnx_cache=str(onnx_folder))
     service = CacheService(config)
     acknowledged = acknowledged_stream(service, 4.0)
     service.kill()  # SIGKILL mid-stream: no shutdown, no snapshot
@@ -139,8 +139,8 @@ def test_the_embedded_store_keeps_acknowledged_stores_through_kill_9(tmp_path, f
 
 
 @pytest.mark.servers  # `cachetune serve` as a process
-def test_a_torn_last_log_line_is_dropped_with_a_warning(tmp_path):
-    config = write_config(tmp_path, memory={"persist_path": "cache.npz", "fsync": "always"})
+def test_a_torn_last_log_line_is_dropped_with_a_warning(tmp_path, onnx_folder):
+    config = write_config(tmp_path, memory={"persist_path": "cache.npz", "fsync": "always"}, onnx_cache=str(onnx_folder))
     service = CacheService(config)
     assert post(service, "/v1/cache/store", {"prompt": QUESTION, "response": "kept", "domain": "coding"}).status_code == 200
     service.kill()
@@ -153,10 +153,10 @@ def test_a_torn_last_log_line_is_dropped_with_a_warning(tmp_path):
 
 
 @pytest.mark.servers  # `cachetune serve` as a process
-def test_a_short_soak_has_no_server_error_and_no_cross_tenant_hit(tmp_path):
+def test_a_short_soak_has_no_server_error_and_no_cross_tenant_hit(tmp_path, onnx_folder):
     from traffic import soak
 
-    service = CacheService(write_config(tmp_path))
+    service = CacheService(write_config(tmp_path, onnx_cache=str(onnx_folder)))
     result = soak(service.url, seconds=12, clients=16, domains=["coding", "support"], tenants=4)
     service.stop()
     assert result["requests"] > 200 and result["server_errors"] == 0 and result["cross_tenant_hits"] == 0

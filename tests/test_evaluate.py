@@ -147,10 +147,12 @@ def test_report_has_intervals_verdicts_tables_and_plots(report):
         assert (output / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     assert json.loads((output / "report.json").read_text())["models"]["tuned"]["adapter_bytes"] < 1_000_000
     assert result["speed"]["tuned"]["latency_ms_p99"] >= result["speed"]["tuned"]["latency_ms_p50"] > 0
-    assert "## Trap suite" in markdown and "| tuned, guards |" in markdown and "| tuned, exact |" in markdown
+    assert "## Trap suite" in markdown and "| tuned, guards |" in markdown and "| tuned, conversation |" in markdown
     chats = result["conversations"]["tuned"]
-    assert chats["pairs"] == 54 and set(chats["modes"]) == {"conversation", "exact", "facts", "none"}  # the programming scenarios
-    assert chats["modes"]["none"]["kinds"]["context_swapped"]["served"] > chats["modes"]["exact"]["kinds"]["context_swapped"]["served"]
+    assert chats["pairs"] == 54 and set(chats["modes"]) == {"conversation", "none"}  # the programming scenarios
+    assert (
+        chats["modes"]["none"]["kinds"]["context_swapped"]["served"] > chats["modes"]["conversation"]["kinds"]["context_swapped"]["served"]
+    )
     assert chats["modes"]["conversation"]["wrong_hits"] == 0
 
 

@@ -187,25 +187,6 @@ def test_a_follow_up_is_never_served_another_conversations_answer_by_default(gat
     assert headers["x-cachetune-cache"] == "miss"
 
 
-def test_with_context_facts_a_follow_up_is_served_after_turns_that_agree_and_refused_after_a_changed_fact(
-    llama_server, serve_app, onnx_folder
-):
-    with serve_app(gateway_config(llama_server.url, onnx_folder, context="facts")) as app_client:
-        client = client_of(app_client)
-        _, headers = chat(client, FLIXORA)
-        assert headers["x-cachetune-cache"] == "miss"
-        reworded = [{"role": "user", "content": "I'm paying for Flixora but hardly ever watch it."}, FLIXORA[1], FLIXORA[2]]
-        _, headers = chat(client, reworded)
-        assert headers["x-cachetune-cache"] == "hit"
-        changed = [
-            FLIXORA[0],
-            {"role": "assistant", "content": "It renews on the 28th at £15.99 a month. Do you want to cancel it?"},
-            FLIXORA[2],
-        ]
-        _, headers = chat(client, changed)
-        assert headers["x-cachetune-cache"] == "miss" and ":context:numbers" in headers["x-cachetune-refused"]
-
-
 def test_a_wrong_hit_reported_by_its_id_is_never_served_again_in_that_context(gateway):
     client = client_of(gateway)
     turns = [{"role": "user", "content": "My Flixora plan renews on the 3rd."}, {"role": "assistant", "content": "Noted. Anything else?"}]

@@ -120,9 +120,8 @@ class UpstreamConfig(Strict):
     key: Literal["last_user_message", "user_messages", "all_messages"] = "last_user_message"  # the text that is embedded
     # What the earlier turns of a chat add to its last message (cachetune.conversation; benchmarks/results/
     # conversations.md): conversation (every message after the first is served only after the same turns, small
-    # talk aside), exact (the same, except a message a rule finds self-contained, served after any turns: measured
-    # to let some follow-ups through), facts (after turns that agree on every fact: more served, some wrong), none
-    # (earlier turns ignored: a follow-up such as "cancel it" is served whatever conversation it ends).
+    # talk aside), none (earlier turns ignored: a follow-up such as "cancel it" is served whatever conversation it
+    # ends; on the set written apart from the rules, every must-not-share pair was served).
     context: ContextMode = "conversation"
     max_messages: int | None = Field(None, ge=1)  # longer conversations bypass the cache; default 4 with context none, else 16
 

@@ -9,7 +9,7 @@ client's `base_url` at it and changes nothing else.
   must match exactly (a partition of the store, never text in the embedding): the model, the system messages,
   every generation setting that changes the answer (temperature, top_p, response_format, max_tokens, seed,
   stop, penalties, ...), and, with the last user message embedded, the context key of the earlier turns
-  (`upstream.context`: conversation, exact, facts or none; `cachetune.conversation`). The request's other fields are not part of it.
+  (`upstream.context`: conversation or none; `cachetune.conversation`). The request's other fields are not part of it.
 - The same limits as the cache API: an embedded text over `limits.max_prompt_chars` is refused (422, the same
   message as /v1/cache/check); an answer over `limits.max_response_chars` is relayed but not stored.
 - Bypassed (forwarded, never looked up or stored): `tools`, `tool_choice`, `functions` or `function_call`;
@@ -171,12 +171,10 @@ class Upstream:
 
 @dataclass(frozen=True)
 class ChatKey:
-    """What a chat completion is looked up and stored by: the embedded text, the partition it must match exactly, and
-    with `context: facts` the earlier turns the candidates' own must agree with."""
+    """What a chat completion is looked up and stored by: the embedded text and the partition it must match exactly."""
 
     text: str
     partition: Partition
-    compared: list[tuple[str, str]] | None
 
 
 async def json_body(request: Request) -> dict:
@@ -237,7 +235,7 @@ class Gateway:
         if vector is not None and "no-store" not in request.headers.get("cache-control", "").lower():
 
             async def store(completion: dict) -> None:
-                metadata = {"model": body["model"], **({"context": key.compared} if key.compared is not None else {})}
+                metadata = {"model": body["model"]}
                 answer = json.dumps(completion)
                 if len(answer) <= self.cache.config.limits.max_response_chars:  # as /v1/cache/store
                     await run_in_threadpool(self.cache.store, key.text, answer, domain, key.partition, None, metadata, vector)
@@ -249,15 +247,14 @@ class Gateway:
         text = key_text(body["messages"], self.settings.key)
         earlier = earlier_turns(body["messages"]) if self.settings.key == "last_user_message" else []
         context = context_key(self.settings.context, earlier, text)
-        compared = earlier if context == "follow-up" else None  # facts: the candidates' turns are compared too
-        return ChatKey(text, Partition(tenant, scope_of(body), context or None), compared)
+        return ChatKey(text, Partition(tenant, scope_of(body), context or None))
 
     async def _lookup(self, key: ChatKey, domain: str) -> tuple[Lookup | None, np.ndarray | None]:
         """The lookup and the vector it used; (None, None) when the cache cannot answer (forwarded, as a miss)."""
 
         def lookup() -> tuple[Lookup, np.ndarray]:
             vector = self.cache.embed(key.text, domain)
-            return self.cache.lookup(key.text, domain, key.partition, vector, key.compared), vector
+            return self.cache.lookup(key.text, domain, key.partition, vector), vector
 
         try:
             return await run_in_threadpool(lookup)

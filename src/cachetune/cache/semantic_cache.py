@@ -25,14 +25,12 @@ import numpy as np
 from cachetune.cache.encoders import DomainEncoders
 from cachetune.cache.store import Entry, NamespaceSettings, NewEntry, Partition, Store
 from cachetune.cache_config import CacheConfig, DomainConfig, load_config
-from cachetune.conversation import Turns, context_refusal
 from cachetune.decision import Decider
 from cachetune.errors import CacheError, ModelError, StoreError, UnknownDomainError
 from cachetune.records import Feedback, to_json_line
 from cachetune.text import clean_text
 
 INVALIDATE_LIMIT = 1_000  # entries one invalidation by prompt may remove
-CONTEXT_CANDIDATES = 5  # candidates a follow-up looks at: other conversations' same words may rank above its own
 SERVED_REMEMBERED = 100_000  # served hits whose tier a later feedback can still find
 log = logging.getLogger("cachetune.cache")
 
@@ -175,13 +173,8 @@ class SemanticCache:
         domain: str,
         tenant: Partition | str | None = None,
         vector: np.ndarray | None = None,
-        context: Turns | None = None,
     ) -> Lookup:
         """`check`, with the nearest entry's similarity and the threshold beside the hit: why a prompt hit or missed.
-
-        `context`: the earlier turns of a chat whose last message is `prompt` (the gateway's `context: facts`); an
-        entry stored with a `context` in its metadata that disagrees (`cachetune.conversation.context_refusal`) is
-        refused, and the next candidate looked at.
 
         Raises:
             UnknownDomainError, CacheError, StoreError: as `check`.
@@ -193,20 +186,17 @@ class SemanticCache:
             return Lookup(None, None, decider.similarity_threshold, bypass="too_long")
         vector = self._encoders.encode(domain, prompt) if vector is None else vector
         partition, now, threshold = Partition.of(tenant).key(), self._clock(), decider.similarity_threshold
-        top_k = decider.top_k if context is None else max(decider.top_k, CONTEXT_CANDIDATES)
         try:
-            found = self._counting_outages(self._store.similar, settings.namespace, partition, vector, now, -1.0, top_k)
+            found = self._counting_outages(self._store.similar, settings.namespace, partition, vector, now, -1.0, decider.top_k)
         except StoreError:
             if self.config.on_store_error == "error":
                 raise
             return Lookup(None, None, threshold)  # fail open: the caller asks the LLM, as on any miss
         if not found:
             return Lookup(None, None, threshold)
-        nearest = found[0][1]
-        found, refused = _context_refusals(found, context)
+        nearest, refused = found[0][1], ()
         if settings.long_prompts != "truncate":
-            found, long = self._whole_prompts(domain, prompt, whole, found)
-            refused += long
+            found, refused = self._whole_prompts(domain, prompt, whole, found)
         verdict = decider.decide(prompt, [(entry.prompt, similarity) for entry, similarity in found])
         refused += tuple(Refused(found[r.index][0].id, found[r.index][0].prompt, found[r.index][1], r.reason) for r in verdict.refusals)
         if verdict.chosen is None:
@@ -419,15 +409,6 @@ class SemanticCache:
         if settings is None:
             raise UnknownDomainError(domain, self.config.domains)
         return settings
-
-
-def _context_refusals(found: list[tuple[Entry, float]], context: Turns | None) -> tuple[list[tuple[Entry, float]], tuple[Refused, ...]]:
-    """The candidates whose stored chat agrees with `context` (all of them without one), and the others refused."""
-    if context is None:
-        return found, ()
-    reasons = [context_refusal([tuple(t) for t in (entry.metadata or {}).get("context", [])], context) for entry, _ in found]
-    refused = tuple(Refused(entry.id, entry.prompt, similarity, reason) for (entry, similarity), reason in zip(found, reasons) if reason)
-    return [candidate for candidate, reason in zip(found, reasons) if reason is None], refused
 
 
 def _require_text(value: str, name: str) -> None:

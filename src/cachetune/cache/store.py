@@ -20,13 +20,13 @@ from cachetune.errors import CacheError, StoreError
 T = TypeVar("T")
 NEVER = 1e18  # the expiry of an entry without a TTL, where a store needs a number
 PARTITION_SEPARATOR = "\x1f"
-GATEWAY_ID = re.compile(r"(?P<id>\d+)@(?P<scope>[0-9a-f]{24})(?:/(?P<context>exact:[0-9a-f]{24}|follow-up))?")
+GATEWAY_ID = re.compile(r"(?P<id>\d+)@(?P<scope>[0-9a-f]{24})(?:/(?P<context>exact:[0-9a-f]{24}))?")
 
 
 @dataclass(frozen=True)
 class Partition:
     """What must match exactly below a domain for an entry to be served: the tenant, and for the gateway the request's
-    scope (a hash of the model, system messages and settings) and conversation context (`exact:HASH`, `follow-up`).
+    scope (a hash of the model, system messages and settings) and conversation context (`exact:HASH`).
 
     `key()` is what the stores partition by; it is the only place the parts are joined.
     """

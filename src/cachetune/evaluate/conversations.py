@@ -1,9 +1,9 @@
 """The conversation set: pairs of short chats, scored as the gateway decides them under each context mode.
 
-From each scenario of a set (conversations.yaml, conversations_apart.yaml: see their headers) six pairs are made, a stored chat and a new one, each a
-list of (role, text) turns ending with a user message. The gateway serves the new chat the stored one's answer when
-the context keys of `cachetune.conversation` are equal, their earlier turns agree (`context_refusal`, with
-`facts`), the last user messages are at least `threshold` similar, and no guard of the domain's `verify` refuses them.
+From each scenario of a set (conversations.yaml, conversations_apart.yaml: see their headers) six pairs are made, a
+stored chat and a new one, each a list of (role, text) turns ending with a user message. The gateway serves the new
+chat the stored one's answer when the context keys of `cachetune.conversation` are equal, the last user messages
+are at least `threshold` similar, and no guard of the domain's `verify` refuses them.
 """
 
 from dataclasses import dataclass
@@ -12,7 +12,7 @@ from importlib import resources
 import numpy as np
 import yaml
 
-from cachetune.conversation import CONTEXT_MODES, context_key, context_refusal
+from cachetune.conversation import CONTEXT_MODES, context_key
 from cachetune.facts import disagreements
 
 # development: written with the context rules, for building them; apart: written by someone who never read
@@ -73,9 +73,8 @@ def served(
         first, second = pair.stored[-1][1], pair.new[-1][1]
         key = context_key(mode, list(pair.new[:-1]), second)
         same_key = context_key(mode, list(pair.stored[:-1]), first) == key
-        agreed = mode != "facts" or not key or context_refusal(list(pair.stored[:-1]), list(pair.new[:-1])) is None
         similar = float(vector_of[first] @ vector_of[second]) >= threshold
-        result.append(same_key and agreed and similar and not (guards and disagreements(second, first, guards)))
+        result.append(same_key and similar and not (guards and disagreements(second, first, guards)))
     return np.array(result, dtype=bool)
 
 

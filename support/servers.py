@@ -168,3 +168,23 @@ class ScriptedServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+
+class MilvusServer:
+    """A real Milvus 2.3 server (the PyPI package `milvus`, "embedded Milvus": a standalone server process with its
+    own etcd and local storage, started from Python) on a free loopback port, its data in `folder`."""
+
+    def __init__(self, folder: Path) -> None:
+        from milvus import MilvusServer as Embedded
+
+        self.server = Embedded()
+        self.server.set_base_dir(str(folder))
+        self.server.listen_port = self.port = free_port()
+        self.server.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.server.stop()

@@ -78,6 +78,17 @@ def redis_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory):
+    """One real Milvus 2.3 server for the session (beside Milvus Lite, which runs in process); tests keep apart by
+    collection prefix."""
+    from servers import MilvusServer
+
+    server = MilvusServer(tmp_path_factory.mktemp("milvus"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def free_port():
     """A function that returns a loopback port nobody listens on."""
     from servers import free_port

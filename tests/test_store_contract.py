@@ -1,4 +1,5 @@
-"""One contract, every store: the embedded store, Milvus (Lite, in process) and a real Redis 8 with vector search
+"""One contract, every store: the embedded store, Milvus (Lite in process, and a real Milvus 2.3 server) and a real
+Redis 8 with vector search
 keep the same promises, checked on fixed vectors (no encoder): the nearest entries, partitions, TTL, eviction,
 concurrency, persistence and deletion. What the cache adds on top (prompts, rewordings, invalidation by prompt)
 is tested through `SemanticCache` in test_cache.py."""
@@ -13,7 +14,7 @@ from cachetune.cache.store import NamespaceSettings, NewEntry
 from cachetune.cache_config import MemoryStoreConfig, MilvusStoreConfig, RedisStoreConfig
 
 DIM = 16
-BACKENDS = ["memory", "milvus", pytest.param("redis", marks=pytest.mark.servers)]
+BACKENDS = ["memory", "milvus", pytest.param("milvus-server", marks=pytest.mark.servers), pytest.param("redis", marks=pytest.mark.servers)]
 NOW = 1_000.0
 
 
@@ -46,10 +47,18 @@ def open_store(request, tmp_path):
             from cachetune.cache.memory import MemoryStore
 
             store = MemoryStore(DIM, namespaces, MemoryStoreConfig(persist_path=str(tmp_path / "cache.npz")))
-        elif backend == "milvus":
+        elif backend.startswith("milvus"):
             from cachetune.cache.milvus import MilvusStore
 
-            store = MilvusStore(MilvusStoreConfig(uri=str(tmp_path / "milvus.db")), DIM, namespaces)
+            if backend == "milvus":
+                store = MilvusStore(MilvusStoreConfig(uri=str(tmp_path / "milvus.db")), DIM, namespaces)
+            else:  # one collection for every test (a server makes one in seconds), emptied before each test's first store
+                uri = request.getfixturevalue("milvus_server").url
+                store = MilvusStore(MilvusStoreConfig(uri=uri, collection_prefix="contract_"), DIM, namespaces)
+                if not opened:
+                    from pymilvus import MilvusClient
+
+                    MilvusClient(uri=uri).delete("contract_coding", filter="id >= 0")
         else:
             from cachetune.cache.redis import RedisStore
 

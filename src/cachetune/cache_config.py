@@ -73,6 +73,11 @@ class MilvusStoreConfig(Strict):
     uri: str = "milvus.db"  # a local file runs Milvus Lite in process; http://host:19530 a Milvus server or cluster
     token: str | None = None
     collection_prefix: str = "cachetune_"
+    # What a lookup sees (benchmarks/results/cache_speed.md: a Milvus 2.3 server's lookup latency at each). Strong:
+    # every store and deletion made before it, by any replica (each read waits for Milvus' next time tick, ~0.2-0.3 s
+    # a lookup on a 2.3 server); Session, Bounded: faster, but a deletion (a wrong hit reported, an invalidation) may
+    # be missed for a moment and its answer served again, and on a 2.3 server even this process's own
+    consistency_level: Literal["Strong", "Session", "Bounded", "Eventually"] = "Strong"
 
 
 class RedisIndexConfig(Strict):

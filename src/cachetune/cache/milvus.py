@@ -27,6 +27,13 @@ FIELDS = ["id", "tenant", "prompt", "response", "metadata", "created", "expires"
 SERVED = "served_similarity"  # in collections made since it was added; older ones go without it
 NEVER_SERVED = -2.0  # its value before a first hit (a cosine is never below -1)
 TEXT_LIMIT = 65_535
+PURGE_SECONDS = 60.0  # how often an add deletes the expired rows (a delete by filter takes a server ~0.2 s)
+
+
+def _milvus_exception():
+    from pymilvus import MilvusException
+
+    return MilvusException
 
 
 def _store_errors(method):
@@ -46,6 +53,9 @@ class MilvusStore:
         from pymilvus import MilvusClient
 
         self._uri = config.uri.split("@", 1)[-1]
+        self._consistency = config.consistency_level
+        self._next_purge: dict[str, float] = {}
+        self._partial_updates = True  # Milvus 2.6 and Lite update some fields of a row; older servers take whole rows
         self._client = MilvusClient(uri=config.uri, token=config.token or "")
         self._settings = namespaces
         self._collections = {name: f"{config.collection_prefix}{name}" for name in namespaces}
@@ -78,27 +88,40 @@ class MilvusStore:
         schema.add_field("hits", DataType.INT64)
         index = self._client.prepare_index_params()
         index.add_index(field_name="vector", index_type="AUTOINDEX", metric_type="IP")
-        self._client.create_collection(collection, schema=schema, index_params=index)
+        self._client.create_collection(collection, schema=schema, index_params=index, consistency_level=self._consistency)
 
     @_store_errors
     def record_hit(self, namespace: str, entry: Entry, now: float, similarity: float) -> None:
         entry.hits += 1
         row = {"id": entry.id, "hits": entry.hits, "last_used": now} | ({SERVED: similarity} if self._served[namespace] else {})
-        self._client.upsert(self._collections[namespace], [row], partial_update=True)
+        collection = self._collections[namespace]
+        if self._partial_updates:
+            try:
+                self._client.upsert(collection, [row], partial_update=True)
+                return
+            except _milvus_exception() as error:
+                if "mismatch" not in str(error):
+                    raise
+                self._partial_updates = False  # a server before Milvus 2.6: every field is written, read first
+        stored = self._client.query(collection, filter=f"id == {int(entry.id)}", output_fields=["*"], consistency_level=self._consistency)
+        if stored:
+            self._client.upsert(collection, [{**stored[0], **row}])
 
     @_store_errors
     def get(self, namespace: str, partition: str, id: int) -> Entry | None:
         fields = FIELDS + ([SERVED] if self._served[namespace] else [])
-        rows = self._client.query(
-            self._collections[namespace], filter=f"id == {int(id)} and tenant == {_quote(partition)}", output_fields=fields
-        )
+        where = f"id == {int(id)} and tenant == {_quote(partition)}"
+        rows = self._client.query(self._collections[namespace], filter=where, output_fields=fields, consistency_level=self._consistency)
         return _entry(rows[0]) if rows else None
 
     @_store_errors
     def add(self, namespace: str, new: NewEntry) -> int:
-        collection, now = self._collections[namespace], new.created
-        self._client.delete(collection, filter=f"expires <= {float(now)!r}")
-        over = self._count(collection, "") - self._settings[namespace].max_entries + 1
+        collection, now, limit = self._collections[namespace], new.created, self._settings[namespace].max_entries
+        over = self._count(collection, "") - limit + 1
+        if over > 0 or now >= self._next_purge.get(namespace, 0.0):  # expired rows go when room is needed, or now and then
+            self._client.delete(collection, filter=f"expires <= {float(now)!r}")
+            self._next_purge[namespace] = now + PURGE_SECONDS
+            over = self._count(collection, "") - limit + 1
         if over > 0:
             order = SORT_FIELD[self._settings[namespace].eviction]
             rows = self._all_rows(collection, ["id", order, "last_used"])
@@ -148,13 +171,16 @@ class MilvusStore:
             filter=f"{_partition_filter(partition, below)} and expires > {float(now)!r}",
             output_fields=FIELDS,
             search_params={"metric_type": "IP"},
+            consistency_level=self._consistency,
         )
         return [(_entry(match["entity"]), float(match["distance"])) for match in (results[0] if results else [])]
 
     def _all_rows(self, collection: str, fields: list[str], where: str = "id >= 0") -> list[dict]:
         """`fields` of every row matching `where`: a plain query stops at Milvus' result window (16,384 rows); an
         iterator does not."""
-        iterator = self._client.query_iterator(collection, batch_size=8192, filter=where, output_fields=fields)
+        iterator = self._client.query_iterator(
+            collection, batch_size=8192, filter=where, output_fields=fields, consistency_level=self._consistency
+        )
         rows = []
         try:
             while batch := iterator.next():
@@ -164,7 +190,8 @@ class MilvusStore:
         return rows
 
     def _count(self, collection: str, filter: str) -> int:
-        return int(self._client.query(collection, filter=filter, output_fields=["count(*)"])[0]["count(*)"])
+        rows = self._client.query(collection, filter=filter, output_fields=["count(*)"], consistency_level=self._consistency)
+        return int(rows[0]["count(*)"])
 
     def close(self) -> None:
         self._client.close()

@@ -68,6 +68,30 @@ def adapter(conala_triplets, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def report(adapter, conala_prepared, tmp_path_factory):
+    """`cachetune evaluate` of the session's adapter on the real CoNaLa pairs, with a cache config written beside its
+    report (report.json, report.md, report.html, plots): (the report as written, its folder)."""
+    from cachetune.evaluate.result import EvaluationReport
+    from cachetune.evaluate.run import evaluate
+    from cachetune.evaluate.settings import EvaluateSettings
+
+    output = tmp_path_factory.mktemp("report")
+    settings = EvaluateSettings(
+        model=str(adapter),
+        test_data=(conala_prepared / "pairs.test.jsonl",),
+        val_data=conala_prepared / "pairs.val.jsonl",
+        output=output,
+        bootstrap=200,
+        speed=True,
+        guards=("numbers", "negation"),
+        write_cache_config=output / "cache.yaml",
+    )
+    report = evaluate(settings)
+    assert EvaluationReport.read(output / "report.json") == report  # what was returned is what was written
+    return report.model_dump(mode="json", exclude_unset=True), output
+
+
+@pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
     """One real Redis 8 with RediSearch for the session; tests keep apart by key prefix."""
     from servers import RedisServer

@@ -10,7 +10,6 @@ from sklearn.metrics import average_precision_score, precision_score, recall_sco
 
 from cachetune.errors import InputError
 from cachetune.evaluate.pairs import OperatingPoints, best_f05_threshold, target_precision_threshold
-from cachetune.evaluate.result import EvaluationReport
 from cachetune.evaluate.run import EvaluateSettings, evaluate
 from cachetune.evaluate.traps import TrapPair, trap_suite_metrics
 from cachetune.evaluate.triplets import triplet_metrics
@@ -27,24 +26,6 @@ def brute_force_recall_at_precision(labels, scores, target):
         if labels[served].mean() >= target:
             best = max(best, labels[served].sum() / labels.sum())
     return best
-
-
-@pytest.fixture(scope="module")
-def report(adapter, conala_prepared, tmp_path_factory):
-    output = tmp_path_factory.mktemp("report")
-    settings = EvaluateSettings(
-        model=str(adapter),
-        test_data=(conala_prepared / "pairs.test.jsonl",),
-        val_data=conala_prepared / "pairs.val.jsonl",
-        output=output,
-        bootstrap=200,
-        speed=True,
-        guards=("numbers", "negation"),
-        write_cache_config=output / "cache.yaml",
-    )
-    report = evaluate(settings)
-    assert EvaluationReport.read(output / "report.json") == report  # what was returned is what was written
-    return report.model_dump(mode="json", exclude_unset=True), output
 
 
 def test_pair_metrics_agree_with_scikit_learn_on_the_same_scores(report, adapter, conala_prepared):
@@ -129,8 +110,16 @@ def test_the_cache_config_written_serves_the_tuned_model_at_its_operating_thresh
     assert domain.similarity_threshold == pytest.approx(points["threshold"], abs=1e-6)
     assert threshold_of(output / "report.json", "programming") == points["threshold"]
     assert "cache config serving the tuned model" in (output / "report.md").read_text()
+    assert domain.report == str(output / "report.html") and config.memory.persist_path == str(output / "cache-store.npz")  # durable
     with pytest.raises(ValueError, match="write_cache_config needs val_data"):
         EvaluateSettings(model=str(adapter), test_data=(output / "x.jsonl",), write_cache_config=output / "c.yaml")
+
+
+def test_the_report_is_also_one_html_page_with_its_plots_inline(report):
+    _, output = report
+    page = (output / "report.html").read_text()
+    assert page.startswith("<!doctype html>") and "<table>" in page and "average precision" in page
+    assert page.count('src="data:image/png;base64,') == 3 and "operating threshold" in page
 
 
 def test_report_has_intervals_verdicts_tables_and_plots(report):

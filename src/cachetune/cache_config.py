@@ -49,6 +49,7 @@ class DomainConfig(Strict):
     # neither looked up nor stored; truncate: decided on its first tokens like any prompt (a shared preamble then
     # hides the question after it: benchmarks/results/long_prompts.md)
     long_prompts: Literal["exact", "bypass", "truncate"] = "exact"
+    report: str | None = None  # the evaluation report (report.html) that chose this threshold: linked from /ui
 
 
 class HnswConfig(Strict):
@@ -108,6 +109,15 @@ class ApiKey(Strict):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")  # of the key: the key itself is never written down
     tenant: str
     domains: list[str] = Field(min_length=1)  # the domains it may use; ["*"]: all
+    roles: list[Literal["admin"]] = []  # admin: the operator's page (/ui), for its tenant's decisions
+
+
+class UiConfig(Strict):
+    """The operator's page, /ui (cachetune.cache.operator)."""
+
+    decisions: int = Field(1_000, ge=10, le=100_000)  # recent decisions kept per process (each under ~1.5 KB)
+    keep_prompts: bool = True  # false: a decision shows a prompt's sha256 (12 hex digits), never its text
+    window_minutes: int = Field(15, ge=1, le=120)  # how far back the page's counts and charts go
 
 
 class AuthConfig(Strict):
@@ -158,6 +168,7 @@ class CacheConfig(Strict):
     redis: RedisStoreConfig = RedisStoreConfig()
     limits: LimitsConfig = LimitsConfig()
     auth: AuthConfig | None = None  # absent: no authentication, and `cachetune serve` listens on loopback only
+    ui: UiConfig = UiConfig()
     upstream: UpstreamConfig | None = None  # present: the OpenAI-compatible gateway is served too
     # JSONL of every feedback (records.Feedback: the served hit's similarity, right or wrong), appended as it comes:
     # `cachetune evaluate-feedback` turns it into the served hits' measured precision and a threshold recommendation
@@ -202,7 +213,10 @@ def _resolve_paths(config: CacheConfig, folder: Path) -> CacheConfig:
             return value
         return str(folder / value)
 
-    domains = {name: d.model_copy(update={"embedding_model_path": resolve(d.embedding_model_path)}) for name, d in config.domains.items()}
+    domains = {
+        name: d.model_copy(update={"embedding_model_path": resolve(d.embedding_model_path), "report": resolve(d.report)})
+        for name, d in config.domains.items()
+    }
     memory = config.memory
     if memory.persist_path and not Path(memory.persist_path).is_absolute():
         memory = memory.model_copy(update={"persist_path": str(folder / memory.persist_path)})

@@ -21,10 +21,11 @@ from cachetune.errors import InputError
 
 @dataclass(frozen=True)
 class Principal:
-    """Who a request comes from: the tenant and domains its API key is bound to."""
+    """Who a request comes from: the tenant and domains its API key is bound to, and its roles."""
 
     tenant: str
     domains: frozenset[str] | None  # None: every domain
+    roles: frozenset[str] = frozenset()
 
     def tenant_for(self, domain: str, asked: str | None) -> str:
         if self.domains is not None and domain not in self.domains:
@@ -67,7 +68,7 @@ class Authenticator:
                 found = key
         if found is None:
             raise HttpError(401, "invalid API key", "unauthorized")
-        return Principal(found.tenant, None if "*" in found.domains else frozenset(found.domains))
+        return Principal(found.tenant, None if "*" in found.domains else frozenset(found.domains), frozenset(found.roles))
 
 
 def principal_of(request: Request) -> Principal | None:

@@ -46,6 +46,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from cachetune.cache.auth import Caller, Principal
 from cachetune.cache.http import HttpError, within_limit
 from cachetune.cache.metrics import Metrics
+from cachetune.cache.operator import DecisionLog
 from cachetune.cache.semantic_cache import Lookup, SemanticCache
 from cachetune.cache.store import Partition
 from cachetune.cache_config import UpstreamConfig
@@ -194,11 +195,19 @@ class Gateway:
         cache: the cache; its config's `upstream` block says where the LLM is and how chats are keyed.
         metrics: the service's metrics.
         transport: how the upstream is reached (default: httpx's network transport).
+        decisions: where each lookup's decision is kept for the operator's page (none: not kept).
     """
 
-    def __init__(self, cache: SemanticCache, metrics: Metrics, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        cache: SemanticCache,
+        metrics: Metrics,
+        transport: httpx.AsyncBaseTransport | None = None,
+        decisions: DecisionLog | None = None,
+    ) -> None:
         self.cache, self.metrics, self.settings = cache, metrics, cache.config.upstream
         self.upstream = Upstream(self.settings, metrics, transport)
+        self.decisions = decisions
 
     def router(self) -> APIRouter:
         router = APIRouter()
@@ -223,7 +232,10 @@ class Gateway:
             return await self._forward(body, headers, {"x-cachetune-cache": "bypass", "x-cachetune-domain": domain or ""}, None)
         key = self._chat_key(body, request, principal, domain)
         within_limit("prompt", key.text, self.cache.config.limits.max_prompt_chars, domain)  # as /v1/cache/check
+        started = time.perf_counter()
         found, vector = await self._lookup(key, domain)
+        if found is not None and self.decisions is not None:
+            self.decisions.record("gateway", domain, key.partition, key.text, found, (time.perf_counter() - started) * 1000)
         if found is not None and found.bypass is not None:  # a prompt the encoder cannot read whole: neither served nor stored
             self.metrics.requests.labels(domain, "bypass").inc()
             return await self._forward(body, headers, {"x-cachetune-cache": "bypass", "x-cachetune-domain": domain}, None)

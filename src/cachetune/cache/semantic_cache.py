@@ -69,6 +69,7 @@ class Lookup:
     threshold: float
     refused: tuple[Refused, ...] = ()
     bypass: str | None = None
+    nearest: str | None = None  # the nearest entry's stored prompt
 
 
 class SemanticCache:
@@ -198,10 +199,13 @@ class SemanticCache:
         if settings.long_prompts != "truncate":
             found, refused = self._whole_prompts(domain, prompt, whole, found)
         verdict = decider.decide(prompt, [(entry.prompt, similarity) for entry, similarity in found])
+        nearest_prompt = found[0][0].prompt if found else None
         refused += tuple(Refused(found[r.index][0].id, found[r.index][0].prompt, found[r.index][1], r.reason) for r in verdict.refusals)
         if verdict.chosen is None:
-            return Lookup(None, nearest, threshold, refused)
-        return Lookup(self._serve(domain, partition, prompt, *found[verdict.chosen], now), nearest, threshold, refused)
+            return Lookup(None, nearest, threshold, refused, nearest=nearest_prompt)
+        return Lookup(
+            self._serve(domain, partition, prompt, *found[verdict.chosen], now), nearest, threshold, refused, nearest=nearest_prompt
+        )
 
     def _whole_prompts(self, domain: str, prompt: str, whole: bool, found: list) -> tuple[list, tuple[Refused, ...]]:
         """The candidates decided on every token of both prompts; a prompt past the window (new or stored) is served

@@ -46,6 +46,7 @@ from cachetune.cache.auth import Authenticator, Caller, Principal
 from cachetune.cache.gateway import Gateway
 from cachetune.cache.http import BodyLimit, HttpError, error_response, within_limit
 from cachetune.cache.metrics import Metrics
+from cachetune.cache.operator import DecisionLog, operator_router
 from cachetune.cache.semantic_cache import SemanticCache
 from cachetune.cache.store import Partition
 from cachetune.errors import CacheError, StoreError, UnknownDomainError
@@ -95,8 +96,8 @@ log = logging.getLogger("cachetune.service")
 class CacheApi:
     """The cache's own routes over one `SemanticCache`: /v1/cache/{check,store,invalidate,feedback}, /healthz, /metrics."""
 
-    def __init__(self, cache: SemanticCache, metrics: Metrics) -> None:
-        self.cache, self.metrics, self.limits = cache, metrics, cache.config.limits
+    def __init__(self, cache: SemanticCache, metrics: Metrics, decisions: DecisionLog) -> None:
+        self.cache, self.metrics, self.limits, self.decisions = cache, metrics, cache.config.limits, decisions
 
     def router(self) -> APIRouter:
         router = APIRouter()
@@ -131,7 +132,10 @@ class CacheApi:
     async def check(self, body: CheckBody, principal: Caller) -> dict:
         tenant = self._tenant(principal, body.domain, body.tenant)
         within_limit("prompt", body.prompt, self.limits.max_prompt_chars, body.domain)
+        started = time.perf_counter()
         found = await self._call("check", body.domain, self.cache.lookup, body.prompt, body.domain, tenant)
+        elapsed = (time.perf_counter() - started) * 1000
+        self.decisions.record("check", body.domain, Partition.of(tenant), body.prompt, found, elapsed)
         self.metrics.count_refusals(body.domain, found.refused)
         refused = [asdict(r) for r in found.refused]
         if found.bypass is not None:
@@ -209,8 +213,8 @@ def create_app(cache: SemanticCache, *, upstream_transport: httpx.AsyncBaseTrans
         upstream_transport: how the gateway reaches its upstream (default: httpx's network transport); tests pass
             `httpx.MockTransport` or `httpx.ASGITransport`.
     """
-    metrics = Metrics(cache.domains)
-    gateway = Gateway(cache, metrics, upstream_transport) if cache.config.upstream is not None else None
+    metrics, decisions = Metrics(cache.domains), DecisionLog(cache.config.ui)
+    gateway = Gateway(cache, metrics, upstream_transport, decisions) if cache.config.upstream is not None else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -232,7 +236,8 @@ def create_app(cache: SemanticCache, *, upstream_transport: httpx.AsyncBaseTrans
 
     app.add_middleware(BodyLimit, max_bytes=cache.config.limits.max_body_bytes, on_refuse=refuse)
     _add_error_handlers(app, refuse)
-    app.include_router(CacheApi(cache, metrics).router())
+    app.include_router(CacheApi(cache, metrics, decisions).router())
+    app.include_router(operator_router(cache, decisions))
     if gateway is not None:
         app.include_router(gateway.router())
     return app

@@ -1,5 +1,6 @@
 """The evaluation report: report.json (everything), report.md (the side-by-side table), PNG plots."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -9,11 +10,49 @@ from cachetune.evaluate.result import EvaluationReport, PairResults, PairsSectio
 
 
 def write_report(report: EvaluationReport, output: Path) -> None:
+    """report.json (everything), report.md (the tables), the plots (PNG), and report.html: one self-contained page of
+    the tables with the plots inline."""
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     report.write_json(output / "report.json")
-    (output / "report.md").write_text(markdown(report))
-    plots(report, output)
+    text = markdown(report)
+    (output / "report.md").write_text(text)
+    (output / "report.html").write_text(html_page(text, plots(report, output)))
+
+
+def html_page(text: str, images: list[Path]) -> str:
+    """The report's Markdown as one HTML page (headings, lists, tables, code spans), each plot inline (base64 PNG)."""
+    import base64
+    import html
+
+    def inline(line: str) -> str:
+        line = html.escape(line)
+        line = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", line)
+        return re.sub(r"`([^`]+)`", r"<code>\1</code>", line).replace("&amp;nbsp;", "&nbsp;")
+
+    body, table = [], []
+    for line in [*text.splitlines(), ""]:
+        if line.startswith("|"):
+            if not set(line) <= set("|-: "):
+                cells = [inline(cell.strip()) for cell in line.strip("|").split("|")]
+                table.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
+            continue
+        if table:
+            body.append("<table>" + table[0].replace("<td>", "<th>").replace("</td>", "</th>") + "".join(table[1:]) + "</table>")
+            table = []
+        if line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            body.append(f"<h{level}>{inline(line.lstrip('#').strip())}</h{level}>")
+        elif line.lstrip().startswith("- "):
+            body.append(f"<li>{inline(line.lstrip()[2:])}</li>")
+        elif line.strip():
+            body.append(f"<p>{inline(line)}</p>")
+    figures = [
+        f'<figure><img alt="{image.stem}" src="data:image/png;base64,{base64.b64encode(image.read_bytes()).decode()}"><figcaption>{image.stem}</figcaption></figure>'
+        for image in images
+    ]
+    style = "body{font:14px/1.45 system-ui,sans-serif;max-width:70rem;margin:1.5rem auto;padding:0 1rem}table{border-collapse:collapse;margin:.6rem 0}td,th{border:1px solid #dde1e7;padding:.25rem .5rem;text-align:left}th{background:#f3f4f6}figure{display:inline-block;margin:.5rem}img{max-width:32rem}"
+    return f"<!doctype html><html><head><meta charset='utf-8'><title>cachetune evaluation</title><style>{style}</style></head><body>{''.join(body)}<h2>Plots</h2>{''.join(figures)}</body></html>\n"
 
 
 def _f(value, digits: int = 3) -> str:

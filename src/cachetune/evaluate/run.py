@@ -97,7 +97,8 @@ def evaluate(settings: EvaluateSettings) -> EvaluationReport:
     )
     if settings.write_cache_config is not None:
         domains = sorted({pair.domain for pair in test_pairs if pair.domain})
-        report.cache_config = str(write_cache_config(settings.write_cache_config, settings.model, domains, operating["tuned"]))
+        written = write_cache_config(settings.write_cache_config, settings.model, domains, operating["tuned"], Path(output) / "report.html")
+        report.cache_config = str(written)
     if settings.speed:
         report.speed = {name: encode_speed(encoder, texts[:200]) for name, encoder in encoders.items()}
     write_report(report, output)
@@ -128,7 +129,7 @@ def _conversations(chats: list, vector_of: dict, operating: dict, name: str, set
     return conversation_metrics(chats, vector_of, _threshold(operating, name) or DEFAULT_CHAT_THRESHOLD, settings.guards)
 
 
-def write_cache_config(path: Path, model: str, domains: list[str], points: OperatingPoints) -> Path:
+def write_cache_config(path: Path, model: str, domains: list[str], points: OperatingPoints, report: Path) -> Path:
     """A cache config (`cachetune serve --config PATH`) with the tuned model as one domain at its operating threshold,
     and a durable embedded store (a snapshot and log beside the config), validated by the cache's own config model
     before it is written.
@@ -139,11 +140,11 @@ def write_cache_config(path: Path, model: str, domains: list[str], points: Opera
     domain = domains[0] if len(domains) == 1 else "default"
     location = str(Path(model).resolve()) if Path(model).exists() else model
     path = Path(path)
-    config = CacheConfig(
-        domains={domain: DomainConfig(embedding_model_path=location, similarity_threshold=round(points.threshold, 6))},
-        memory=MemoryStoreConfig(persist_path=f"{path.stem}-store.npz"),  # relative: beside the config file
+    chosen = DomainConfig(
+        embedding_model_path=location, similarity_threshold=round(points.threshold, 6), report=str(Path(report).resolve())
     )
-    fields = {"domains": {domain: {"embedding_model_path", "similarity_threshold"}}, "memory": {"persist_path"}}
+    config = CacheConfig(domains={domain: chosen}, memory=MemoryStoreConfig(persist_path=f"{path.stem}-store.npz"))  # beside the config
+    fields = {"domains": {domain: {"embedding_model_path", "similarity_threshold", "report"}}, "memory": {"persist_path"}}
     how = "the best-F0.5 threshold (no threshold met the target precision)" if points.fallback else "its target-precision threshold"
     header = (
         f"# Written by `cachetune evaluate`: the tuned model at {how}, chosen on {points.val_pairs} validation pairs.\n"

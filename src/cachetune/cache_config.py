@@ -50,6 +50,12 @@ class DomainConfig(Strict):
     # hides the question after it: benchmarks/results/long_prompts.md)
     long_prompts: Literal["exact", "bypass", "truncate"] = "exact"
     report: str | None = None  # the evaluation report (report.html) that chose this threshold: linked from /ui
+    # A second opinion near the threshold: a candidate whose cosine is within second_band of the threshold is
+    # re-scored by (1 - second_weight) * cosine + second_weight * the second model's cosine (any model spec, e.g.
+    # all-mpnet-base-v2); elsewhere the domain's model decides alone. benchmarks/results/second_opinion.md
+    second_model: str | None = None
+    second_band: float = Field(0.05, ge=0, le=1)
+    second_weight: float = Field(0.5, ge=0, le=1)
 
 
 class HnswConfig(Strict):
@@ -213,10 +219,8 @@ def _resolve_paths(config: CacheConfig, folder: Path) -> CacheConfig:
             return value
         return str(folder / value)
 
-    domains = {
-        name: d.model_copy(update={"embedding_model_path": resolve(d.embedding_model_path), "report": resolve(d.report)})
-        for name, d in config.domains.items()
-    }
+    paths = ("embedding_model_path", "report", "second_model")
+    domains = {name: d.model_copy(update={key: resolve(getattr(d, key)) for key in paths}) for name, d in config.domains.items()}
     memory = config.memory
     if memory.persist_path and not Path(memory.persist_path).is_absolute():
         memory = memory.model_copy(update={"persist_path": str(folder / memory.persist_path)})

@@ -224,18 +224,25 @@ class DomainEncoders:
             else:
                 self._batchers[domain] = self._batcher(spec, settings.encoder)
                 self._windows[domain] = self._pool.window(spec, settings.encoder)
+        self._second = {
+            domain: self._batcher(self._spec_of(domain, settings.second_model, on_base=False), settings.encoder)
+            for domain, settings in config.domains.items()
+            if settings.second_model
+        }
         self.dim = int(self.encode(next(iter(config.domains)), "dimension").shape[0])
 
     @property
     def domains(self) -> list[str]:
         return list(self._batchers)
 
-    def _spec_of(self, domain: str, model: str | None) -> ModelSpec:
-        """A domain's model, an adapter on the cache's own base (the same weights wherever its name found them)."""
+    def _spec_of(self, domain: str, model: str | None, on_base: bool = True) -> ModelSpec:
+        """A domain's model, an adapter on the cache's own base (the same weights wherever its name found them); a
+        second opinion's model (`on_base` False) on whatever base it names."""
         if model is None:
             return ModelSpec.of_base(self._base)
         try:
-            return resolve_model(model).on_base(self._base)
+            spec = resolve_model(model)
+            return spec.on_base(self._base) if on_base else spec
         except ModelError as error:
             raise ModelError(f"domain {domain}: {error}") from None
 
@@ -282,13 +289,24 @@ class DomainEncoders:
 
     def encode_many(self, domain: str, texts: list[str]) -> list[np.ndarray]:
         """`encode` of each text; those not in the exact tier are encoded together."""
-        keys = [(domain, clean_text(text)) for text in texts]
+        return self._memoised(domain, self._batchers[domain], texts)
+
+    def _memoised(self, name: str, batcher: MicroBatcher, texts: list[str]) -> list[np.ndarray]:
+        keys = [(name, clean_text(text)) for text in texts]
         vectors = [self.memo.get(key) for key in keys]
         missing = [i for i, vector in enumerate(vectors) if vector is None]
-        for i, vector in zip(missing, self._batchers[domain].many([texts[i] for i in missing])):
+        for i, vector in zip(missing, batcher.many([texts[i] for i in missing])):
             vectors[i] = vector
             self.memo.put(keys[i], np.array(vector))  # a copy: a row view would keep its whole batch alive
         return vectors
+
+    def encode_second(self, domain: str, texts: list[str]) -> list[np.ndarray]:
+        """The domain's second model's vectors of `texts` (its `second_model`), from the exact tier when encoded lately.
+
+        Raises:
+            KeyError: the domain has no second model.
+        """
+        return self._memoised(f"{domain}\x1fsecond", self._second[domain], texts)
 
     def encode_base(self, text: str) -> np.ndarray:
         """The base model's embedding (no adapter): loaded on first use unless a domain already uses it."""
@@ -298,7 +316,7 @@ class DomainEncoders:
         return batcher(text)
 
     def close(self) -> None:
-        for batcher in {*self._batchers.values(), *self._shared.values()}:
+        for batcher in {*self._batchers.values(), *self._shared.values(), *self._second.values()}:
             batcher.close()
 
     def __enter__(self) -> "DomainEncoders":

@@ -280,7 +280,7 @@ class Gateway:
         if found is not None and found.similarity is not None:
             info["x-cachetune-similarity"] = f"{found.similarity:.4f}"
         if found is not None:
-            self.metrics.count_refusals(domain, found.refused)
+            self.metrics.count_lookup(domain, found)
             if found.refused:
                 info["x-cachetune-refused"] = ",".join(f"{r.id}:{r.reason}" for r in found.refused)
         return info

@@ -44,6 +44,15 @@ class Metrics:
             "cachetune_upstream_seconds", "Upstream time to the end of an answer", buckets=UPSTREAM_BUCKETS, registry=registry
         )
         self.upstream_errors = Counter("cachetune_upstream_errors", "Upstream failures by kind", ["kind"], registry=registry)
+        self.second_opinions = Counter(
+            "cachetune_second_opinions",
+            "Lookups whose candidate near the threshold the second model re-scored",
+            ["domain"],
+            registry=registry,
+        )
+        self.second_opinion_seconds = Histogram(
+            "cachetune_second_opinion_seconds", "Time the second model took", ["domain"], buckets=LATENCY_BUCKETS, registry=registry
+        )
         self.store_failures = Counter(
             "cachetune_gateway_store_failures", "Upstream answers relayed but not stored: the store failed", registry=registry
         )
@@ -52,7 +61,11 @@ class Metrics:
         """A domain as a label value: only configured domains, so that a caller cannot grow the metrics without bound."""
         return domain if domain in self.domains else "none"
 
-    def count_refusals(self, domain: str, refused) -> None:
-        for refusal in refused:
+    def count_lookup(self, domain: str, found) -> None:
+        """A lookup's refusals by reason, and its second opinion (how often the second model was asked, its time)."""
+        for refusal in found.refused:
             if refusal.reason != "outranked":  # a reason label: guard:NAME or threshold (a bounded set)
                 self.refusals.labels(domain, refusal.reason).inc()
+        if found.second_opinion_ms is not None:
+            self.second_opinions.labels(domain).inc()
+            self.second_opinion_seconds.labels(domain).observe(found.second_opinion_ms / 1000)

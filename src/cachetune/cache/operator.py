@@ -148,10 +148,9 @@ def _outcome(found: Lookup) -> tuple[str, str, str | None, float | None]:
     if found.similarity is None:
         return "miss", "empty", None, None  # nothing stored in the partition
     first = found.refused[0] if found.refused else None
-    if first is None or first.reason == "threshold":  # the nearest candidate fell short of the threshold
-        return "miss", "threshold", first.prompt if first else found.nearest, first.similarity if first else found.similarity
-    judged = next((r.similarity for r in found.refused if r.reason == "threshold"), None)
-    return "miss", first.reason, first.prompt, judged
+    if first is None or first.reason == "threshold":  # the best candidate fell short of the threshold
+        return "miss", "threshold", first.prompt if first else found.nearest, found.judged
+    return "miss", first.reason, first.prompt, found.judged
 
 
 def require_admin(principal: Caller) -> Principal | None:

@@ -70,6 +70,8 @@ class Lookup:
     refused: tuple[Refused, ...] = ()
     bypass: str | None = None
     nearest: str | None = None  # the nearest entry's stored prompt
+    second_opinion_ms: float | None = None  # when the domain's second model re-scored a candidate near the threshold
+    judged: float | None = None  # the similarity of the best candidate the threshold judged (after a second opinion)
 
 
 class SemanticCache:
@@ -196,16 +198,18 @@ class SemanticCache:
         if not found:
             return Lookup(None, None, threshold)
         nearest, refused = found[0][1], ()
+        nearest_prompt = found[0][0].prompt
         if settings.long_prompts != "truncate":
             found, refused = self._whole_prompts(domain, prompt, whole, found)
+        found, second = self._second_opinion(domain, prompt, found) if settings.second_model else (found, None)
         verdict = decider.decide(prompt, [(entry.prompt, similarity) for entry, similarity in found])
-        nearest_prompt = found[0][0].prompt if found else None
         refused += tuple(Refused(found[r.index][0].id, found[r.index][0].prompt, found[r.index][1], r.reason) for r in verdict.refusals)
-        if verdict.chosen is None:
-            return Lookup(None, nearest, threshold, refused, nearest=nearest_prompt)
-        return Lookup(
-            self._serve(domain, partition, prompt, *found[verdict.chosen], now), nearest, threshold, refused, nearest=nearest_prompt
+        hit = None if verdict.chosen is None else self._serve(domain, partition, prompt, *found[verdict.chosen], now)
+        judged = next(
+            (r.similarity for r in verdict.refusals if r.reason == "threshold"), found[0][1] if found and not verdict.refusals else None
         )
+        judged = verdict.similarity if verdict.similarity is not None else judged
+        return Lookup(hit, nearest, threshold, refused, nearest=nearest_prompt, second_opinion_ms=second, judged=judged)
 
     def _whole_prompts(self, domain: str, prompt: str, whole: bool, found: list) -> tuple[list, tuple[Refused, ...]]:
         """The candidates decided on every token of both prompts; a prompt past the window (new or stored) is served
@@ -218,6 +222,22 @@ class SemanticCache:
             else:
                 refused.append(Refused(entry.id, entry.prompt, similarity, "long_prompt"))
         return kept, tuple(refused)
+
+    def _second_opinion(self, domain: str, prompt: str, found: list) -> tuple[list, float | None]:
+        """Candidates within `second_band` of the threshold re-scored with the second model: (1 - w) * cosine + w *
+        its cosine; the others keep their cosine. The second model encodes only when one is that near. Returns the
+        candidates, most similar first, and the milliseconds the second opinion took (None: not asked)."""
+        settings = self.config.domains[domain]
+        near = [i for i, (_, similarity) in enumerate(found) if abs(similarity - settings.similarity_threshold) <= settings.second_band]
+        if not near:
+            return found, None
+        started = time.perf_counter()
+        vectors = self._encoders.encode_second(domain, [prompt, *(found[i][0].prompt for i in near)])
+        rescored, weight = list(found), settings.second_weight
+        for vector, i in zip(vectors[1:], near):
+            entry, similarity = found[i]
+            rescored[i] = (entry, (1 - weight) * similarity + weight * float(vectors[0] @ vector))
+        return sorted(rescored, key=lambda candidate: -candidate[1]), (time.perf_counter() - started) * 1000
 
     def _serve(self, domain: str, partition: str, prompt: str, entry: Entry, similarity: float, now: float) -> Hit:
         """The hit for `entry`, counted in its eviction order and remembered for the feedback that may follow."""

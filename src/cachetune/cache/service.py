@@ -136,7 +136,7 @@ class CacheApi:
         found = await self._call("check", body.domain, self.cache.lookup, body.prompt, body.domain, tenant)
         elapsed = (time.perf_counter() - started) * 1000
         self.decisions.record("check", body.domain, Partition.of(tenant), body.prompt, found, elapsed)
-        self.metrics.count_refusals(body.domain, found.refused)
+        self.metrics.count_lookup(body.domain, found)
         refused = [asdict(r) for r in found.refused]
         if found.bypass is not None:
             self.metrics.bypassed.labels(body.domain, found.bypass).inc()

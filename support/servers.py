@@ -140,19 +140,20 @@ class CacheService:
 
 
 class ScriptedServer(ThreadingHTTPServer):
-    """A real HTTP server on loopback whose every POST is answered by `respond(request number)` -> (status, JSON body)."""
+    """A real HTTP server on loopback whose every POST is answered by `respond(request number, request body)` ->
+    (status, JSON body)."""
 
-    def __init__(self, respond: Callable[[int], tuple[int, bytes]]) -> None:
+    def __init__(self, respond: Callable[[int, bytes], tuple[int, bytes]]) -> None:
         self.requests = 0
         lock = threading.Lock()
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(handler) -> None:
-                handler.rfile.read(int(handler.headers["Content-Length"]))
+                request = handler.rfile.read(int(handler.headers["Content-Length"]))
                 with lock:
                     self.requests += 1
                     number = self.requests
-                status, body = respond(number)
+                status, body = respond(number, request)
                 handler.send_response(status)
                 handler.send_header("Content-Type", "application/json")
                 handler.send_header("Content-Length", str(len(body)))

@@ -163,15 +163,20 @@ def concurrent_checks(url: str, prompts: list[str], clients: int, domain: str = 
     return timings, time.perf_counter() - start
 
 
-def echo_upstream(request: httpx.Request) -> httpx.Response:
-    """An OpenAI-compatible upstream (for `httpx.MockTransport`) that answers each chat with its own messages: a served
-    answer says which chat it was stored for."""
+def echo_completion(request: bytes) -> dict:
+    """An OpenAI chat completion that answers a chat request with its own messages: a served answer says which chat
+    it was stored for."""
     import json
 
-    body = json.loads(request.content)
+    body = json.loads(request)
     message = {"role": "assistant", "content": json.dumps(body["messages"])}
     choice = {"index": 0, "message": message, "finish_reason": "stop"}
-    return httpx.Response(200, json={"id": "echo", "object": "chat.completion", "created": 0, "model": body["model"], "choices": [choice]})
+    return {"id": "echo", "object": "chat.completion", "created": 0, "model": body["model"], "choices": [choice]}
+
+
+def echo_upstream(request: httpx.Request) -> httpx.Response:
+    """`echo_completion` as an upstream in this process (for `httpx.MockTransport`)."""
+    return httpx.Response(200, json=echo_completion(request.content))
 
 
 def chat_pairs_through(client: httpx.Client, pairs: list, model: str) -> dict[str, dict[str, int]]:

@@ -129,7 +129,7 @@ class FailingServer(ScriptedServer):
 
         self.good = good  # a test may raise it: the server is back
 
-        def respond(number: int) -> tuple[int, bytes]:
+        def respond(number: int, request: bytes) -> tuple[int, bytes]:
             if number <= self.good:
                 return 200, completion
             if mode == "error":

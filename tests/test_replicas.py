@@ -6,14 +6,13 @@ import json
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from threading import Thread
 
 import httpx
 import numpy as np
 import pytest
 import yaml
-from servers import CacheService, RedisServer
+from servers import CacheService, RedisServer, ScriptedServer
+from traffic import echo_completion
 
 pytestmark = pytest.mark.servers
 
@@ -21,36 +20,9 @@ QUESTION = "How do I reverse a list in Python?"
 REWORDED = "How can I reverse a list in python?"
 
 
-class EchoUpstream(ThreadingHTTPServer):
-    """A real OpenAI-compatible HTTP server on loopback that answers each chat with its own messages and counts calls."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-        upstream = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                upstream.calls += 1
-                message = {"role": "assistant", "content": json.dumps(body["messages"])}
-                payload = {"id": "echo", "object": "chat.completion", "created": 0, "model": body["model"],
-                           "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}  # fmt: skip
-                data = json.dumps(payload).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-        Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+def echo_upstream() -> ScriptedServer:
+    """A real OpenAI-compatible HTTP server on loopback that answers each chat with its own messages (and counts)."""
+    return ScriptedServer(lambda number, request: (200, json.dumps(echo_completion(request)).encode()))
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +31,7 @@ def replicas(tmp_path_factory, onnx_folder):
     two replicas configured alike."""
     tmp_path = tmp_path_factory.mktemp("replicas")
     redis = RedisServer(tmp_path / "redis")
-    upstream = EchoUpstream()
+    upstream = echo_upstream()
     config = {
         "semantic_cache": {
             "backend_type": "redis",
@@ -145,12 +117,12 @@ def test_with_redis_down_no_answer_is_lost_and_misses_come_at_once(replicas):
     ask(a, QUESTION)
     assert ask(b, REWORDED).headers["x-cachetune-cache"] == "hit"
     redis.kill()
-    calls, statuses, timings = upstream.calls, [], []
+    calls, statuses, timings = upstream.requests, [], []
     for n in range(10):
         response = ask((a, b)[n % 2], f"What does Python keyword number {n} do?")
         statuses.append(response.status_code)
         assert response.headers["x-cachetune-cache"] == "miss" and "keyword number" in response.json()["choices"][0]["message"]["content"]
-    assert statuses == [200] * 10 and upstream.calls == calls + 10  # the upstream called once per request, its answer relayed
+    assert statuses == [200] * 10 and upstream.requests == calls + 10  # the upstream called once per request, its answer relayed
     ask(a, "one more while the breaker is open")
     for _ in range(20):
         started = time.perf_counter()

@@ -21,7 +21,13 @@ def cosines():
 
 def test_a_candidate_near_the_threshold_is_decided_by_both_models(make_cache, cosines):
     threshold = round(cosines["first"] + 0.01, 4)  # the first model alone would not serve the rewording
-    domain = {"similarity_threshold": threshold, "encoder": "torch", "second_model": "programming", "second_band": 0.05, "second_weight": 0.7}
+    domain = {
+        "similarity_threshold": threshold,
+        "encoder": "torch",
+        "second_model": "programming",
+        "second_band": 0.05,
+        "second_weight": 0.7,
+    }
     cache = make_cache({"coding": domain})
     cache.store(STORED, "list[::-1]", "coding")
     found = cache.lookup(REWORDED, "coding")

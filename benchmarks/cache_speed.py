@@ -4,11 +4,12 @@
 
 Sections (each writes its part of results/cache_speed.json; the Markdown shows every part there is):
 - http: `cachetune serve` in its own process, this process sending /v1/cache/check over loopback to the shipped
-  programming adapter's domain holding 1,000 real queries, half the checks hits: 1 client (p50/p99) and 16
-  concurrent clients (throughput, p99), for torch without batching (the cache before ONNX and micro-batching),
-  ONNX fp32 and ONNX int8, both micro-batched.
+  programming adapter's domain: new wordings (never stored: the encoder runs) and exact repeats (the exact tier)
+  as separate rows, 1 client (p50/p99) and 16 concurrent clients (throughput, p99), for each ENCODER:STORE case
+  (torch without batching, ONNX fp32 and int8 micro-batched; the embedded store or Redis).
 - stores: lookup p50/p99 from one thread and from 8 concurrent threads at 10K and 100K entries in the embedded
-  store, Milvus Lite and Redis 8 (random unit vectors), with memory per 100K entries where the store reports it.
+  store, Milvus Lite, a Milvus 2.3 server (per consistency level) and Redis 8 (random unit vectors), with memory
+  per 100K entries where the store reports it; then Redis at several HNSW settings on 100K realistic vectors.
 - ann: HNSW (usearch) recall@1 against exact search (right when its similarity equals the exact best: a
   duplicate vector is as right as the one exact search returned), lookup p50/p99, build time and bytes per entry at 100K and 1M
   entries, on random unit vectors and on realistic ones (see `realistic_vectors`), for several parameters.
@@ -41,7 +42,7 @@ REDIS_INDEXES = [
 ]
 
 
-def RedisIndexDefaults() -> dict:
+def redis_index_defaults() -> dict:
     return RedisIndexConfig().model_dump(include={"m", "ef_construction", "ef_runtime"})
 
 
@@ -67,16 +68,16 @@ def memory_kib(field: str = "VmRSS") -> int:
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
-def store_benchmark(kind: str, vectors: np.ndarray, probes: np.ndarray, folder: Path, urls: dict, redis_index: dict | None = None) -> dict:
+def store_benchmark(kind: str, vectors: np.ndarray, probes: np.ndarray, folder: Path, urls: dict, options: dict | None = None) -> dict:
     """Lookups (a candidate: `similar(..., limit 1)`) from one thread (p50/p99, recall@1 against exact search) and
     from 8, after loading `vectors` into a `kind` store: memory, milvus (Lite), milvus-server (a Milvus 2.3 server on
-    loopback, Strong consistency) or redis (with `redis_index`'s M / EF_CONSTRUCTION / EF_RUNTIME)."""
+    loopback, at `options`' consistency level) or redis (with `options`' M / EF_CONSTRUCTION / EF_RUNTIME)."""
     from cachetune.cache.store import NamespaceSettings
 
     size = len(vectors)
     namespaces = {"bench": NamespaceSettings(size + 1, "lru")}
     rss_before, start = memory_kib(), time.perf_counter()
-    store, memory = _loaded_store(kind, vectors, namespaces, folder, urls, redis_index or {})
+    store, memory = _loaded_store(kind, vectors, namespaces, folder, urls, options or {})
     load_seconds = time.perf_counter() - start
     if kind == "memory":
         memory = (memory_kib() - rss_before) * 1024 * 100_000 / size
@@ -101,12 +102,7 @@ def store_benchmark(kind: str, vectors: np.ndarray, probes: np.ndarray, folder: 
     seconds = time.perf_counter() - began
     store.close()
     return {
-        "store": kind
-        + (
-            f" (M {redis_index['m']}, EF_CONSTRUCTION {redis_index['ef_construction']}, EF_RUNTIME {redis_index['ef_runtime']})"
-            if redis_index
-            else ""
-        ),
+        "store": store_label(kind, options),
         "entries": size,
         "one_thread": percentiles(single),
         "eight_threads": {**percentiles(timings), "lookups_per_second": round(2 * len(probes) / seconds, 1)},
@@ -116,7 +112,7 @@ def store_benchmark(kind: str, vectors: np.ndarray, probes: np.ndarray, folder: 
     }
 
 
-def _loaded_store(kind: str, vectors: np.ndarray, namespaces: dict, folder: Path, urls: dict, redis_index: dict):
+def _loaded_store(kind: str, vectors: np.ndarray, namespaces: dict, folder: Path, urls: dict, options: dict):
     """A store of `kind` holding `vectors` (prompt n for vector n), and the bytes per 100K entries where it says."""
     from cachetune.cache.memory import MemoryStore
     from cachetune.cache.milvus import NEVER_SERVED, MilvusStore
@@ -128,7 +124,7 @@ def _loaded_store(kind: str, vectors: np.ndarray, namespaces: dict, folder: Path
         store = MemoryStore(DIM, namespaces, MemoryStoreConfig())
     elif kind.startswith("milvus"):
         uri = str(folder / f"milvus-{len(vectors)}.db") if kind == "milvus" else urls["milvus"]
-        store = MilvusStore(MilvusStoreConfig(uri=uri, collection_prefix=f"bench{len(vectors)}_"), DIM, namespaces)
+        store = MilvusStore(MilvusStoreConfig(uri=uri, collection_prefix=f"bench{len(vectors)}_", **options), DIM, namespaces)
         rows = [
             {"id": n + 1, "tenant": "", "vector": v.tolist(), "prompt": f"prompt {n}", "response": "answer", "metadata": {},
              "created": 1.0, "expires": NEVER, "last_used": 1.0, "hits": 0, "served_similarity": NEVER_SERVED}
@@ -143,12 +139,18 @@ def _loaded_store(kind: str, vectors: np.ndarray, namespaces: dict, folder: Path
         client = redis.Redis.from_url(urls["redis"])
         client.flushall()
         used_before = client.info("memory")["used_memory"]
-        store = RedisStore(RedisStoreConfig(url=urls["redis"], index=RedisIndexConfig(**redis_index)), DIM, namespaces)
+        store = RedisStore(RedisStoreConfig(url=urls["redis"], index=RedisIndexConfig(**options)), DIM, namespaces)
     for n, vector in enumerate(vectors):
         store.add("bench", NewEntry("", vector, f"prompt {n}", "answer", 1.0))
     if kind == "redis":
         return store, (client.info("memory")["used_memory"] - used_before) * 100_000 / len(vectors)
     return store, None
+
+
+def store_label(kind: str, options: dict) -> str:
+    if kind == "redis":
+        return f"redis (M {options['m']}, EF_CONSTRUCTION {options['ef_construction']}, EF_RUNTIME {options['ef_runtime']})"
+    return f"{kind} ({options['consistency_level']})" if "consistency_level" in options else kind
 
 
 def probes_near(vectors: np.ndarray, count: int = 300) -> np.ndarray:
@@ -311,188 +313,249 @@ def _store_row(r: dict) -> str:
     return "| " + " | ".join(str(c) for c in [*cells, f"{r['recall_at_1']:.3f}", mb]) + " |"
 
 
+def _http_markdown(results: dict) -> list[str]:
+    lines = [
+        "Stored: 1,000 real questions and 1,200 CoNaLa intents. New wordings: checks of prompts never stored, half of them",
+        "the annotators' rewrites of stored intents, half other real questions, each checked once (the encoder runs for",
+        "every one); exact repeats: checks of stored prompts (the exact tier answers without the encoder). 1 client: 400",
+        "checks one after another; 16 clients: 2,000 checks shared between them. Client and server share the machine's",
+        "cores. Targets (new wordings, ONNX int8, embedded store): 1 client p50 <= 3 ms; 16 clients >= 600 checks/s with",
+        "p99 <= 50 ms.",
+        "",
+    ]
+    header = [
+        "store",
+        "encoder",
+        "micro-batching",
+        "checks",
+        "1 client p50 ms",
+        "1 client p99 ms",
+        "16 clients checks/s",
+        "16 clients p99 ms",
+    ]
+    rows = []
+    for r in (r for r in results["http"] if "new_wordings" in r):  # rows measured before the new wordings' split are not shown
+        batching = "off (max_batch 1)" if r["max_batch"] == 1 else f"max_batch {r['max_batch']}"
+        for kind in ("new_wordings", "exact_repeats"):
+            one, many = r[kind]["one_client"], r[kind]["sixteen_clients"]
+            rows.append(
+                [
+                    r["backend"],
+                    r["encoder"],
+                    batching,
+                    kind.replace("_", " "),
+                    one["p50_ms"],
+                    one["p99_ms"],
+                    many["checks_per_second"],
+                    many["p99_ms"],
+                ]
+            )
+    return [*lines, *table(header, rows)]
+
+
+STORE_HEADER = [
+    "| store | entries | 1 thread p50 ms | p99 ms | 8 threads p50 ms | p99 ms | lookups/s | recall@1 | MB per 100K entries |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+]
+
+
+def _stores_markdown(results: dict) -> list[str]:
+    return [*STORE_HEADER, *(_store_row(r) for r in results["stores"])]
+
+
+def _redis_recall_markdown(results: dict) -> list[str]:
+    target = "Target: recall@1 >= 0.99 with p99 <= 5 ms from one client. Recall@1: the entry returned is the exact nearest."
+    return [target, "", *STORE_HEADER, *(_store_row(r) for r in results["redis_recall"])]
+
+
+def _ann_markdown(results: dict) -> list[str]:
+    lines = [
+        "Realistic vectors: see `realistic_vectors` in this script. Recall@1: the result's similarity equals the exact best.",
+        "Target at 1M realistic entries: recall@1 >= 0.99, p99 <= 10 ms.",
+        "",
+    ]
+    header = ["vectors", "entries", "M", "ef add", "ef search", "recall@1", "p50 ms", "p99 ms", "build s", "bytes/entry"]
+    keys = ["vectors", "entries", "connectivity", "expansion_add", "expansion_search", "recall_at_1", "p50_ms", "p99_ms", "build_seconds"]
+    rows = [
+        [f"{r[k]:,}" if k == "entries" else f"{r[k]:.3f}" if k == "recall_at_1" else r[k] for k in keys] + [r["bytes_per_entry"]]
+        for r in results["ann"]
+    ]
+    return [*lines, *table(header, rows)]
+
+
+def _encoders_markdown(results: dict) -> list[str]:
+    header = ["encoder", "torch mode", "adapter domains", "RSS for encoders (MiB)", "peak RSS (MiB)", "encode p50 ms", "encode p99 ms"]
+    keys = ["encoder", "mode", "adapter_domains", "rss_for_encoders_mib", "peak_rss_mib", "p50_ms", "p99_ms"]
+    return table(header, [[f"{r[k]} + base" if k == "adapter_domains" else r[k] for k in keys] for r in results["encoders"]])
+
+
+def _parity_markdown(results: dict) -> list[str]:
+    header = ["adapter", "test", "pairs", "AP torch", "AP onnx", "AP onnx-int8", "fp32 cosine min", "int8 cosine mean / min"]
+    rows = [
+        [
+            r["adapter"],
+            r["test"],
+            r["pairs"],
+            f"{r['ap_torch']:.4f}",
+            f"{r['ap_onnx']:.4f}",
+            f"{r['ap_onnx-int8']:.4f}",
+            f"{r['cosine_onnx_min']:.5f}",
+        ]
+        + [f"{r['cosine_onnx-int8_mean']:.4f} / {r['cosine_onnx-int8_min']:.4f}"]
+        for r in results["parity"]
+    ]
+    return table(header, rows)
+
+
+# Each section's heading and table writer, in the order the Markdown shows them
+SECTIONS_MARKDOWN = {
+    "http": ("HTTP check over loopback (shipped programming adapter)", _http_markdown),
+    "stores": ("Store lookup (random unit vectors; 8 threads in one process)", _stores_markdown),
+    "redis_recall": (
+        "Redis HNSW settings at 100K realistic entries (see `realistic_vectors`; one Redis 8 + RediSearch 2.10)",
+        _redis_recall_markdown,
+    ),
+    "ann": ("HNSW (usearch): recall@1 against exact search, lookup latency, build and memory", _ann_markdown),
+    "encoders": ("Encoders per domain (fresh process each)", _encoders_markdown),
+    "parity": (
+        "Encoder parity: pair AP on held-out test pairs (targets: int8 within 0.005 of torch; fp32 cosine >= 0.9999)",
+        _parity_markdown,
+    ),
+}
+
+
 def markdown(results: dict) -> str:
     lines = [f"# cache speed, memory and parity ({results['machine']['cpus']} CPUs, no GPU; each section names its CPU)", ""]
     cpu_of = results.get("cpu_of_section", {})  # sections are re-measured one at a time, sometimes on another CPU kind
-
-    def on(section: str) -> str:
-        return f" on {cpu_of.get(section, 'an unrecorded CPU')}"
-
-    if "http" in results:
-        lines += [
-            "## HTTP check over loopback (shipped programming adapter)" + on("http"),
-            "",
-            "Stored: 1,000 real questions and 1,200 CoNaLa intents. New wordings: checks of prompts never stored, half of them",
-            "the annotators' rewrites of stored intents, half other real questions, each checked once (the encoder runs for",
-            "every one); exact repeats: checks of stored prompts (the exact tier answers without the encoder). 1 client: 400",
-            "checks one after another; 16 clients: 2,000 checks shared between them. Client and server share the machine's",
-            "cores. Targets (new wordings, ONNX int8, embedded store): 1 client p50 <= 3 ms; 16 clients >= 600 checks/s with",
-            "p99 <= 50 ms.",
-            "",
-        ]
-        header = [
-            "store",
-            "encoder",
-            "micro-batching",
-            "checks",
-            "1 client p50 ms",
-            "1 client p99 ms",
-            "16 clients checks/s",
-            "16 clients p99 ms",
-        ]
-        rows = []
-        for r in results["http"]:
-            batching = "off (max_batch 1)" if r["max_batch"] == 1 else f"max_batch {r['max_batch']}"
-            for kind in ("new_wordings", "exact_repeats"):
-                one, many = r[kind]["one_client"], r[kind]["sixteen_clients"]
-                rows.append(
-                    [
-                        r["backend"],
-                        r["encoder"],
-                        batching,
-                        kind.replace("_", " "),
-                        one["p50_ms"],
-                        one["p99_ms"],
-                        many["checks_per_second"],
-                        many["p99_ms"],
-                    ]
-                )
-        lines += [*table(header, rows), ""]
-    if "stores" in results:
-        lines += [
-            "## Store lookup (random unit vectors; 8 threads in one process)" + on("stores"),
-            "",
-            "| store | entries | 1 thread p50 ms | p99 ms | 8 threads p50 ms | p99 ms | lookups/s | recall@1 | MB per 100K entries |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-        ]
-        lines += [_store_row(r) for r in results["stores"]]
-        lines.append("")
-    if "redis_recall" in results:
-        lines += [
-            "## Redis HNSW settings at 100K realistic entries (see `realistic_vectors`; one Redis 8 + RediSearch 2.10)" + on("stores"),
-            "",
-            "Target: recall@1 >= 0.99 with p99 <= 5 ms from one client. Recall@1: the entry returned is the exact nearest.",
-            "",
-            "| store | entries | 1 thread p50 ms | p99 ms | 8 threads p50 ms | p99 ms | lookups/s | recall@1 | MB per 100K entries |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-            *[_store_row(r) for r in results["redis_recall"]],
-            "",
-        ]
-    if "ann" in results:
-        lines += [
-            "## HNSW (usearch): recall@1 against exact search, lookup latency, build and memory" + on("ann"),
-            "",
-            "Realistic vectors: see `realistic_vectors` in this script. Recall@1: the result's similarity equals the exact best.",
-            "Target at 1M realistic entries: recall@1 >= 0.99, p99 <= 10 ms.",
-            "",
-            "| vectors | entries | M | ef add | ef search | recall@1 | p50 ms | p99 ms | build s | bytes/entry |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-        ]
-        for r in results["ann"]:
-            lines.append(
-                f"| {r['vectors']} | {r['entries']:,} | {r['connectivity']} | {r['expansion_add']} | {r['expansion_search']} | "
-                f"{r['recall_at_1']:.3f} | {r['p50_ms']} | {r['p99_ms']} | {r['build_seconds']} | {r['bytes_per_entry']} |"
-            )
-        lines.append("")
-    if "encoders" in results:
-        lines += [
-            "## Encoders per domain (fresh process each)" + on("encoders"),
-            "",
-            "| encoder | torch mode | adapter domains | RSS for encoders (MiB) | peak RSS (MiB) | encode p50 ms | encode p99 ms |",
-            "|---|---|---|---:|---:|---:|---:|",
-        ]
-        for r in results["encoders"]:
-            lines.append(
-                f"| {r['encoder']} | {r['mode']} | {r['adapter_domains']} + base | {r['rss_for_encoders_mib']} | {r['peak_rss_mib']} | "
-                f"{r['p50_ms']} | {r['p99_ms']} |"
-            )
-        lines.append("")
-    if "parity" in results:
-        lines += [
-            "## Encoder parity: pair AP on held-out test pairs (targets: int8 within 0.005 of torch; fp32 cosine >= 0.9999)" + on("parity"),
-            "",
-            "| adapter | test | pairs | AP torch | AP onnx | AP onnx-int8 | fp32 cosine min | int8 cosine mean / min |",
-            "|---|---|---:|---:|---:|---:|---:|---:|",
-        ]
-        for r in results["parity"]:
-            lines.append(
-                f"| {r['adapter']} | {r['test']} | {r['pairs']} | {r['ap_torch']:.4f} | {r['ap_onnx']:.4f} | {r['ap_onnx-int8']:.4f} | "
-                f"{r['cosine_onnx_min']:.5f} | {r['cosine_onnx-int8_mean']:.4f} / {r['cosine_onnx-int8_min']:.4f} |"
-            )
+    for key, (heading, section_lines) in SECTIONS_MARKDOWN.items():
+        if key in results:
+            cpu = cpu_of.get("stores" if key == "redis_recall" else key, "an unrecorded CPU")
+            lines += [f"## {heading} on {cpu}", "", *section_lines(results), ""]
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def run_http(args: argparse.Namespace, results: dict, work: Path) -> None:
+    from servers import RedisServer
+
+    workload = http_workload(args.data)
+    redis = RedisServer(work / "redis-http")
+    try:  # a re-run replaces the rows of the cases it measures, keeping the others
+        results["http"] = [r for r in results.get("http", []) if f"{r['encoder']}:{r['backend']}" not in args.http_cases]
+        for encoder, backend in (case.split(":") for case in args.http_cases):
+            results["http"].append(http_benchmark(workload, encoder, 1 if encoder == "torch" else 32, backend, redis.url))
+            save(args.save_as, results, markdown(results))
+    finally:
+        redis.stop()
+
+
+def store_options(kind: str, args: argparse.Namespace) -> list[dict]:
+    """The settings each store kind is measured at: Redis at the config's index defaults, a Milvus server at each
+    consistency level asked for."""
+    if kind == "redis":
+        return [redis_index_defaults()]
+    return [{"consistency_level": level} for level in args.milvus_consistency] if kind == "milvus-server" else [{}]
+
+
+def run_stores(args: argparse.Namespace, results: dict, work: Path) -> None:
+    from servers import MilvusServer, RedisServer
+
+    redis, milvus = RedisServer(work / "redis"), MilvusServer(work / "milvus-server")
+    urls = {"redis": redis.url, "milvus": milvus.url}
+    try:  # a re-run replaces the rows it measures (--store-kinds, --store-sizes, --redis-indexes), keeping the others
+        measured = {(kind, size) for kind in args.store_kinds for size in args.store_sizes}
+        results["stores"] = [r for r in results.get("stores", []) if (r["store"].split(" ")[0], r["entries"]) not in measured]
+        for size in args.store_sizes:
+            vectors = unit_vectors(size, 0)
+            for kind in args.store_kinds:
+                for options in store_options(kind, args):
+                    results["stores"].append(store_benchmark(kind, vectors, probes_near(vectors), work, urls, options))
+                    save(args.save_as, results, markdown(results))  # each row kept as soon as it is measured
+        if not args.redis_indexes:
+            return
+        vectors, probes = realistic_vectors(args.data, 100_000, work)  # how the index settings trade recall for latency
+        for index in (REDIS_INDEXES[i] for i in args.redis_indexes):
+            label = store_label("redis", index)
+            results["redis_recall"] = [r for r in results.get("redis_recall", []) if r["store"] != label]
+            results["redis_recall"].append(store_benchmark("redis", vectors, probes[:300], work, urls, index))
+            save(args.save_as, results, markdown(results))
+    finally:
+        redis.stop()
+        milvus.stop()
+
+
+def run_ann(args: argparse.Namespace, results: dict, work: Path) -> None:
+    results.setdefault("ann", [])
+    for size in args.ann_sizes:
+        for kind in args.ann_vectors:
+            vectors, probes = realistic_vectors(args.data, size, work) if kind == "realistic" else (unit_vectors(size, 0), None)
+            if probes is None:
+                probes = unit_vectors(1_000, 1) * 0.2 + vectors[np.random.default_rng(2).integers(0, size, 1_000)]
+                probes = (probes / np.linalg.norm(probes, axis=1, keepdims=True)).astype(np.float32)
+            # a re-run replaces only the rows of its own case, so cases can be measured one at a time
+            case = (size, kind, args.ann_connectivity, args.ann_expansion_add)
+            results["ann"] = [row for row in results["ann"] if tuple(row[key] for key in ANN_CASE) != case]
+            hnsw = HnswConfig(connectivity=args.ann_connectivity, expansion_add=args.ann_expansion_add)
+            results["ann"] += ann_benchmark(vectors, probes, kind, hnsw, [64, 128, 256, 512])
+            save(args.save_as, results, markdown(results))
+
+
+def run_encoders(args: argparse.Namespace, results: dict, work: Path) -> None:
+    results["encoders"] = []
+    for encoder, mode, domains in (("torch", "switched", 4), ("torch", "merged", 4), ("onnx", "merged", 4), ("onnx-int8", "merged", 4)):
+        command = [sys.executable, __file__, "--encoders", mode, str(domains), encoder]
+        output = subprocess.run(command, capture_output=True, text=True, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        results["encoders"].append(json.loads(output.stdout.strip().splitlines()[-1]))
+
+
+def run_parity(args: argparse.Namespace, results: dict, work: Path) -> None:
+    results["parity"] = parity_benchmark()
+
+
+SECTIONS = {"http": run_http, "stores": run_stores, "ann": run_ann, "encoders": run_encoders, "parity": run_parity}
+
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
-    parser.add_argument("--section", nargs="+", default=["http", "stores", "ann", "encoders", "parity"])
+    parser.add_argument("--section", nargs="+", choices=list(SECTIONS), default=list(SECTIONS))
+    parser.add_argument(
+        "--http-cases", nargs="+", default=["torch:memory", "onnx:memory", "onnx-int8:memory", "onnx-int8:redis"], help="ENCODER:STORE"
+    )
+    parser.add_argument("--save-as", default="cache_speed", help="results/NAME.{json,md} (another name keeps cache_speed's as it is)")
+    parser.add_argument("--store-sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument(
+        "--store-kinds",
+        nargs="+",
+        choices=["memory", "milvus", "milvus-server", "redis"],
+        default=["memory", "milvus", "milvus-server", "redis"],
+    )
+    levels = ["Strong", "Session", "Bounded", "Eventually"]
+    parser.add_argument(
+        "--milvus-consistency", nargs="+", choices=levels, default=["Strong", "Bounded"], help="a Milvus server row per level"
+    )
+    parser.add_argument(
+        "--redis-indexes", type=int, nargs="*", default=list(range(len(REDIS_INDEXES))), help="which of REDIS_INDEXES (none: skip)"
+    )
     parser.add_argument("--ann-sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--ann-vectors", nargs="+", choices=["realistic", "random"], default=["realistic", "random"])
     parser.add_argument("--ann-connectivity", type=int, default=HnswConfig().connectivity)
     parser.add_argument("--ann-expansion-add", type=int, default=HnswConfig().expansion_add)
     parser.add_argument("--encoders", nargs=3, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = arguments()
     if args.encoders:
         print(json.dumps(encoder_memory(args.encoders[0], int(args.encoders[1]), args.encoders[2])))
         return
-    path = RESULTS / "cache_speed.json"
+    path = RESULTS / f"{args.save_as}.json"
     results = json.loads(path.read_text()) if path.exists() else {}
     results["machine"] = machine()
     results.setdefault("cpu_of_section", {}).update({section: results["machine"]["cpu_model"] for section in args.section})
-    work = REPO / "runs" / "cache_speed"
-    if "http" in args.section:
-        from servers import RedisServer
-
-        workload = http_workload(args.data)
-        redis = RedisServer(work / "redis-http")
-        try:
-            cases = [("torch", 1, "memory"), ("onnx", 32, "memory"), ("onnx-int8", 32, "memory"), ("onnx-int8", 32, "redis")]
-            results["http"] = [http_benchmark(workload, encoder, batch, backend, redis.url) for encoder, batch, backend in cases]
-        finally:
-            redis.stop()
-    if "stores" in args.section:
-        from servers import MilvusServer, RedisServer
-
-        redis, milvus = RedisServer(work / "redis"), MilvusServer(work / "milvus-server")
-        urls = {"redis": redis.url, "milvus": milvus.url}
-        try:
-            results["stores"] = []
-            for size in (10_000, 100_000):
-                vectors = unit_vectors(size, 0)
-                for kind in ("memory", "milvus", "milvus-server", "redis"):
-                    results["stores"].append(
-                        store_benchmark(kind, vectors, probes_near(vectors), work, urls, RedisIndexDefaults() if kind == "redis" else None)
-                    )
-            vectors, probes = realistic_vectors(args.data, 100_000, work)
-            results["redis_recall"] = [
-                store_benchmark("redis", vectors, probes[:300], work, urls, index) for index in REDIS_INDEXES
-            ]  # realistic vectors: how the index settings trade recall for latency
-        finally:
-            redis.stop()
-            milvus.stop()
-    if "ann" in args.section:
-        results.setdefault("ann", [])
-        for size in args.ann_sizes:
-            for kind in args.ann_vectors:
-                vectors, probes = realistic_vectors(args.data, size, work) if kind == "realistic" else (unit_vectors(size, 0), None)
-                if probes is None:
-                    probes = unit_vectors(1_000, 1) * 0.2 + vectors[np.random.default_rng(2).integers(0, size, 1_000)]
-                    probes = (probes / np.linalg.norm(probes, axis=1, keepdims=True)).astype(np.float32)
-                # a re-run replaces only the rows of its own case, so cases can be measured one at a time
-                case = (size, kind, args.ann_connectivity, args.ann_expansion_add)
-                results["ann"] = [row for row in results["ann"] if tuple(row[key] for key in ANN_CASE) != case]
-                hnsw = HnswConfig(connectivity=args.ann_connectivity, expansion_add=args.ann_expansion_add)
-                results["ann"] += ann_benchmark(vectors, probes, kind, hnsw, [64, 128, 256, 512])
-                save("cache_speed", results, markdown(results))
-    if "encoders" in args.section:
-        results["encoders"] = []
-        for encoder, mode, domains in (("torch", "switched", 4), ("torch", "merged", 4), ("onnx", "merged", 4), ("onnx-int8", "merged", 4)):
-            command = [sys.executable, __file__, "--encoders", mode, str(domains), encoder]
-            output = subprocess.run(command, capture_output=True, text=True, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-            results["encoders"].append(json.loads(output.stdout.strip().splitlines()[-1]))
-    if "parity" in args.section:
-        results["parity"] = parity_benchmark()
-    save("cache_speed", results, markdown(results))
+    for section in args.section:
+        SECTIONS[section](args, results, REPO / "runs" / "cache_speed")
+        save(args.save_as, results, markdown(results))
 
 
 if __name__ == "__main__":

@@ -91,7 +91,7 @@ class RedisIndexConfig(Strict):
     algorithm: Literal["HNSW", "FLAT"] = "HNSW"
     m: int = Field(16, ge=2)  # HNSW: links per node
     ef_construction: int = Field(200, ge=1)
-    ef_runtime: int = Field(64, ge=1)  # candidates searched per query
+    ef_runtime: int = Field(256, ge=1)  # candidates searched per query: 64 found the nearest of 100K for 0.987 of lookups, 256 for 0.997
 
 
 class RedisStoreConfig(Strict):

@@ -17,6 +17,7 @@ relative to the config file; `$CACHETUNE_DATA_ROOT` overrides `data_root`.
 """
 
 import hashlib
+import importlib
 import json
 import os
 import shutil
@@ -262,28 +263,19 @@ def run_pipeline(
     return run, EvaluationReport.read(run.folder / "evaluate" / "report.json") if "evaluate" in stages else None
 
 
+# Each stage's function, imported only when one of its steps runs (heavy stage modules: torch, llama_cpp)
+STAGE_FUNCTIONS = {
+    PrepareSettings: "cachetune.data.prepare:prepare",
+    GenerateSettings: "cachetune.synth.generate:generate",
+    MineSettings: "cachetune.synth.mine:mine",
+    JudgeSettings: "cachetune.synth.judge:judge",
+    TrainSettings: "cachetune.train.trainer:train",
+    EvaluateSettings: "cachetune.evaluate.run:evaluate",
+}
+
+
 def _action(settings: StageSettings, command: list[str]) -> Callable[[StageSettings], object]:
-    """The stage function for a stage's settings (heavy stage modules are imported only when one runs)."""
-    if isinstance(settings, PrepareSettings):
-        from cachetune.data.prepare import prepare
-
-        return prepare
-    if isinstance(settings, GenerateSettings):
-        from cachetune.synth.generate import generate
-
-        return generate
-    if isinstance(settings, MineSettings):
-        from cachetune.synth.mine import mine
-
-        return mine
-    if isinstance(settings, JudgeSettings):
-        from cachetune.synth.judge import judge
-
-        return judge
-    if isinstance(settings, TrainSettings):
-        from cachetune.train.trainer import train
-
-        return lambda settings: train(settings, command=command)
-    from cachetune.evaluate.run import evaluate
-
-    return evaluate
+    """The stage function for a stage's settings; training records the command that ran it."""
+    module, name = STAGE_FUNCTIONS[type(settings)].split(":")
+    function = getattr(importlib.import_module(module), name)
+    return (lambda settings: function(settings, command=command)) if isinstance(settings, TrainSettings) else function

@@ -440,7 +440,9 @@ def run_http(args: argparse.Namespace, results: dict, work: Path) -> None:
     workload = http_workload(args.data)
     redis = RedisServer(work / "redis-http")
     try:  # a re-run replaces the rows of the cases it measures, keeping the others
-        results["http"] = [r for r in results.get("http", []) if f"{r['encoder']}:{r['backend']}" not in args.http_cases]
+        results["http"] = [
+            r for r in results.get("http", []) if "new_wordings" in r and f"{r['encoder']}:{r['backend']}" not in args.http_cases
+        ]
         for encoder, backend in (case.split(":") for case in args.http_cases):
             results["http"].append(http_benchmark(workload, encoder, 1 if encoder == "torch" else 32, backend, redis.url))
             save(args.save_as, results, markdown(results))

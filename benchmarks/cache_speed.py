@@ -124,7 +124,13 @@ def _loaded_store(kind: str, vectors: np.ndarray, namespaces: dict, folder: Path
         store = MemoryStore(DIM, namespaces, MemoryStoreConfig())
     elif kind.startswith("milvus"):
         uri = str(folder / f"milvus-{len(vectors)}.db") if kind == "milvus" else urls["milvus"]
-        store = MilvusStore(MilvusStoreConfig(uri=uri, collection_prefix=f"bench{len(vectors)}_", **options), DIM, namespaces)
+        store = MilvusStore(
+            MilvusStoreConfig(
+                uri=uri, collection_prefix=f"bench{len(vectors)}_", consistency_level=options.get("consistency_level", "Strong")
+            ),
+            DIM,
+            namespaces,
+        )
         rows = [
             {"id": n + 1, "tenant": "", "vector": v.tolist(), "prompt": f"prompt {n}", "response": "answer", "metadata": {},
              "created": 1.0, "expires": NEVER, "last_used": 1.0, "hits": 0, "served_similarity": NEVER_SERVED}
@@ -150,7 +156,10 @@ def _loaded_store(kind: str, vectors: np.ndarray, namespaces: dict, folder: Path
 def store_label(kind: str, options: dict) -> str:
     if kind == "redis":
         return f"redis (M {options['m']}, EF_CONSTRUCTION {options['ef_construction']}, EF_RUNTIME {options['ef_runtime']})"
-    return f"{kind} ({options['consistency_level']})" if "consistency_level" in options else kind
+    if "consistency_level" in options:
+        tick = "" if options["tick_ms"] == 200 else f", time tick {options['tick_ms']} ms"
+        return f"{kind} ({options['consistency_level']}{tick})"
+    return kind
 
 
 def probes_near(vectors: np.ndarray, count: int = 300) -> np.ndarray:
@@ -455,17 +464,21 @@ def store_options(kind: str, args: argparse.Namespace) -> list[dict]:
     consistency level asked for."""
     if kind == "redis":
         return [redis_index_defaults()]
-    return [{"consistency_level": level} for level in args.milvus_consistency] if kind == "milvus-server" else [{}]
+    return (
+        [{"consistency_level": level, "tick_ms": args.milvus_tick_ms} for level in args.milvus_consistency]
+        if kind == "milvus-server"
+        else [{}]
+    )
 
 
 def run_stores(args: argparse.Namespace, results: dict, work: Path) -> None:
     from servers import MilvusServer, RedisServer
 
-    redis, milvus = RedisServer(work / "redis"), MilvusServer(work / "milvus-server")
+    redis, milvus = RedisServer(work / "redis"), MilvusServer(work / "milvus-server", args.milvus_tick_ms)
     urls = {"redis": redis.url, "milvus": milvus.url}
     try:  # a re-run replaces the rows it measures (--store-kinds, --store-sizes, --redis-indexes), keeping the others
-        measured = {(kind, size) for kind in args.store_kinds for size in args.store_sizes}
-        results["stores"] = [r for r in results.get("stores", []) if (r["store"].split(" ")[0], r["entries"]) not in measured]
+        labels = {store_label(kind, options) for kind in args.store_kinds for options in store_options(kind, args)}
+        results["stores"] = [r for r in results.get("stores", []) if not (r["store"] in labels and r["entries"] in args.store_sizes)]
         for size in args.store_sizes:
             vectors = unit_vectors(size, 0)
             for kind in args.store_kinds:
@@ -535,6 +548,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument(
         "--milvus-consistency", nargs="+", choices=levels, default=["Strong", "Bounded"], help="a Milvus server row per level"
     )
+    parser.add_argument("--milvus-tick-ms", type=int, default=200, help="the Milvus server's proxy timeTickInterval (its default: 200)")
     parser.add_argument(
         "--redis-indexes", type=int, nargs="*", default=list(range(len(REDIS_INDEXES))), help="which of REDIS_INDEXES (none: skip)"
     )

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import yaml
-from common import machine, save
+from common import machine, save, table
 from servers import CacheService, LlamaServer
 
 
@@ -33,96 +33,116 @@ def summary(timings: list[float]) -> dict:
     return {"p50_ms": round(float(p50), 2), "p99_ms": round(float(p99), 2), "mean_ms": round(float(np.mean(timings)), 2)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--requests", type=int, default=40)
-    args = parser.parse_args()
-    questions = [f"In one word, what is item number {n} of a list of {n + 3} fruits?" for n in range(3 * args.requests)]
+def body(question: str | list[dict]) -> dict:
+    """A chat completion request: one user message, or the given turns."""
+    messages = [{"role": "user", "content": question}] if isinstance(question, str) else question
+    return {"model": "qwen", "messages": messages, "temperature": 0, "max_tokens": 8}
+
+
+def assert_hit(response: httpx.Response) -> None:
+    assert response.headers["x-cachetune-cache"] == "hit", response.headers
+
+
+def misses(http: httpx.Client, llama_url: str, chat: str, questions: list[str], requests: int) -> tuple[list, list]:
+    """New questions, alternately to the upstream directly and through the gateway (both see the same machine)."""
+    direct, through = [], []
+    for n in range(requests):
+        direct.append(timed_post(http, llama_url + "/chat/completions", body(questions[2 * n]))[0])
+        through.append(timed_post(http, chat, body(questions[2 * n + 1]))[0])
+    return direct, through
+
+
+def hits(http: httpx.Client, gateway_url: str, questions: list[str], requests: int) -> dict[str, list[float]]:
+    """Each question the gateway stored on its miss, asked again three ways."""
+    chat, timings = gateway_url + "/v1/chat/completions", {"encoded": [], "cache_check_direct": [], "through_gateway": []}
+    for n in range(requests):
+        question = questions[2 * n + 1]
+        # Lower-cased: not in the exact tier, so the encoder runs (the uncased model gives the same vector).
+        elapsed, response = timed_post(http, chat, body(question.lower()))
+        assert_hit(response)
+        timings["encoded"].append(elapsed)
+        check = {"prompt": question, "domain": "general"}
+        timings["cache_check_direct"].append(timed_post(http, gateway_url + "/v1/cache/check", check)[0])
+        elapsed, response = timed_post(http, chat, body(question))
+        assert_hit(response)
+        timings["through_gateway"].append(elapsed)
+    return timings
+
+
+def chat_hits(http: httpx.Client, chat: str, questions: list[str]) -> list[float]:
+    """A 7-message chat whose last message needs the turns before it: stored on its miss, then asked again."""
+    timings = []
+    for question in questions:
+        replies = ["Apple.", "Are you sure?", "Yes.", "Thanks.", "You're welcome.", "In one word: and the one after it?"]
+        turns = [{"role": "user", "content": question}]
+        turns += [{"role": "assistant" if i % 2 == 0 else "user", "content": text} for i, text in enumerate(replies)]
+        http.post(chat, json=body(turns)).raise_for_status()  # a miss: stored
+        elapsed, response = timed_post(http, chat, body(turns))
+        assert_hit(response)
+        timings.append(elapsed)
+    return timings
+
+
+def measure(requests: int) -> dict:
+    questions = [f"In one word, what is item number {n} of a list of {n + 3} fruits?" for n in range(3 * requests)]
     with tempfile.TemporaryDirectory() as folder:
         llama = LlamaServer(Path(folder))
         config = Path(folder) / "gateway.yaml"
+        upstream = {"base_url": llama.url, "model_domains": {"qwen": "general"}}
         config.write_text(
-            yaml.safe_dump(
-                {
-                    "semantic_cache": {
-                        "domains": {"general": {"similarity_threshold": 0.95}},
-                        "upstream": {"base_url": llama.url, "model_domains": {"qwen": "general"}},
-                    }
-                }
-            )
+            yaml.safe_dump({"semantic_cache": {"domains": {"general": {"similarity_threshold": 0.95}}, "upstream": upstream}})
         )
         gateway = CacheService(config)
         try:
-
-            def body(question: str) -> dict:
-                return {"model": "qwen", "messages": [{"role": "user", "content": question}], "temperature": 0, "max_tokens": 8}
-
             with httpx.Client(timeout=120) as http:
                 http.post(llama.url + "/chat/completions", json=body("warm up")).raise_for_status()
-                http.post(gateway.url + "/v1/chat/completions", json=body("warm up, please")).raise_for_status()
                 chat = gateway.url + "/v1/chat/completions"
-                direct_miss, gateway_miss = [], []
-                for n in range(args.requests):  # alternate, so both paths see the same machine state
-                    direct_miss.append(timed_post(http, llama.url + "/chat/completions", body(questions[2 * n]))[0])
-                    gateway_miss.append(timed_post(http, chat, body(questions[2 * n + 1]))[0])
-                check_hit, gateway_hit, encoded_hit = [], [], []
-                for n in range(args.requests):
-                    question = questions[2 * n + 1]  # stored by its miss above
-                    # Lower-cased: not in the exact tier, so the encoder runs (the uncased model gives the same vector).
-                    elapsed, response = timed_post(http, chat, body(question.lower()))
-                    assert response.headers["x-cachetune-cache"] == "hit", response.headers
-                    encoded_hit.append(elapsed)
-                    check_hit.append(timed_post(http, gateway.url + "/v1/cache/check", {"prompt": question, "domain": "general"})[0])
-                    elapsed, response = timed_post(http, chat, body(question))
-                    assert response.headers["x-cachetune-cache"] == "hit", response.headers
-                    gateway_hit.append(elapsed)
-                chat_hit = []  # a 6-message chat whose last message needs the turns before it (context: exact)
-                for n in range(args.requests):
-                    turns = [
-                        {"role": "user", "content": questions[2 * args.requests + n]},
-                        {"role": "assistant", "content": "Apple."},
-                        {"role": "user", "content": "Are you sure?"},
-                        {"role": "assistant", "content": "Yes."},
-                        {"role": "user", "content": "Thanks."},
-                        {"role": "assistant", "content": "You're welcome."},
-                        {"role": "user", "content": "In one word: and the one after it?"},
-                    ]
-                    chat_body = {"model": "qwen", "messages": turns, "temperature": 0, "max_tokens": 8}
-                    http.post(chat, json=chat_body).raise_for_status()  # a miss: stored
-                    elapsed, response = timed_post(http, chat, chat_body)
-                    assert response.headers["x-cachetune-cache"] == "hit", response.headers
-                    chat_hit.append(elapsed)
+                http.post(chat, json=body("warm up, please")).raise_for_status()
+                direct, through = misses(http, llama.url, chat, questions, requests)
+                hit = hits(http, gateway.url, questions, requests)
+                hit["six_turn_chat"] = chat_hits(http, chat, questions[2 * requests :])
         finally:
             gateway.stop()
             llama.stop()
-    results = {
-        "requests": args.requests,
-        "miss": {"upstream_direct": summary(direct_miss), "through_gateway": summary(gateway_miss)},
-        "hit": {
-            "cache_check_direct": summary(check_hit),
-            "through_gateway": summary(gateway_hit),
-            "encoded": summary(encoded_hit),
-            "six_turn_chat": summary(chat_hit),
-        },
+    return {
+        "requests": requests,
+        "miss": {"upstream_direct": summary(direct), "through_gateway": summary(through)},
+        "hit": {name: summary(timings) for name, timings in hit.items()},
         "machine": machine(),
     }
-    miss, hit = results["miss"], results["hit"]
-    markdown = f"""# What the gateway adds ({args.requests} requests each, loopback, {results["machine"]["cpus"]} CPUs, {results["machine"]["cpu_model"]})
 
-| path | p50 ms | p99 ms | mean ms |
-|---|---:|---:|---:|
-| miss: upstream called directly (llama.cpp, 0.5B, max_tokens 8) | {miss["upstream_direct"]["p50_ms"]} | {miss["upstream_direct"]["p99_ms"]} | {miss["upstream_direct"]["mean_ms"]} |
-| miss: through the gateway (embed, look up, forward, store) | {miss["through_gateway"]["p50_ms"]} | {miss["through_gateway"]["p99_ms"]} | {miss["through_gateway"]["mean_ms"]} |
-| hit: a new wording through the gateway (encoder runs) | {hit["encoded"]["p50_ms"]} | {hit["encoded"]["p99_ms"]} | {hit["encoded"]["mean_ms"]} |
-| hit: POST /v1/cache/check (exact tier) | {hit["cache_check_direct"]["p50_ms"]} | {hit["cache_check_direct"]["p99_ms"]} | {hit["cache_check_direct"]["mean_ms"]} |
-| hit: POST /v1/chat/completions through the gateway (exact tier) | {hit["through_gateway"]["p50_ms"]} | {hit["through_gateway"]["p99_ms"]} | {hit["through_gateway"]["mean_ms"]} |
-| hit: a 7-message chat (6 earlier turns, context exact) | {hit["six_turn_chat"]["p50_ms"]} | {hit["six_turn_chat"]["p99_ms"]} | {hit["six_turn_chat"]["mean_ms"]} |
 
-On a miss the gateway adds {miss["through_gateway"]["mean_ms"] - miss["upstream_direct"]["mean_ms"]:.1f} ms on average; on a hit it
-answers in {hit["through_gateway"]["mean_ms"] - hit["cache_check_direct"]["mean_ms"]:+.1f} ms against a bare cache check.
-A prompt seen lately (the exact tier, `exact_tier_entries`) skips the encoder; a new wording pays for it.
-"""
-    save("gateway_speed", results, markdown)
+ROWS = [
+    ("miss", "upstream_direct", "miss: upstream called directly (llama.cpp, 0.5B, max_tokens 8)"),
+    ("miss", "through_gateway", "miss: through the gateway (embed, look up, forward, store)"),
+    ("hit", "encoded", "hit: a new wording through the gateway (encoder runs)"),
+    ("hit", "cache_check_direct", "hit: POST /v1/cache/check (exact tier)"),
+    ("hit", "through_gateway", "hit: POST /v1/chat/completions through the gateway (exact tier)"),
+    ("hit", "six_turn_chat", "hit: a 7-message chat (6 earlier turns, context keyed by the conversation)"),
+]
+
+
+def markdown(results: dict) -> str:
+    machine_, miss, hit = results["machine"], results["miss"], results["hit"]
+    rows = [[label, *(results[kind][name][k] for k in ("p50_ms", "p99_ms", "mean_ms"))] for kind, name, label in ROWS]
+    return "\n".join(
+        [
+            f"# What the gateway adds ({results['requests']} requests each, loopback, {machine_['cpus']} CPUs, {machine_['cpu_model']})",
+            "",
+            *table(["path", "p50 ms", "p99 ms", "mean ms"], rows),
+            "",
+            f"On a miss the gateway adds {miss['through_gateway']['mean_ms'] - miss['upstream_direct']['mean_ms']:.1f} ms on average; on a hit it",
+            f"answers in {hit['through_gateway']['mean_ms'] - hit['cache_check_direct']['mean_ms']:+.1f} ms against a bare cache check.",
+            "A prompt seen lately (the exact tier, `exact_tier_entries`) skips the encoder; a new wording pays for it.",
+        ]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=40)
+    results = measure(parser.parse_args().requests)
+    save("gateway_speed", results, markdown(results))
 
 
 if __name__ == "__main__":

@@ -282,16 +282,14 @@ VARIANTS = (
 )
 
 
-def variants_part(logs: Logs, data, results: dict, seeds: list[int], chosen: list[str]) -> None:
-    """Each chosen variant's LLM work is done (resumably) only when it is chosen. The judge and GIST variants read the
-    logs run's own paraphrases (generate/pairs.jsonl: the 0.5B model, the prompt of its generate_report.json)."""
+def llm_variants(logs: Logs, results: dict) -> dict:
+    """The variants whose data an LLM (paraphrases, look-alikes) or its judge made: choice -> (name, training
+    triplets, train overrides). The judge and GIST variants read the logs run's own paraphrases
+    (generate/pairs.jsonl: the 0.5B model, the prompt of its generate_report.json)."""
     paraphrases = lambda: logs.pairs_of_first(VARIANT_SIZE)  # noqa: E731
     small_llm_paraphrases = lambda: llm_paraphrases(logs, SMALL_MODEL, results)  # noqa: E731
-    every_query_mined = lambda: logs.mined(logs.pairs_of_first(None))  # noqa: E731
-    every = len(logs.order())
     version = load_prompt(logs.domain).version
-    v1_lora = {**V1_SETTINGS, "lora": True}  # RECIPE trains every weight; v1 is a LoRA recipe
-    variants = {  # choice -> (name, training triplets, train overrides)
+    return {
         "judge-negatives": (
             f"judge-filtered negatives ({VARIANT_SIZE})",
             lambda: judged_negatives(logs, logs.mined(paraphrases()), results),
@@ -323,6 +321,14 @@ def variants_part(logs: Logs, data, results: dict, seeds: list[int], chosen: lis
             lambda: logs.mined(small_llm_paraphrases(), ranks=(30, 100)),
             {},
         ),
+    }
+
+
+def lookalike_variants(logs: Logs, results: dict) -> dict:
+    """The variants trained on the 1.5B model's look-alikes: choice -> (name, training triplets, train overrides)."""
+    version = load_prompt(logs.domain).version
+    v1_lora = {**V1_SETTINGS, "lora": True}  # RECIPE trains every weight; v1 is a LoRA recipe
+    return {
         "larger-llm-lookalikes": (
             f"1.5B paraphrases with its look-alikes and mined negatives, prompt {version} ({VARIANT_SIZE})",
             lambda: larger_model_lookalikes(logs, results),
@@ -345,6 +351,14 @@ def variants_part(logs: Logs, data, results: dict, seeds: list[int], chosen: lis
             lambda: base_filtered(larger_model_lookalike_pairs(logs, results)),
             v1_lora,
         ),
+    }
+
+
+def logs_only_variants(logs: Logs) -> dict:
+    """The variants trained on every logged query with no LLM: choice -> (name, training triplets, train overrides)."""
+    every_query_mined = lambda: logs.mined(logs.pairs_of_first(None))  # noqa: E731
+    every = len(logs.order())
+    return {
         "lexical-negatives": (
             f"TF-IDF look-alike negatives beside the mined ones, every logged query ({every})",
             lambda: lexical_lookalikes_beside_mined(logs, logs.pairs_of_first(None)),
@@ -361,6 +375,11 @@ def variants_part(logs: Logs, data, results: dict, seeds: list[int], chosen: lis
             {"lr": 2 * RECIPE["lr"]},
         ),
     }
+
+
+def variants_part(logs: Logs, data, results: dict, seeds: list[int], chosen: list[str]) -> None:
+    """Each chosen variant's LLM work is done (resumably) only when it is chosen."""
+    variants = {**llm_variants(logs, results), **lookalike_variants(logs, results), **logs_only_variants(logs)}
     for choice in chosen:
         name, triplets, overrides = variants[choice]
         train_file = triplets()
@@ -372,49 +391,37 @@ def variants_part(logs: Logs, data, results: dict, seeds: list[int], chosen: lis
                 checkpoint(logs, results)
 
 
-def markdown(domain: str, results: dict) -> str:
-    references = (
-        json.loads((RESULTS / f"experiments_{domain}.json").read_text()) if (RESULTS / f"experiments_{domain}.json").is_file() else {}
-    )
-    first_run = next((run for runs in [*results["growth"].values(), *results["variants"].values()] for run in runs.values()), None)
-    tests = list(first_run["test"]) if first_run else []
-    domain_tests = [name for name in tests if not name.startswith(("STS-B", "MRPC"))]
-    general = [name for name in tests if name.startswith(("STS-B", "MRPC"))]
-    header = ["training data", "seeds", "triplets"]
-    header += [f"{name} {metric}" for name in domain_tests for metric in ("replay AUC", "AP", "R@1")] + general + ["guard scale"]
-    lines = [f"# From logs alone: {domain}", "", "Mean ± half-width of the 95% t interval over seeds; held-out human pairs never read.", ""]
-    if results["judge"]:
-        lines += ["## The LLM judge against human labels (200 labelled training pairs, half same)", ""]
-        lines += ["| judge | accuracy | precision of 'same' | recall of 'same' | s |", "|---|---:|---:|---:|---:|"]
-        for model, agreement in results["judge"].items():
-            lines.append(
-                f"| {model} | {agreement['accuracy']:.3f} | {agreement['precision_of_same'] or 0:.3f} | "
-                f"{agreement['recall_of_same'] or 0:.3f} | {agreement['wall_seconds']:.0f} |"
-            )
-        lines.append("")
+def _judge_lines(results: dict) -> list[str]:
+    if not results["judge"]:
+        return []
+    lines = ["## The LLM judge against human labels (200 labelled training pairs, half same)", ""]
+    lines += ["| judge | accuracy | precision of 'same' | recall of 'same' | s |", "|---|---:|---:|---:|---:|"]
+    for model, agreement in results["judge"].items():
+        lines.append(
+            f"| {model} | {agreement['accuracy']:.3f} | {agreement['precision_of_same'] or 0:.3f} | "
+            f"{agreement['recall_of_same'] or 0:.3f} | {agreement['wall_seconds']:.0f} |"
+        )
+    return [*lines, ""]
 
-    def row(label: str, runs: dict) -> str:
-        ordered = [runs[s] for s in sorted(runs)]
-        cells = [label, ",".join(sorted(runs)), str(ordered[0].get("triplets", "-"))]
-        for name in domain_tests:
-            cells += [
-                cell([r["test"][name][k] for r in ordered])
-                for k in ("replay_auc", "ap", "recall_at_1")
-                if ordered[0]["test"][name][k] is not None
-            ]
-        cells += [cell([r["test"][name] for r in ordered]) for name in general]
-        cells.append(", ".join(f"{r['guard_scale']:g}" for r in ordered if r.get("guard_scale") is not None) or "-")
-        return "| " + " | ".join(cells) + " |"
 
-    lines += ["## Growth with the LLM time spent, and variants", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for name, entry in references.get("reference", {}).items():
-        lines.append(row(f"**{name}** (reference)", {"1": entry}))
-    chosen = references.get("chosen")
-    if chosen:
-        lines.append(row(f"**labelled pairs: {chosen}** (experiments_{domain}.md)", references["recipes"][chosen]))
-    for runs in results["growth"].values():
-        lines.append(row(f"logs: paraphrases of {runs[next(iter(runs))]['queries']} queries", runs))
-    lines += [row(f"variant: {name}", runs) for name, runs in results["variants"].items() if runs]
+def _row(label: str, runs: dict, domain_tests: list[str], general: list[str]) -> str:
+    """One table row: a training set's runs over seeds, each test's replay AUC, AP and R@1, the general tests."""
+    ordered = [runs[s] for s in sorted(runs)]
+    cells = [label, ",".join(sorted(runs)), str(ordered[0].get("triplets", "-"))]
+    for name in domain_tests:
+        cells += [
+            cell([r["test"][name][k] for r in ordered])
+            for k in ("replay_auc", "ap", "recall_at_1")
+            if ordered[0]["test"][name][k] is not None
+        ]
+    cells += [cell([r["test"][name] for r in ordered]) for name in general]
+    cells.append(", ".join(f"{r['guard_scale']:g}" for r in ordered if r.get("guard_scale") is not None) or "-")
+    return "| " + " | ".join(cells) + " |"
+
+
+def _llm_notes(results: dict) -> list[str]:
+    """What the LLM work behind the variants made and took, in sentences under the table."""
+    lines = []
     if "paraphrase_judge" in results:
         summary = results["paraphrase_judge"]
         lines += [
@@ -439,6 +446,35 @@ def markdown(domain: str, results: dict) -> str:
             f"{filtered['verdicts'].get('same', 0)} called the same question, {filtered['verdicts'].get('different', 0)} not; "
             f"{filtered['triplets_dropped_as_false_negatives']} triplets dropped as false negatives.",
         ]
+    return lines
+
+
+def markdown(domain: str, results: dict) -> str:
+    references = (
+        json.loads((RESULTS / f"experiments_{domain}.json").read_text()) if (RESULTS / f"experiments_{domain}.json").is_file() else {}
+    )
+    first_run = next((run for runs in [*results["growth"].values(), *results["variants"].values()] for run in runs.values()), None)
+    tests = list(first_run["test"]) if first_run else []
+    domain_tests = [name for name in tests if not name.startswith(("STS-B", "MRPC"))]
+    general = [name for name in tests if name.startswith(("STS-B", "MRPC"))]
+    header = ["training data", "seeds", "triplets"]
+    header += [f"{name} {metric}" for name in domain_tests for metric in ("replay AUC", "AP", "R@1")] + general + ["guard scale"]
+    lines = [f"# From logs alone: {domain}", "", "Mean ± half-width of the 95% t interval over seeds; held-out human pairs never read.", ""]
+    lines += _judge_lines(results)
+
+    def row(label: str, runs: dict) -> str:
+        return _row(label, runs, domain_tests, general)
+
+    lines += ["## Growth with the LLM time spent, and variants", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, entry in references.get("reference", {}).items():
+        lines.append(row(f"**{name}** (reference)", {"1": entry}))
+    chosen = references.get("chosen")
+    if chosen:
+        lines.append(row(f"**labelled pairs: {chosen}** (experiments_{domain}.md)", references["recipes"][chosen]))
+    for runs in results["growth"].values():
+        lines.append(row(f"logs: paraphrases of {runs[next(iter(runs))]['queries']} queries", runs))
+    lines += [row(f"variant: {name}", runs) for name, runs in results["variants"].items() if runs]
+    lines += _llm_notes(results)
     return "\n".join(lines)
 
 

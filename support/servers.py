@@ -173,12 +173,18 @@ class ScriptedServer(ThreadingHTTPServer):
 
 class MilvusServer:
     """A real Milvus 2.3 server (the PyPI package `milvus`, "embedded Milvus": a standalone server process with its
-    own etcd and local storage, started from Python) on a free loopback port, its data in `folder`."""
+    own etcd and local storage, started from Python) on a free loopback port, its data in `folder`.
 
-    def __init__(self, folder: Path) -> None:
+    `tick_ms` is the proxy's `timeTickInterval` (Milvus' default: 200): a Strong read waits for the next tick, so
+    the tests, which read right after each write, run on a shorter one."""
+
+    def __init__(self, folder: Path, tick_ms: int = 200) -> None:
         from milvus import MilvusServer as Embedded
+        from milvus import MilvusServerConfig
 
-        self.server = Embedded()
+        config = MilvusServerConfig()  # the package's template, with the proxy's tick set (its own `template=` is broken)
+        config.template_text = config.template_text.replace("timeTickInterval: 200 ", f"timeTickInterval: {tick_ms} ")
+        self.server = Embedded(config)
         self.server.set_base_dir(str(folder))
         self.server.listen_port = self.port = free_port()
         self.server.start()

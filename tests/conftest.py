@@ -107,7 +107,7 @@ def milvus_server(tmp_path_factory):
     collection prefix."""
     from servers import MilvusServer
 
-    server = MilvusServer(tmp_path_factory.mktemp("milvus"))
+    server = MilvusServer(tmp_path_factory.mktemp("milvus"), tick_ms=20)
     yield server
     server.stop()
 

@@ -70,21 +70,10 @@ def negatives_as_pairs(triplets: Path, source: str) -> list[Pair]:
     ]
 
 
-def domain_data(domain: str) -> DomainData:
-    """Prepare (once) everything a domain's experiments read, under runs/experiments/DOMAIN/data."""
-    run, _ = run_pipeline(REPO / "configs" / f"{domain}.yaml", run_dir=EXPERIMENTS / domain / "data", stages=("prepare",))
-    folder, data_root = run.folder, run.data_root
-    general_val = tuple(folder / path for path in dict(run.stages)["train"].general_data)  # the config's guard
-    general_test = general_test_data(data_root, EXPERIMENTS / "general")
-    main = "prepare-conala" if domain == "programming" else "prepare-mqp"
+def mixed_validation(domain: str, folder: Path, main: str, other_folder: Path) -> Path:
+    """The validation pairs (made once): the main set's pairs, negatives mined from its own queries and from another
+    dataset's, and for medical RQE's validation half."""
     source = OTHER_DATASET[domain]
-    other_folder = folder / f"prepare-{source}"
-    train_corpus = [folder / main / "queries.train.jsonl"] + ([other_folder / "queries.train.jsonl"] if domain == "medical" else [])
-    mined = folder / "mined-train.jsonl"
-    if not mined.is_file():  # hard negatives for training: other training groups (and, for medical, MedQuAD)
-        mine(
-            MineSettings(input=folder / main / "pairs.train.jsonl", corpus=tuple(train_corpus), output=mined, num_negatives=2, range_min=3)
-        )
     val = folder / "val-mixed.jsonl"
     if not val.is_file():
         val_pairs = read_records(folder / main / "pairs.val.jsonl", Pair)  # positives and prepare's lexical negatives
@@ -108,6 +97,25 @@ def domain_data(domain: str) -> DomainData:
             + negatives_as_pairs(folder / "val-other.jsonl", f"{source}-negative")
             + extra,
         )
+    return val
+
+
+def domain_data(domain: str) -> DomainData:
+    """Prepare (once) everything a domain's experiments read, under runs/experiments/DOMAIN/data."""
+    run, _ = run_pipeline(REPO / "configs" / f"{domain}.yaml", run_dir=EXPERIMENTS / domain / "data", stages=("prepare",))
+    folder, data_root = run.folder, run.data_root
+    general_val = tuple(folder / path for path in dict(run.stages)["train"].general_data)  # the config's guard
+    general_test = general_test_data(data_root, EXPERIMENTS / "general")
+    main = "prepare-conala" if domain == "programming" else "prepare-mqp"
+    source = OTHER_DATASET[domain]
+    other_folder = folder / f"prepare-{source}"
+    train_corpus = [folder / main / "queries.train.jsonl"] + ([other_folder / "queries.train.jsonl"] if domain == "medical" else [])
+    mined = folder / "mined-train.jsonl"
+    if not mined.is_file():  # hard negatives for training: other training groups (and, for medical, MedQuAD)
+        mine(
+            MineSettings(input=folder / main / "pairs.train.jsonl", corpus=tuple(train_corpus), output=mined, num_negatives=2, range_min=3)
+        )
+    val = mixed_validation(domain, folder, main, other_folder)
     second_pairs = more_second_pairs = None
     if domain in SECOND_PAIRS:
         name = f"prepare-{SECOND_PAIRS[domain]}"

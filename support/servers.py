@@ -183,6 +183,8 @@ class MilvusServer:
         from milvus import MilvusServerConfig
 
         config = MilvusServerConfig()  # the package's template, with the proxy's tick set (its own `template=` is broken)
+        if "timeTickInterval: 200 " not in config.template_text:
+            raise RuntimeError("the milvus package's config template no longer sets the proxy's timeTickInterval to 200")
         config.template_text = config.template_text.replace("timeTickInterval: 200 ", f"timeTickInterval: {tick_ms} ")
         self.server = Embedded(config)
         self.server.set_base_dir(str(folder))

@@ -89,17 +89,22 @@ class DecisionLog:
                 found.hit.id if found.hit else None, partition=partition if found.hit else None,
             )  # fmt: skip
             self._decisions.appendleft(decision)
-            bucket = (domain, int(now // BUCKET_SECONDS))
-            counts = self._buckets.setdefault(bucket, Counter())
+            counts, latencies = self._bucket(domain, int(now // BUCKET_SECONDS))
             counts["checks"] += 1
             counts[f"{outcome}:{reason}"] += 1
             counts.update(f"refused:{r.reason}" for r in found.refused if r.reason != "outranked")
-            self._latencies.setdefault(bucket, []).append(milliseconds)
-            self._forget_before(int(now // BUCKET_SECONDS) - self.settings.window_minutes * 60 // BUCKET_SECONDS)
+            latencies.append(milliseconds)
 
-    def _forget_before(self, oldest: int) -> None:
-        for bucket in [b for b in self._buckets if b[1] < oldest]:
-            del self._buckets[bucket], self._latencies[bucket]
+    def _bucket(self, domain: str, number: int) -> tuple[Counter, list[float]]:
+        """The domain's counts and latencies of bucket `number`; buckets past the window are dropped when a new one
+        starts (not on every record: this runs on each check)."""
+        key = (domain, number)
+        if key not in self._buckets:
+            oldest = number - self.settings.window_minutes * 60 // BUCKET_SECONDS
+            for old in [b for b in self._buckets if b[1] < oldest]:
+                del self._buckets[old], self._latencies[old]
+            self._buckets[key], self._latencies[key] = Counter(), []
+        return self._buckets[key], self._latencies[key]
 
     def decisions(self, tenant: str | None, domain: str | None, limit: int) -> list[Decision]:
         """Newest first; with `tenant`, only that tenant's."""

@@ -25,7 +25,7 @@ import numpy as np
 from cachetune.cache.encoders import DomainEncoders
 from cachetune.cache.store import Entry, NamespaceSettings, NewEntry, Partition, Store
 from cachetune.cache_config import CacheConfig, DomainConfig, load_config
-from cachetune.decision import Decider
+from cachetune.decision import Decider, Verdict
 from cachetune.errors import CacheError, ModelError, StoreError, UnknownDomainError
 from cachetune.records import Feedback, to_json_line
 from cachetune.text import clean_text
@@ -72,6 +72,17 @@ class Lookup:
     nearest: str | None = None  # the nearest entry's stored prompt
     second_opinion_ms: float | None = None  # when the domain's second model re-scored a candidate near the threshold
     judged: float | None = None  # the similarity of the best candidate the threshold judged (after a second opinion)
+
+
+def _judged(verdict: Verdict, found: list) -> float | None:
+    """The similarity the threshold judged: the served candidate's, else the first one the threshold refused, else
+    (no refusal at all) the best candidate's; None when a guard refused every candidate."""
+    if verdict.similarity is not None:
+        return verdict.similarity
+    by_threshold = [r.similarity for r in verdict.refusals if r.reason == "threshold"]
+    if by_threshold:
+        return by_threshold[0]
+    return found[0][1] if found and not verdict.refusals else None
 
 
 class SemanticCache:
@@ -205,10 +216,7 @@ class SemanticCache:
         verdict = decider.decide(prompt, [(entry.prompt, similarity) for entry, similarity in found])
         refused += tuple(Refused(found[r.index][0].id, found[r.index][0].prompt, found[r.index][1], r.reason) for r in verdict.refusals)
         hit = None if verdict.chosen is None else self._serve(domain, partition, prompt, *found[verdict.chosen], now)
-        judged = next(
-            (r.similarity for r in verdict.refusals if r.reason == "threshold"), found[0][1] if found and not verdict.refusals else None
-        )
-        judged = verdict.similarity if verdict.similarity is not None else judged
+        judged = _judged(verdict, found)
         return Lookup(hit, nearest, threshold, refused, nearest=nearest_prompt, second_opinion_ms=second, judged=judged)
 
     def _whole_prompts(self, domain: str, prompt: str, whole: bool, found: list) -> tuple[list, tuple[Refused, ...]]:

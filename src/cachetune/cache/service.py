@@ -225,7 +225,7 @@ def create_app(cache: SemanticCache, *, upstream_transport: httpx.AsyncBaseTrans
         gc.freeze()
         # numpy's BLAS threads spin after each exact search and took the cores from the encoder's own threads: one
         # BLAS thread (a search of a few thousand vectors gains nothing from more) took a new wording's check from
-        # 8.2 to 4.8 ms p50 and 16 clients from 274 to 1,212 checks/s (benchmarks/results/cache_speed.md).
+        # 8.0 to 4.0 ms p50 and 16 clients from 314 to 971 checks/s (benchmarks/results/blas_threads.md).
         blas = threadpool_limits(limits=1, user_api="blas")
         yield
         blas.restore_original_limits()

@@ -1,13 +1,16 @@
-"""What the operator's page (/ui, its decision log) costs a check: the HTTP benchmark before and after, alternating.
+"""A check's cost on two trees, alternating: the HTTP benchmark's ONNX int8 case on the code before a change and after.
 
-    git worktree add ../preui edc554e      # the commit before the operator's page
-    OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/ui_overhead.py --before-src ../preui/src --pairs 4
+    git worktree add ../preui edc554e      # the operator's page: the commit before it, with the same BLAS threads
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/before_after.py --before-src ../preui/src --name ui_overhead
+    git worktree add ../blas cdf0668       # one BLAS thread in `cachetune serve`: the commit before it
+    .venv/bin/python benchmarks/before_after.py --before-src ../blas/src --name blas_threads
+    git worktree add ../ui 6fdbcf0         # the operator's page alone, against the commit before it
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/before_after.py --before-src ../preui/src --after-src ../ui/src --name ui_alone
 
-Each pair runs `cache_speed.py --section http --http-cases onnx-int8:memory` once on the code before the page
+Each pair runs `cache_speed.py --section http --http-cases onnx-int8:memory` once on the code before
 (`--before-src` first on PYTHONPATH, so both the service and the client import it) and once on this checkout, one after
-the other on the same machine; the table gives each measure's median and range over the pairs. Both sides run with
-whatever BLAS threads the environment says (OPENBLAS_NUM_THREADS=1: the older code did not limit them, and their
-spinning is noise larger than the page could be). Writes results/ui_overhead.{json,md}.
+the other on the same machine; the table gives each measure's median and range over the pairs, and what the
+operator page's decision log costs a check in process. Writes results/NAME.{json,md}.
 """
 
 import argparse
@@ -71,25 +74,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--before-src", type=Path, required=True, help="the src folder of the code before the page")
     parser.add_argument("--pairs", type=int, default=4)
+    parser.add_argument("--after-src", type=Path, help="the src folder of the code after it (default: this checkout)")
+    parser.add_argument("--name", required=True, help="results/NAME.{json,md}")
     args = parser.parse_args()
     record_us = record_microseconds()
     runs = {"before": [], "after": []}
     for pair in range(args.pairs):
         runs["before"].append(http_row(args.before_src))
-        runs["after"].append(http_row(None))
+        runs["after"].append(http_row(args.after_src))
         print(f"pair {pair + 1} of {args.pairs} measured", flush=True)
     results = {"machine": machine(), "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS"), "record_us": record_us, "runs": runs}
     lines = [
-        f"# The operator's page: a check's cost before and after (HTTP, ONNX int8, embedded store) on {results['machine']['cpu_model']}",
+        f"# {args.name}: a check's cost before and after (HTTP, ONNX int8, embedded store) on {results['machine']['cpu_model']}",
         "",
-        f"{args.pairs} pairs, before (edc554e, no page) and after (this checkout) alternating; median (range). "
-        f"OPENBLAS_NUM_THREADS={results['openblas_threads']}. Re-run: see the docstring of benchmarks/ui_overhead.py.",
+        f"{args.pairs} pairs, before ({args.before_src}) and after ({args.after_src or 'this checkout'}) alternating; median (range). "
+        f"OPENBLAS_NUM_THREADS={results['openblas_threads']}. Re-run: see the docstring of benchmarks/before_after.py.",
         "",
         *table(["measure", "before", "after"], summary(runs)),
         "",
         f"The decision log itself, in process: {record_us} µs per check (`DecisionLog.record`, 20,000 records).",
     ]
-    save("ui_overhead", results, "\n".join(lines))
+    save(args.name, results, "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ and must not be served the query's answer:
 Each rule is deterministic given its `random.Random`. A rule that finds nothing to change makes no trap.
 """
 
+import functools
 import random
 import re
 from dataclasses import dataclass
@@ -95,6 +96,12 @@ def _forms(word: str) -> list[str]:
     return [word, word + "s", word + "ed", word + "ing"]
 
 
+@functools.cache
+def _word_pattern(word: str) -> re.Pattern:
+    """`word` as a whole word, any case. Compiled once: the opposites' forms outnumber `re`'s own cache of 512."""
+    return re.compile(rf"\b{re.escape(word)}\b", re.IGNORECASE)
+
+
 def negation_trap(text: str, rng: random.Random) -> str | None:
     """A negation added or taken away, or a word swapped for its opposite (see the module's docstring)."""
     opposites: dict[tuple[str, str], list[tuple[re.Pattern, str]]] = {}  # (word, its opposite) -> each form's pattern
@@ -102,14 +109,14 @@ def negation_trap(text: str, rng: random.Random) -> str | None:
         if " " in first or " " in second or first in ("with", "more", "on", "set", "even", "odd", "day", "min", "max"):
             continue  # too common to flip blindly: "with" and "on" are mostly not the point of a question
         for source, target in ((first, second), (second, first)):
-            if any(re.search(rf"\b{re.escape(form)}\b", text, re.IGNORECASE) for form in _forms(target)):
+            if any(_word_pattern(form).search(text) for form in _forms(target)):
                 continue  # says both already ("the first and the last"): flipping one says nothing new
             for source_form, target_form in zip(_forms(source), _forms(target)):
-                pattern = re.compile(rf"\b{re.escape(source_form)}\b", re.IGNORECASE)
+                pattern = _word_pattern(source_form)
                 if pattern.search(text):
                     opposites.setdefault((source, target), []).append((pattern, target_form))
     for contracted, plain in _CONTRACTED.items():
-        pattern = re.compile(rf"\b{re.escape(contracted)}\b", re.IGNORECASE)
+        pattern = _word_pattern(contracted)
         if pattern.search(text):
             return pattern.sub(lambda m, plain=plain: _keep_case(m.group(0), plain), text, count=1)
     if re.search(r"\bnot\s+", text, re.IGNORECASE):

@@ -72,7 +72,7 @@ def summary(runs: dict[str, list[dict]]) -> list[list]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--before-src", type=Path, required=True, help="the src folder of the code before the page")
+    parser.add_argument("--before-src", type=Path, required=True, help="the src folder of the code before the change")
     parser.add_argument("--pairs", type=int, default=4)
     parser.add_argument("--after-src", type=Path, help="the src folder of the code after it (default: this checkout)")
     parser.add_argument("--name", required=True, help="results/NAME.{json,md}")

@@ -52,7 +52,7 @@ def markdown(run: dict, info: dict) -> str:
     lines = [
         f"# The test suite's time: `{env + ' ' if env else ''}{' '.join(run['command'])}`",
         "",
-        f"{info['cpu_model']}, {info['cpus']} CPUs, torch threads {info['torch_threads']}. Outcome: {run['outcome']}.",
+        f"{info['cpu_model']}, {info['cpus']} CPUs (threads as the title's environment sets them). Outcome: {run['outcome']}.",
         "",
         *table(
             ["wall s", "CPU s (pytest and its processes)", "cores busy on average", "CPU s / cores"],

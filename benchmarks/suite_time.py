@@ -66,14 +66,21 @@ def markdown(run: dict, info: dict) -> str:
     return "\n".join(lines)
 
 
+def env_setting(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not name or not equals:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=VALUE")
+    return name, value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--name", default="suite_time", help="results/NAME.{json,md}")
-    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="set in pytest's environment")
+    parser.add_argument("--env", action="append", default=[], type=env_setting, metavar="NAME=VALUE", help="set in pytest's environment")
     parser.add_argument("--slowest", type=int, default=25, help="how many of the slowest phases to keep")
     parser.add_argument("pytest_args", nargs="*", help="after --: passed to pytest")
     args = parser.parse_args()
-    env = dict(item.split("=", 1) for item in args.env)
+    env = dict(args.env)
     run = run_suite(args.pytest_args, env, args.slowest)
     info = machine()
     save(args.name, {"machine": info, **run}, markdown(run, info))
